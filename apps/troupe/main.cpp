@@ -1,0 +1,2 @@
+// main: the troupe command line (placeholder).
+int main() { return 0; }

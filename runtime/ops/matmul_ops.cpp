@@ -1,0 +1,6 @@
+// matmul_ops: placeholder until the operator group lands.
+#include "runtime/ops/op_registry.hpp"
+
+namespace troupe {
+void register_matmul_ops(op_registry&) {}
+} // namespace troupe

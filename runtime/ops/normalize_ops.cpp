@@ -1,0 +1,6 @@
+// normalize_ops: placeholder until the operator group lands.
+#include "runtime/ops/op_registry.hpp"
+
+namespace troupe {
+void register_normalize_ops(op_registry&) {}
+} // namespace troupe

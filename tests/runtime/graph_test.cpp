@@ -1,0 +1,2 @@
+// Placeholder so the runtime test binary links.
+#include <doctest/doctest.h>
