@@ -1,0 +1,56 @@
+// optimize: the pass pipeline a session runs when a model is loaded.
+#include <unordered_set>
+
+#include "kernels/cpu/cpu_context.hpp"
+#include "runtime/passes/passes.hpp"
+#include "runtime/plan.hpp"
+
+namespace troupe {
+namespace {
+
+void prune_unused_initializers(graph& g) {
+  std::unordered_set<std::string> used;
+  for (const auto& n : g.nodes)
+    used.insert(n.inputs.begin(), n.inputs.end());
+  for (const auto& out : g.outputs)
+    used.insert(out.name);
+  std::erase_if(g.initializers, [&](const auto& kv) { return !used.count(kv.first); });
+}
+
+/// Concrete dims of every value at a probe size (dynamic dims = 2, so that a dimension that
+/// depends on the batch is not mistaken for a broadcast of size 1).
+expected<shape_map> probe_shapes(const graph& g) {
+  std::vector<shape> dims;
+  for (const auto& in : g.inputs) {
+    shape d = in.dims;
+    for (auto& x : d)
+      if (x < 0)
+        x = 2;
+    dims.push_back(std::move(d));
+  }
+  cpu::cpu_context cpu{cpu::cpu_limits{1, {}}};
+  auto p = plan::compile(g, dims, cpu, plan_options{false});
+  if (!p)
+    return p.error();
+  return (*p)->value_shapes();
+}
+
+} // namespace
+
+status optimize_graph(graph& g) {
+  remove_identities(g);
+  fold_batchnorm_into_conv(g);
+  prune_unused_initializers(g);
+  bool has_conv = false;
+  for (const auto& n : g.nodes)
+    has_conv = has_conv || n.op_type == "Conv";
+  if (has_conv) {
+    auto shapes = probe_shapes(g);
+    if (!shapes)
+      return shapes.error();
+    fuse_conv_epilogues(g, *shapes);
+  }
+  return g.sort_topologically();
+}
+
+} // namespace troupe

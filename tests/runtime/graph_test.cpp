@@ -1,2 +1,0 @@
-// Placeholder so the runtime test binary links.
-#include <doctest/doctest.h>
