@@ -153,8 +153,8 @@ expected<graph> parse_onnx(const void* data, size_t size, const std::string& sou
   for (const auto& op : model.opset_import())
     if (op.domain().empty() || op.domain() == "ai.onnx")
       g.opset = op.version();
-  if (g.opset == 0)
-    return make_error(errc::parse_error, "{}: model imports no default-domain opset", source);
+  // A model importing only other domains (training, ML) keeps opset 0; its nodes are then
+  // reported as unsupported by domain.
 
   const auto& gp = model.graph();
   for (const auto& init : gp.initializer()) {
