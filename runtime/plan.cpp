@@ -91,6 +91,14 @@ status plan::compile_node(const node& n, const op_def& def, const std::string& s
   auto built = def.build(n, descs, bctx);
   if (!built)
     return built.error().with_context(source);
+  for (const auto& o : built->outputs) {
+    auto bytes = checked_bytes(o.dims, size_of(o.type));
+    if (!bytes)
+      return bytes.error().with_context(context());
+    if (static_cast<size_t>(*bytes) > options_.max_value_bytes)
+      return make_error(errc::resource_exhausted, "{}: output of shape {} needs {} bytes, over the "
+                        "{} byte limit", context(), to_string(o.dims), *bytes, options_.max_value_bytes);
+  }
   size_t named_outputs = 0;
   for (size_t i = 0; i < n.outputs.size(); ++i)
     if (!n.outputs[i].empty())
@@ -191,6 +199,10 @@ expected<std::unique_ptr<plan>> plan::compile(const graph& g, std::span<const sh
     auto bytes = checked_bytes(input_dims[i], size_of(g.inputs[i].type));
     if (!bytes)
       return bytes.error().with_context(g.source + ": input '" + g.inputs[i].name + "'");
+    if (static_cast<size_t>(*bytes) > options.max_value_bytes)
+      return make_error(errc::resource_exhausted, "{}: input '{}' of shape {} is over the {} byte "
+                        "limit", g.source, g.inputs[i].name, to_string(input_dims[i]),
+                        options.max_value_bytes);
     const int id = p->add_value({g.inputs[i].type, input_dims[i], {}, nullptr});
     p->buffers_.push_back({buffer_kind::graph_input, static_cast<size_t>(*bytes), 0, 0, id,
                            static_cast<int>(i)});

@@ -14,6 +14,9 @@ namespace troupe {
 
 struct plan_options {
   bool allow_blocked = true; // keep oneDNN blocked layouts between operators that accept them
+  /// Largest tensor a plan may create; a model asking for more is refused at compile time
+  /// (a hostile or corrupt file must not exhaust memory).
+  size_t max_value_bytes = size_t{8} << 30;
 };
 
 /// Per-step wall time of one run, for profiling (`troupe bench --profile`).

@@ -11,7 +11,7 @@ session::session(graph g, session_options options)
 
 expected<std::unique_ptr<session>> session::from_graph(graph g, session_options options) {
   if (options.optimize)
-    TROUPE_TRY_STATUS(optimize_graph(g));
+    TROUPE_TRY_STATUS(optimize_graph(g, options.max_value_bytes));
   return std::unique_ptr<session>(new session(std::move(g), std::move(options)));
 }
 
@@ -69,7 +69,7 @@ expected<plan*> session::plan_for(std::span<const shape> input_dims) {
     return it->second.get();
   if (plans_.size() >= options_.max_cached_plans)
     plans_.clear();
-  auto p = plan::compile(graph_, input_dims, cpu_, plan_options{options_.allow_blocked});
+  auto p = plan::compile(graph_, input_dims, cpu_, plan_options{options_.allow_blocked, options_.max_value_bytes});
   if (!p)
     return p.error();
   plan* raw = p->get();

@@ -19,7 +19,7 @@ void prune_unused_initializers(graph& g) {
 
 /// Concrete dims of every value at a probe size (dynamic dims = 2, so that a dimension that
 /// depends on the batch is not mistaken for a broadcast of size 1).
-expected<shape_map> probe_shapes(const graph& g) {
+expected<shape_map> probe_shapes(const graph& g, size_t max_value_bytes) {
   std::vector<shape> dims;
   for (const auto& in : g.inputs) {
     shape d = in.dims;
@@ -29,7 +29,7 @@ expected<shape_map> probe_shapes(const graph& g) {
     dims.push_back(std::move(d));
   }
   cpu::cpu_context cpu{cpu::cpu_limits{1, {}}};
-  auto p = plan::compile(g, dims, cpu, plan_options{false});
+  auto p = plan::compile(g, dims, cpu, plan_options{false, max_value_bytes});
   if (!p)
     return p.error();
   return (*p)->value_shapes();
@@ -37,7 +37,7 @@ expected<shape_map> probe_shapes(const graph& g) {
 
 } // namespace
 
-status optimize_graph(graph& g) {
+status optimize_graph(graph& g, size_t max_value_bytes) {
   remove_identities(g);
   fold_batchnorm_into_conv(g);
   prune_unused_initializers(g);
@@ -45,7 +45,7 @@ status optimize_graph(graph& g) {
   for (const auto& n : g.nodes)
     has_conv = has_conv || n.op_type == "Conv";
   if (has_conv) {
-    auto shapes = probe_shapes(g);
+    auto shapes = probe_shapes(g, max_value_bytes);
     if (!shapes)
       return shapes.error();
     fuse_conv_epilogues(g, *shapes);

@@ -24,7 +24,8 @@ size_t fold_batchnorm_into_conv(graph& g);
 /// Returns the number of nodes fused away.
 size_t fuse_conv_epilogues(graph& g, const shape_map& shapes);
 
-/// Runs every pass in order. The shape-dependent fusion compiles a probe plan.
-status optimize_graph(graph& g);
+/// Runs every pass in order. The shape-dependent fusion compiles a probe plan whose tensors
+/// may not exceed `max_value_bytes`.
+status optimize_graph(graph& g, size_t max_value_bytes = size_t{8} << 30);
 
 } // namespace troupe
