@@ -358,6 +358,20 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def blas_provider() -> str:
+    """Which library Debian's libblas.so.3 alternative (used by PyTorch's Linear/matmul) is."""
+    link = "/etc/alternatives/libblas.so.3-x86_64-linux-gnu"
+    try:
+        target = os.path.realpath(link)
+    except OSError:
+        return "unknown"
+    if "openblas" in target:
+        return "OpenBLAS"
+    if "/blas/libblas.so" in target:
+        return "netlib reference BLAS (slow; install libopenblas0 for OpenBLAS)"
+    return target if os.path.exists(link) else "unknown"
+
+
 def render(args, names, metas, res, checks, mem, base_mem, versions, started) -> str:
     have_troupe = "troupe" in args.runtime_list
     cmd = shlex.join(getattr(sys, "orig_argv", [sys.executable] + sys.argv))
@@ -368,6 +382,7 @@ def render(args, names, metas, res, checks, mem, base_mem, versions, started) ->
         "",
         f"{cpu_name()}, {os.cpu_count()} CPUs; threads {args.threads}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + (f" (libblas.so.3: {blas_provider()})" if "torch" in versions else "")
         + f"; {args.seconds:g} s per runtime per model/batch in {args.rounds} interleaved rounds "
         f"(median of rounds); {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}."
         + f" 1-min load average before the run: {args.load_start:.2f}"
