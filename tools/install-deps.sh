@@ -7,7 +7,8 @@ packages=(
   libcaf-dev libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   libfmt-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libsimdjson-dev
   doctest-dev libbenchmark-dev libboost-dev
-  python3 python3-venv python3-numpy python3-torch python3-onnx
+  python3 python3-venv python3-numpy python3-torch python3-torchvision python3-onnx
+  libopenblas0 wrk
   libonnx-testdata dataset-fashion-mnist
 )
 
