@@ -32,6 +32,8 @@ void copy_element(std::byte* dst, const std::byte* src) {
 
 void gather_blocks(const void* data, int64_t outer, int64_t axis_dim, size_t block_bytes,
                    std::span<const int64_t> indices, void* out) {
+  if (block_bytes == 0)
+    return; // empty rows: the buffers may be null
   const auto* src = static_cast<const std::byte*>(data);
   auto* dst = static_cast<std::byte*>(out);
   switch (block_bytes) {
