@@ -65,7 +65,7 @@ void reduce_pass(const T* src, T* dst, int64_t outer, int64_t r, int64_t inner, 
 /// Applying it pass after pass is exact: lse over two axes is lse of the inner lse.
 template <class T>
 void log_sum_exp_pass(const T* src, T* dst, int64_t outer, int64_t r, int64_t inner) {
-  auto larger = [](T a, T b) { return (a > b || a != a) ? a : b; };
+  auto larger = [](T a, T b) { return ((a > b) | (a != a)) ? a : b; };
   reduce_pass(src, dst, outer, r, inner, lowest<T>(), [](T x) { return x; }, larger);
 #pragma omp parallel for if (outer * r * inner >= parallel_work && outer > 1)
   for (int64_t o = 0; o < outer; ++o) {
@@ -111,13 +111,13 @@ void run_pass(reduce_kind kind, bool first, const T* src, T* dst, int64_t outer,
       reduce_pass(src, dst, outer, r, inner, T(0), identity_map, plus);
     return;
   case reduce_kind::max:
-    // NaN wins, as in numpy.
+    // NaN wins, as in numpy; `|` instead of `||` keeps the select branch-free (vectorized).
     reduce_pass(src, dst, outer, r, inner, lowest<T>(), identity_map,
-                [](T a, T b) { return (a > b || a != a) ? a : b; });
+                [](T a, T b) { return ((a > b) | (a != a)) ? a : b; });
     return;
   case reduce_kind::min:
     reduce_pass(src, dst, outer, r, inner, highest<T>(), identity_map,
-                [](T a, T b) { return (a < b || a != a) ? a : b; });
+                [](T a, T b) { return ((a < b) | (a != a)) ? a : b; });
     return;
   case reduce_kind::prod:
     reduce_pass(src, dst, outer, r, inner, T(1), identity_map, [](T a, T b) { return a * b; });
