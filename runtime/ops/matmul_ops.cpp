@@ -78,7 +78,7 @@ enum class c_role {
   none,         // absent, or beta == 0
   bias_direct,  // C is a length-N row and beta == alpha: oneDNN's bias reads C itself
   bias_scaled,  // a row of N values (beta/alpha)*C, precomputed when C is constant
-  add_after,    // any other broadcast ([M,1], [M,N], scalar with alpha == 0): added afterwards
+  add_after,    // [M,1] or [M,N], or any C when alpha == 0: added after the product
 };
 
 struct gemm_config {
