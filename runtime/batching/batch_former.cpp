@@ -66,7 +66,7 @@ std::optional<batch_plan> batch_former::form(request_queue& queue, steady_time n
   if (queue.empty() || !credits.any_available())
     return std::nullopt;
 
-  const bool unbatched = options_.max_batch_size == 0;
+  const bool unbatched = options_.max_batch_size == 0 || !options_.combine_requests;
   batch_plan plan;
   bool full = false;
   size_t preferred_count = 0;

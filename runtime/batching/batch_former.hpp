@@ -15,6 +15,7 @@ struct batch_former_options {
   int64_t max_batch_size = 0; // 0: the model has no batch dimension; each request runs alone
   std::vector<int64_t> preferred_batch_sizes; // sizes worth sending at once
   std::vector<int64_t> allowed_batch_sizes;   // batches are padded up to one of these
+  bool combine_requests = true; // false (no dynamic_batching block): one request per batch
 };
 
 /// Why a batch went when it did.

@@ -5,6 +5,7 @@
 
 #include "runtime/batching/aimd_batch_cap.hpp"
 #include "runtime/batching/batch_former.hpp"
+#include "runtime/batching/batching_options.hpp"
 #include "runtime/batching/reorder_buffer.hpp"
 
 using namespace troupe;
@@ -248,4 +249,43 @@ TEST_CASE("aimd_batch_cap::create rejects an SLO of zero and bad bounds") {
   CHECK(!aimd_batch_cap::create({microseconds{10}, 4, 2, 0, 1, 0.9}));
   CHECK(!aimd_batch_cap::create({microseconds{10}, 1, 8, 0, 1, 1.0}));
   CHECK(!aimd_batch_cap::create({microseconds{10}, 1, 8, 9, 1, 0.9}));
+}
+
+TEST_CASE("queue and former options built from a config batch as the config says") {
+  auto config = parse_model_config("max_batch_size: 8\n"
+                                   "allowed_batch_sizes: [4, 8]\n"
+                                   "dynamic_batching:\n"
+                                   "  preferred_batch_size: [4]\n"
+                                   "  max_queue_delay_microseconds: 100\n"
+                                   "  priority_levels: 2\n"
+                                   "  priority_queue_policy: {1: {max_queue_size: 1}}\n",
+                                   "m/config.yaml");
+  REQUIRE(config.has_value());
+  auto q = request_queue::create(queue_options_from(*config));
+  auto former = batch_former::create(former_options_from(*config));
+  REQUIRE(q.has_value());
+  REQUIRE(former.has_value());
+  credit_pool credits(1, config->max_batches_in_flight);
+  CHECK(q->levels() == 2);
+  CHECK(q->admit(req(1, 1, 1), at(0)).is_ok());
+  CHECK(q->admit(req(2, 1, 1), at(0)).code() == errc::resource_exhausted);
+  CHECK(q->admit(req(3, 9), at(0)).code() == errc::invalid_argument);
+  CHECK(q->admit(req(4, 2), at(0)).is_ok()); // lowest level by default
+  CHECK(!former->form(*q, at(99), credits));
+  auto b = former->form(*q, at(100), credits);
+  REQUIRE(b);
+  CHECK(b->ids == std::vector<uint64_t>{1, 4});
+  CHECK(b->padded_rows == 4);
+}
+
+TEST_CASE("without a dynamic_batching block requests queue but are never combined") {
+  auto config = parse_model_config("max_batch_size: 8\n", "m/config.yaml");
+  REQUIRE(config.has_value());
+  auto q = *request_queue::create(queue_options_from(*config));
+  auto former = *batch_former::create(former_options_from(*config));
+  credit_pool credits(1, 2);
+  REQUIRE(q.admit(req(1, 3), at(0)).is_ok());
+  REQUIRE(q.admit(req(2, 3), at(0)).is_ok());
+  CHECK(former.form(q, at(0), credits)->ids == std::vector<uint64_t>{1});
+  CHECK(former.form(q, at(0), credits)->ids == std::vector<uint64_t>{2});
 }
