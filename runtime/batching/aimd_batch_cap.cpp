@@ -28,8 +28,8 @@ aimd_batch_cap::aimd_batch_cap(aimd_options options)
 
 void aimd_batch_cap::observe(int64_t rows, microseconds latency) {
   if (latency > options_.slo) {
-    const auto shrunk = static_cast<int64_t>(std::floor(static_cast<double>(cap_) *
-                                                        options_.decrease_factor));
+    const auto shrunk =
+        static_cast<int64_t>(std::floor(static_cast<double>(cap_) * options_.decrease_factor));
     cap_ = std::max(options_.min_cap, std::min(shrunk, cap_ - 1));
   } else if (rows >= cap_) {
     cap_ = std::min(options_.max_cap, cap_ + options_.additive_step);

@@ -9,10 +9,10 @@
 namespace troupe {
 
 struct aimd_options {
-  microseconds slo{0};          // latency objective of one batch
+  microseconds slo{0}; // latency objective of one batch
   int64_t min_cap = 1;
-  int64_t max_cap = 1;          // usually max_batch_size
-  int64_t initial_cap = 0;      // 0 = start at min_cap
+  int64_t max_cap = 1;     // usually max_batch_size
+  int64_t initial_cap = 0; // 0 = start at min_cap
   int64_t additive_step = 1;
   double decrease_factor = 0.9; // the cap shrinks by ~10% on a miss
 };

@@ -16,8 +16,8 @@ status check_sizes(std::vector<int64_t>& sizes, int64_t max_batch_size, const ch
     if (max_batch_size == 0)
       return make_error(errc::invalid_argument, "{} needs max_batch_size > 0", what);
     if (s > max_batch_size)
-      return make_error(errc::invalid_argument, "{} holds {}, more than max_batch_size {}", what,
-                        s, max_batch_size);
+      return make_error(errc::invalid_argument, "{} holds {}, more than max_batch_size {}", what, s,
+                        max_batch_size);
   }
   return {};
 }
@@ -28,10 +28,10 @@ expected<batch_former> batch_former::create(batch_former_options options) {
   if (options.max_batch_size < 0)
     return make_error(errc::invalid_argument, "max_batch_size is {}, expected >= 0",
                       options.max_batch_size);
-  TROUPE_TRY_STATUS(check_sizes(options.preferred_batch_sizes, options.max_batch_size,
-                                "preferred_batch_size"));
-  TROUPE_TRY_STATUS(check_sizes(options.allowed_batch_sizes, options.max_batch_size,
-                                "allowed_batch_sizes"));
+  TROUPE_TRY_STATUS(
+      check_sizes(options.preferred_batch_sizes, options.max_batch_size, "preferred_batch_size"));
+  TROUPE_TRY_STATUS(
+      check_sizes(options.allowed_batch_sizes, options.max_batch_size, "allowed_batch_sizes"));
   if (!options.allowed_batch_sizes.empty() &&
       options.allowed_batch_sizes.back() != options.max_batch_size)
     return make_error(errc::invalid_argument,

@@ -17,8 +17,8 @@ enum class timeout_action : uint8_t {
 };
 
 struct queue_policy {
-  int64_t max_queue_size = 0;       // requests queued at this level; 0 = unbounded
-  microseconds default_timeout{0};  // 0 = no timeout
+  int64_t max_queue_size = 0;          // requests queued at this level; 0 = unbounded
+  microseconds default_timeout{0};     // 0 = no timeout
   bool allow_timeout_override = false; // a request may then shorten (never extend) the timeout
   timeout_action action = timeout_action::reject;
 

@@ -30,8 +30,8 @@ private:
   enum class slot : uint8_t { running, done, dropped };
   std::vector<uint64_t> release_front();
 
-  std::deque<uint64_t> order_;                   // arrival order, dropped ids included
-  std::unordered_map<uint64_t, slot> state_;     // ids still in order_
+  std::deque<uint64_t> order_;               // arrival order, dropped ids included
+  std::unordered_map<uint64_t, slot> state_; // ids still in order_
 };
 
 } // namespace troupe

@@ -12,8 +12,8 @@ status check_policy(const queue_policy& p, const std::string& where) {
     return make_error(errc::invalid_argument, "{}: max_queue_size is {}, expected >= 0", where,
                       p.max_queue_size);
   if (p.default_timeout.count() < 0)
-    return make_error(errc::invalid_argument, "{}: default timeout is {} us, expected >= 0",
-                      where, p.default_timeout.count());
+    return make_error(errc::invalid_argument, "{}: default timeout is {} us, expected >= 0", where,
+                      p.default_timeout.count());
   return {};
 }
 
@@ -49,8 +49,8 @@ request_queue::request_queue(request_queue_options options) : options_(std::move
   levels_.resize(levels);
   for (uint32_t l = 1; l <= levels; ++l) {
     auto it = options_.level_policies.find(l);
-    levels_[l - 1].policy = it != options_.level_policies.end() ? it->second
-                                                                : options_.default_policy;
+    levels_[l - 1].policy =
+        it != options_.level_policies.end() ? it->second : options_.default_policy;
   }
 }
 
@@ -59,9 +59,8 @@ status request_queue::admit(pending_request r, steady_time now) {
     return make_error(errc::invalid_argument, "request {} has {} rows, expected at least 1", r.id,
                       r.rows);
   if (options_.max_rows > 0 && r.rows > options_.max_rows)
-    return make_error(errc::invalid_argument,
-                      "request {} has {} rows, more than max_batch_size {}", r.id, r.rows,
-                      options_.max_rows);
+    return make_error(errc::invalid_argument, "request {} has {} rows, more than max_batch_size {}",
+                      r.id, r.rows, options_.max_rows);
   if (index_.count(r.id) != 0)
     return make_error(errc::invalid_argument, "request id {} is already queued", r.id);
   if (options_.priority_levels == 0) {

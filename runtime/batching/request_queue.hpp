@@ -36,8 +36,8 @@ struct request_queue_options {
   uint32_t default_priority_level = 0; // 0 = the lowest priority (priority_levels)
   queue_policy default_policy;
   std::map<uint32_t, queue_policy> level_policies; // overrides per level
-  microseconds max_queue_delay{0};     // how long the oldest request may wait for a fuller batch
-  int64_t max_rows = 0;                // larger requests are refused; 0 = no limit
+  microseconds max_queue_delay{0}; // how long the oldest request may wait for a fuller batch
+  int64_t max_rows = 0;            // larger requests are refused; 0 = no limit
 };
 
 /// The most priority levels a queue accepts (each level holds its own queues).

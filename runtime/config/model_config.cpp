@@ -27,10 +27,14 @@ std::string join(const std::vector<std::string>& items) {
 
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Scalar: return fmt::format("'{}'", node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "nothing";
+    case YAML::NodeType::Scalar:
+      return fmt::format("'{}'", node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "nothing";
   }
 }
 
@@ -103,8 +107,7 @@ public:
     expected_form(node, path, "true or false");
   }
 
-  std::string text(const YAML::Node& node, const std::string& path,
-                   const std::string& form) const {
+  std::string text(const YAML::Node& node, const std::string& path, const std::string& form) const {
     if (!node.IsScalar() || node.Scalar().empty())
       expected_form(node, path, form);
     return node.Scalar();
@@ -151,32 +154,30 @@ std::optional<dtype> parse_data_type(std::string name) {
   return dtype_from_kserve(name);
 }
 
-queue_policy parse_queue_policy(const reader& in, const YAML::Node& node,
-                                const std::string& path) {
+queue_policy parse_queue_policy(const reader& in, const YAML::Node& node, const std::string& path) {
   queue_policy p;
-  in.for_each_key(
-      node, path,
-      {"max_queue_size", "default_timeout_microseconds", "allow_timeout_override",
-       "timeout_action"},
-      [&](const std::string& key, const YAML::Node& v, const std::string& key_path) {
-        if (key == "max_queue_size") {
-          p.max_queue_size =
-              in.integer(v, key_path, 0, max_sane_batch * 1024, "an integer >= 0 (0 = unbounded)");
-        } else if (key == "default_timeout_microseconds") {
-          p.default_timeout = microseconds{
-              in.integer(v, key_path, 0, max_microseconds, "an integer >= 0 (0 = no timeout)")};
-        } else if (key == "allow_timeout_override") {
-          p.allow_timeout_override = in.boolean(v, key_path);
-        } else {
-          const std::string s = v.IsScalar() ? v.Scalar() : "";
-          if (s == "REJECT")
-            p.action = timeout_action::reject;
-          else if (s == "DELAY")
-            p.action = timeout_action::delay;
-          else
-            in.expected_form(v, key_path, "REJECT or DELAY");
-        }
-      });
+  in.for_each_key(node, path,
+                  {"max_queue_size", "default_timeout_microseconds", "allow_timeout_override",
+                   "timeout_action"},
+                  [&](const std::string& key, const YAML::Node& v, const std::string& key_path) {
+                    if (key == "max_queue_size") {
+                      p.max_queue_size = in.integer(v, key_path, 0, max_sane_batch * 1024,
+                                                    "an integer >= 0 (0 = unbounded)");
+                    } else if (key == "default_timeout_microseconds") {
+                      p.default_timeout = microseconds{in.integer(
+                          v, key_path, 0, max_microseconds, "an integer >= 0 (0 = no timeout)")};
+                    } else if (key == "allow_timeout_override") {
+                      p.allow_timeout_override = in.boolean(v, key_path);
+                    } else {
+                      const std::string s = v.IsScalar() ? v.Scalar() : "";
+                      if (s == "REJECT")
+                        p.action = timeout_action::reject;
+                      else if (s == "DELAY")
+                        p.action = timeout_action::delay;
+                      else
+                        in.expected_form(v, key_path, "REJECT or DELAY");
+                    }
+                  });
   return p;
 }
 
@@ -184,194 +185,203 @@ std::vector<tensor_restriction> parse_tensors(const reader& in, const YAML::Node
                                               const std::string& path) {
   std::vector<tensor_restriction> out;
   std::set<std::string> names;
-  in.for_each_item(node, path, "a list of {name, data_type, dims}",
-                   [&](const YAML::Node& item, const std::string& item_path) {
-    tensor_restriction t;
-    in.for_each_key(item, item_path, {"name", "data_type", "dims"},
-                    [&](const std::string& key, const YAML::Node& v, const std::string& key_path) {
-      if (key == "name") {
-        t.name = in.text(v, key_path, "a tensor name");
-      } else if (key == "data_type") {
-        const std::string form = "a data type such as TYPE_FP32 or FP32";
-        auto type = parse_data_type(in.text(v, key_path, form));
-        if (!type)
-          in.expected_form(v, key_path, form);
-        t.type = *type;
-      } else {
-        std::vector<int64_t> dims;
-        if (!v.IsSequence())
-          in.expected_form(v, key_path, "a list of dimensions (-1 = any size)");
-        for (size_t i = 0; i < v.size(); ++i) {
-          const auto dim_path = fmt::format("{}[{}]", key_path, i);
-          const int64_t d = in.integer(v[i], dim_path, -1, max_sane_batch * 1024,
-                                       "a positive dimension or -1 (any size)");
-          if (d == 0)
-            in.expected_form(v[i], dim_path, "a positive dimension or -1 (any size)");
-          dims.push_back(d);
-        }
-        t.dims = std::move(dims);
-      }
-    });
-    if (t.name.empty())
-      in.fail(item, item_path + ".name", "missing, expected a tensor name");
-    if (!names.insert(t.name).second)
-      in.fail(item, item_path + ".name", fmt::format("'{}' is listed twice", t.name));
-    out.push_back(std::move(t));
-  });
+  in.for_each_item(
+      node, path, "a list of {name, data_type, dims}",
+      [&](const YAML::Node& item, const std::string& item_path) {
+        tensor_restriction t;
+        in.for_each_key(
+            item, item_path, {"name", "data_type", "dims"},
+            [&](const std::string& key, const YAML::Node& v, const std::string& key_path) {
+              if (key == "name") {
+                t.name = in.text(v, key_path, "a tensor name");
+              } else if (key == "data_type") {
+                const std::string form = "a data type such as TYPE_FP32 or FP32";
+                auto type = parse_data_type(in.text(v, key_path, form));
+                if (!type)
+                  in.expected_form(v, key_path, form);
+                t.type = *type;
+              } else {
+                std::vector<int64_t> dims;
+                if (!v.IsSequence())
+                  in.expected_form(v, key_path, "a list of dimensions (-1 = any size)");
+                for (size_t i = 0; i < v.size(); ++i) {
+                  const auto dim_path = fmt::format("{}[{}]", key_path, i);
+                  const int64_t d = in.integer(v[i], dim_path, -1, max_sane_batch * 1024,
+                                               "a positive dimension or -1 (any size)");
+                  if (d == 0)
+                    in.expected_form(v[i], dim_path, "a positive dimension or -1 (any size)");
+                  dims.push_back(d);
+                }
+                t.dims = std::move(dims);
+              }
+            });
+        if (t.name.empty())
+          in.fail(item, item_path + ".name", "missing, expected a tensor name");
+        if (!names.insert(t.name).second)
+          in.fail(item, item_path + ".name", fmt::format("'{}' is listed twice", t.name));
+        out.push_back(std::move(t));
+      });
   return out;
 }
 
 void parse_dynamic_batching(const reader& in, const YAML::Node& node, dynamic_batching_config& db,
-                            std::map<uint32_t, YAML::Node>& level_nodes,
-                            YAML::Node& preferred_node, YAML::Node& default_level_node) {
+                            std::map<uint32_t, YAML::Node>& level_nodes, YAML::Node& preferred_node,
+                            YAML::Node& default_level_node) {
   const std::string path = "dynamic_batching";
-  in.for_each_key(node, path,
-                  {"preferred_batch_size", "max_queue_delay_microseconds", "preserve_ordering",
-                   "priority_levels", "default_priority_level", "default_queue_policy",
-                   "priority_queue_policy"},
-                  [&](const std::string& key, const YAML::Node& v, const std::string& key_path) {
-    if (key == "preferred_batch_size") {
-      db.preferred_batch_size = in.integers(v, key_path, 1);
-      preferred_node = v;
-    } else if (key == "max_queue_delay_microseconds") {
-      db.max_queue_delay = microseconds{in.integer(v, key_path, 0, max_microseconds,
-                                                   "an integer >= 0")};
-    } else if (key == "preserve_ordering") {
-      db.preserve_ordering = in.boolean(v, key_path);
-    } else if (key == "priority_levels") {
-      db.priority_levels = static_cast<uint32_t>(
-          in.integer(v, key_path, 0, 1000, "an integer in 0..1000 (0 = no priorities)"));
-    } else if (key == "default_priority_level") {
-      db.default_priority_level =
-          static_cast<uint32_t>(in.integer(v, key_path, 1, 1000, "a priority level >= 1"));
-      default_level_node = v;
-    } else if (key == "default_queue_policy") {
-      db.default_queue_policy = parse_queue_policy(in, v, key_path);
-    } else {
-      if (!v.IsMap())
-        in.expected_form(v, key_path, "a map from priority level to queue policy");
-      for (auto it = v.begin(); it != v.end(); ++it) {
-        const YAML::Node k = it->first;
-        const std::string level_path =
-            key_path + "." + (k.IsScalar() ? k.Scalar() : std::string("?"));
-        const auto level = static_cast<uint32_t>(
-            in.integer(k, level_path, 1, 1000, "a priority level >= 1 as the key"));
-        if (level_nodes.count(level))
-          in.fail(k, level_path, "level given twice");
-        level_nodes[level] = k;
-        db.priority_queue_policy[level] = parse_queue_policy(in, it->second, level_path);
-      }
-    }
-  });
+  in.for_each_key(
+      node, path,
+      {"preferred_batch_size", "max_queue_delay_microseconds", "preserve_ordering",
+       "priority_levels", "default_priority_level", "default_queue_policy",
+       "priority_queue_policy"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& key_path) {
+        if (key == "preferred_batch_size") {
+          db.preferred_batch_size = in.integers(v, key_path, 1);
+          preferred_node = v;
+        } else if (key == "max_queue_delay_microseconds") {
+          db.max_queue_delay =
+              microseconds{in.integer(v, key_path, 0, max_microseconds, "an integer >= 0")};
+        } else if (key == "preserve_ordering") {
+          db.preserve_ordering = in.boolean(v, key_path);
+        } else if (key == "priority_levels") {
+          db.priority_levels = static_cast<uint32_t>(
+              in.integer(v, key_path, 0, 1000, "an integer in 0..1000 (0 = no priorities)"));
+        } else if (key == "default_priority_level") {
+          db.default_priority_level =
+              static_cast<uint32_t>(in.integer(v, key_path, 1, 1000, "a priority level >= 1"));
+          default_level_node = v;
+        } else if (key == "default_queue_policy") {
+          db.default_queue_policy = parse_queue_policy(in, v, key_path);
+        } else {
+          if (!v.IsMap())
+            in.expected_form(v, key_path, "a map from priority level to queue policy");
+          for (auto it = v.begin(); it != v.end(); ++it) {
+            const YAML::Node k = it->first;
+            const std::string level_path =
+                key_path + "." + (k.IsScalar() ? k.Scalar() : std::string("?"));
+            const auto level = static_cast<uint32_t>(
+                in.integer(k, level_path, 1, 1000, "a priority level >= 1 as the key"));
+            if (level_nodes.count(level))
+              in.fail(k, level_path, "level given twice");
+            level_nodes[level] = k;
+            db.priority_queue_policy[level] = parse_queue_policy(in, it->second, level_path);
+          }
+        }
+      });
 }
 
 model_config parse(const reader& in, const YAML::Node& root) {
   model_config c;
-  YAML::Node max_batch_node, db_node, preferred_node, default_level_node, allowed_node,
-      micro_node;
+  YAML::Node max_batch_node, db_node, preferred_node, default_level_node, allowed_node, micro_node;
   std::map<uint32_t, YAML::Node> level_nodes;
-  in.for_each_key(root, "",
-                  {"name", "max_batch_size", "input", "output", "dynamic_batching",
-                   "allowed_batch_sizes", "max_batches_in_flight", "instance_group",
-                   "parallelism", "version_policy"},
-                  [&](const std::string& key, const YAML::Node& v, const std::string& path) {
-    if (key == "name") {
-      c.name = in.text(v, path, "a model name");
-      if (!is_valid_model_name(c.name))
-        in.expected_form(v, path, "a name of [A-Za-z0-9_.-], not '.' or '..'");
-    } else if (key == "max_batch_size") {
-      c.max_batch_size = in.integer(v, path, 0, max_sane_batch,
-                                    fmt::format("an integer in 0..{} (0 = no batch dimension)",
-                                                max_sane_batch));
-      max_batch_node = v;
-    } else if (key == "input") {
-      c.inputs = parse_tensors(in, v, path);
-    } else if (key == "output") {
-      c.outputs = parse_tensors(in, v, path);
-    } else if (key == "dynamic_batching") {
-      c.dynamic_batching.emplace();
-      db_node = v;
-      parse_dynamic_batching(in, v, *c.dynamic_batching, level_nodes, preferred_node,
-                             default_level_node);
-    } else if (key == "allowed_batch_sizes") {
-      c.allowed_batch_sizes = in.integers(v, path, 1);
-      allowed_node = v;
-    } else if (key == "max_batches_in_flight") {
-      c.max_batches_in_flight = in.integer(v, path, 1, 1 << 20, "an integer >= 1");
-    } else if (key == "instance_group") {
-      in.for_each_item(v, path, "a list of {count, kind, gpus}",
-                       [&](const YAML::Node& item, const std::string& item_path) {
-        instance_group g;
-        YAML::Node gpus_node;
-        in.for_each_key(item, item_path, {"name", "count", "kind", "gpus"},
-                        [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-          if (k == "name") {
-            g.name = in.text(x, p, "a group name");
-          } else if (k == "count") {
-            g.count = in.integer(x, p, 1, 1 << 16, "an integer >= 1");
-          } else if (k == "kind") {
-            const std::string s = x.IsScalar() ? x.Scalar() : "";
-            if (s == "KIND_CPU" || s == "CPU")
-              g.kind = instance_kind::cpu;
-            else if (s == "KIND_GPU" || s == "GPU")
-              g.kind = instance_kind::gpu;
-            else if (s == "KIND_AUTO" || s == "AUTO")
-              g.kind = instance_kind::automatic;
-            else
-              in.expected_form(x, p, "KIND_CPU, KIND_GPU or KIND_AUTO (or CPU, GPU, AUTO)");
-          } else {
-            g.gpus = in.integers(x, p, 0);
-            gpus_node = x;
-          }
-        });
-        if (g.kind == instance_kind::cpu && !g.gpus.empty())
-          in.fail(gpus_node, item_path + ".gpus", "expected no gpus for kind KIND_CPU");
-        c.instance_groups.push_back(std::move(g));
-      });
-    } else if (key == "parallelism") {
-      in.for_each_key(v, path, {"pipeline_stages", "tensor_parallel", "micro_batch"},
-                      [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-        if (k == "pipeline_stages") {
-          if (x.IsScalar() && x.Scalar() == "auto")
-            c.parallelism.pipeline_stages = parallelism_config::automatic;
-          else
-            c.parallelism.pipeline_stages =
-                in.integer(x, p, 1, 1024, "an integer >= 1 or auto");
-        } else if (k == "tensor_parallel") {
-          c.parallelism.tensor_parallel = in.integer(x, p, 1, 1024, "an integer >= 1");
+  in.for_each_key(
+      root, "",
+      {"name", "max_batch_size", "input", "output", "dynamic_batching", "allowed_batch_sizes",
+       "max_batches_in_flight", "instance_group", "parallelism", "version_policy"},
+      [&](const std::string& key, const YAML::Node& v, const std::string& path) {
+        if (key == "name") {
+          c.name = in.text(v, path, "a model name");
+          if (!is_valid_model_name(c.name))
+            in.expected_form(v, path, "a name of [A-Za-z0-9_.-], not '.' or '..'");
+        } else if (key == "max_batch_size") {
+          c.max_batch_size = in.integer(
+              v, path, 0, max_sane_batch,
+              fmt::format("an integer in 0..{} (0 = no batch dimension)", max_sane_batch));
+          max_batch_node = v;
+        } else if (key == "input") {
+          c.inputs = parse_tensors(in, v, path);
+        } else if (key == "output") {
+          c.outputs = parse_tensors(in, v, path);
+        } else if (key == "dynamic_batching") {
+          c.dynamic_batching.emplace();
+          db_node = v;
+          parse_dynamic_batching(in, v, *c.dynamic_batching, level_nodes, preferred_node,
+                                 default_level_node);
+        } else if (key == "allowed_batch_sizes") {
+          c.allowed_batch_sizes = in.integers(v, path, 1);
+          allowed_node = v;
+        } else if (key == "max_batches_in_flight") {
+          c.max_batches_in_flight = in.integer(v, path, 1, 1 << 20, "an integer >= 1");
+        } else if (key == "instance_group") {
+          in.for_each_item(
+              v, path, "a list of {count, kind, gpus}",
+              [&](const YAML::Node& item, const std::string& item_path) {
+                instance_group g;
+                YAML::Node gpus_node;
+                in.for_each_key(
+                    item, item_path, {"name", "count", "kind", "gpus"},
+                    [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                      if (k == "name") {
+                        g.name = in.text(x, p, "a group name");
+                      } else if (k == "count") {
+                        g.count = in.integer(x, p, 1, 1 << 16, "an integer >= 1");
+                      } else if (k == "kind") {
+                        const std::string s = x.IsScalar() ? x.Scalar() : "";
+                        if (s == "KIND_CPU" || s == "CPU")
+                          g.kind = instance_kind::cpu;
+                        else if (s == "KIND_GPU" || s == "GPU")
+                          g.kind = instance_kind::gpu;
+                        else if (s == "KIND_AUTO" || s == "AUTO")
+                          g.kind = instance_kind::automatic;
+                        else
+                          in.expected_form(x, p,
+                                           "KIND_CPU, KIND_GPU or KIND_AUTO (or CPU, GPU, AUTO)");
+                      } else {
+                        g.gpus = in.integers(x, p, 0);
+                        gpus_node = x;
+                      }
+                    });
+                if (g.kind == instance_kind::cpu && !g.gpus.empty())
+                  in.fail(gpus_node, item_path + ".gpus", "expected no gpus for kind KIND_CPU");
+                c.instance_groups.push_back(std::move(g));
+              });
+        } else if (key == "parallelism") {
+          in.for_each_key(v, path, {"pipeline_stages", "tensor_parallel", "micro_batch"},
+                          [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                            if (k == "pipeline_stages") {
+                              if (x.IsScalar() && x.Scalar() == "auto")
+                                c.parallelism.pipeline_stages = parallelism_config::automatic;
+                              else
+                                c.parallelism.pipeline_stages =
+                                    in.integer(x, p, 1, 1024, "an integer >= 1 or auto");
+                            } else if (k == "tensor_parallel") {
+                              c.parallelism.tensor_parallel =
+                                  in.integer(x, p, 1, 1024, "an integer >= 1");
+                            } else {
+                              c.parallelism.micro_batch = in.at_least(x, p, 1);
+                              micro_node = x;
+                            }
+                          });
         } else {
-          c.parallelism.micro_batch = in.at_least(x, p, 1);
-          micro_node = x;
+          in.for_each_key(v, path, {"latest", "all", "specific"},
+                          [&](const std::string& k, const YAML::Node& x, const std::string& p) {
+                            if (k == "latest") {
+                              c.versions.which = version_policy::kind::latest;
+                              in.for_each_key(x, p, {"num_versions"},
+                                              [&](const std::string&, const YAML::Node& n,
+                                                  const std::string& np) {
+                                                c.versions.num_versions = in.at_least(n, np, 1);
+                                              });
+                            } else if (k == "all") {
+                              c.versions.which = version_policy::kind::all;
+                              in.for_each_key(x, p, {}, [](auto&&...) {});
+                            } else {
+                              c.versions.which = version_policy::kind::specific;
+                              bool listed = false;
+                              in.for_each_key(x, p, {"versions"},
+                                              [&](const std::string&, const YAML::Node& n,
+                                                  const std::string& np) {
+                                                c.versions.versions = in.integers(n, np, 1);
+                                                listed = !c.versions.versions.empty();
+                                              });
+                              if (!listed)
+                                in.fail(x, p + ".versions",
+                                        "missing, expected a list of versions >= 1");
+                            }
+                          });
+          if (v.IsMap() && v.size() != 1)
+            in.expected_form(v, path, "exactly one of latest, all, specific");
         }
       });
-    } else {
-      in.for_each_key(v, path, {"latest", "all", "specific"},
-                      [&](const std::string& k, const YAML::Node& x, const std::string& p) {
-        if (k == "latest") {
-          c.versions.which = version_policy::kind::latest;
-          in.for_each_key(x, p, {"num_versions"},
-                          [&](const std::string&, const YAML::Node& n, const std::string& np) {
-            c.versions.num_versions = in.at_least(n, np, 1);
-          });
-        } else if (k == "all") {
-          c.versions.which = version_policy::kind::all;
-          in.for_each_key(x, p, {}, [](auto&&...) {});
-        } else {
-          c.versions.which = version_policy::kind::specific;
-          bool listed = false;
-          in.for_each_key(x, p, {"versions"},
-                          [&](const std::string&, const YAML::Node& n, const std::string& np) {
-            c.versions.versions = in.integers(n, np, 1);
-            listed = !c.versions.versions.empty();
-          });
-          if (!listed)
-            in.fail(x, p + ".versions", "missing, expected a list of versions >= 1");
-        }
-      });
-      if (v.IsMap() && v.size() != 1)
-        in.expected_form(v, path, "exactly one of latest, all, specific");
-    }
-  });
 
   // Checks that span keys.
   if (c.dynamic_batching) {
@@ -391,8 +401,8 @@ model_config parse(const reader& in, const YAML::Node& root) {
     }
     if (db.default_priority_level != 0 && db.default_priority_level > db.priority_levels)
       in.fail(default_level_node, "dynamic_batching.default_priority_level",
-              fmt::format("expected a level in 1..{} (priority_levels), got {}",
-                          db.priority_levels, db.default_priority_level));
+              fmt::format("expected a level in 1..{} (priority_levels), got {}", db.priority_levels,
+                          db.default_priority_level));
     for (const auto& [level, node] : level_nodes)
       if (level > db.priority_levels)
         in.fail(node, fmt::format("dynamic_batching.priority_queue_policy.{}", level),
@@ -482,9 +492,8 @@ expected<model_entry> scan_model(const std::filesystem::path& dir, const std::st
       return config.error();
     entry.config = std::move(*config);
     if (!entry.config.name.empty() && entry.config.name != name)
-      return make_error(errc::invalid_argument,
-                        "{}: name: expected the folder name '{}', got '{}'", config_file.string(),
-                        name, entry.config.name);
+      return make_error(errc::invalid_argument, "{}: name: expected the folder name '{}', got '{}'",
+                        config_file.string(), name, entry.config.name);
   }
   entry.config.name = name;
 
@@ -495,8 +504,8 @@ expected<model_entry> scan_model(const std::filesystem::path& dir, const std::st
     int64_t version = 0;
     auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), version);
     if (err != std::errc{} || end != v.data() + v.size() || version < 1 || v[0] == '+')
-      return make_error(errc::invalid_argument,
-                        "{}: version folder '{}' is not a positive integer", dir.string(), v);
+      return make_error(errc::invalid_argument, "{}: version folder '{}' is not a positive integer",
+                        dir.string(), v);
     if (!fs::is_regular_file(item.path() / "model.onnx"))
       return make_error(errc::not_found, "{}: missing model.onnx", item.path().string());
     entry.versions.push_back(version);
@@ -512,7 +521,9 @@ expected<model_entry> scan_model(const std::filesystem::path& dir, const std::st
 
   const auto& policy = entry.config.versions;
   switch (policy.which) {
-    case version_policy::kind::all: entry.serving = entry.versions; break;
+    case version_policy::kind::all:
+      entry.serving = entry.versions;
+      break;
     case version_policy::kind::latest: {
       const auto n = std::min<size_t>(entry.versions.size(), policy.num_versions);
       entry.serving.assign(entry.versions.begin(), entry.versions.begin() + n);

@@ -18,8 +18,9 @@ namespace troupe {
 /// An input or output the config pins down; the ONNX file has the final word on the rest.
 struct tensor_restriction {
   std::string name;
-  std::optional<dtype> type;                // "TYPE_FP32" or "FP32"
-  std::optional<std::vector<int64_t>> dims; // without the batch dim when max_batch_size > 0; -1 = any
+  std::optional<dtype> type; // "TYPE_FP32" or "FP32"
+  std::optional<std::vector<int64_t>>
+      dims; // without the batch dim when max_batch_size > 0; -1 = any
 };
 
 struct dynamic_batching_config {
@@ -45,7 +46,7 @@ struct parallelism_config {
   static constexpr int64_t automatic = 0;
   int64_t pipeline_stages = 1; // `automatic` lets the partitioner choose
   int64_t tensor_parallel = 1;
-  int64_t micro_batch = 0;     // rows per pipeline micro-batch; 0 = the whole batch
+  int64_t micro_batch = 0; // rows per pipeline micro-batch; 0 = the whole batch
 };
 
 struct version_policy {
@@ -56,13 +57,13 @@ struct version_policy {
 };
 
 struct model_config {
-  std::string name;                 // empty when the file does not say (the folder name holds)
-  int64_t max_batch_size = 0;       // 0: the model has no batch dimension
+  std::string name;           // empty when the file does not say (the folder name holds)
+  int64_t max_batch_size = 0; // 0: the model has no batch dimension
   std::vector<tensor_restriction> inputs;  // key `input`
   std::vector<tensor_restriction> outputs; // key `output`
   std::optional<dynamic_batching_config> dynamic_batching;
-  std::vector<int64_t> allowed_batch_sizes; // sorted; the last is max_batch_size
-  int64_t max_batches_in_flight = 2;        // credits per replica
+  std::vector<int64_t> allowed_batch_sizes;    // sorted; the last is max_batch_size
+  int64_t max_batches_in_flight = 2;           // credits per replica
   std::vector<instance_group> instance_groups; // key `instance_group`; empty = one automatic
   parallelism_config parallelism;
   version_policy versions; // key `version_policy`

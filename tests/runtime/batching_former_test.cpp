@@ -29,12 +29,13 @@ struct fixture {
 
   fixture(int64_t max_batch, std::vector<int64_t> preferred, int64_t delay_us,
           std::vector<int64_t> allowed = {}, credit_pool pool = credit_pool(1, 100))
-      : queue(*request_queue::create(
-            {0, 0, {}, {}, microseconds{delay_us}, max_batch})),
+      : queue(*request_queue::create({0, 0, {}, {}, microseconds{delay_us}, max_batch})),
         former(*batch_former::create({max_batch, std::move(preferred), std::move(allowed)})),
         credits(std::move(pool)) {}
 
-  void admit(uint64_t id, int64_t rows, int64_t t) { REQUIRE(queue.admit(req(id, rows), at(t)).is_ok()); }
+  void admit(uint64_t id, int64_t rows, int64_t t) {
+    REQUIRE(queue.admit(req(id, rows), at(t)).is_ok());
+  }
   std::optional<batch_plan> form(int64_t t) { return former.form(queue, at(t), credits); }
 };
 
@@ -76,7 +77,8 @@ TEST_CASE("a batch goes at once at max_batch_size or when the next request does 
   CHECK(f.queue.find(4)->rows == 3);
 }
 
-TEST_CASE("without a preferred size the batch goes exactly when the oldest waited max_queue_delay") {
+TEST_CASE(
+    "without a preferred size the batch goes exactly when the oldest waited max_queue_delay") {
   fixture f(8, {4}, 100);
   f.admit(1, 1, 10);
   f.admit(2, 2, 50);

@@ -27,7 +27,8 @@ sim_result simulate(uint32_t seed, bool ample_credits) {
   const int64_t max_batch = 8;
   request_queue_options qo;
   qo.priority_levels = static_cast<uint32_t>(pick(0, 3));
-  qo.default_priority_level = qo.priority_levels == 0 ? 0 : static_cast<uint32_t>(pick(1, qo.priority_levels));
+  qo.default_priority_level =
+      qo.priority_levels == 0 ? 0 : static_cast<uint32_t>(pick(1, qo.priority_levels));
   qo.max_queue_delay = microseconds{std::vector<int64_t>{0, 30, 100}[pick(0, 2)]};
   qo.max_rows = max_batch;
   for (uint32_t l = 1; l <= std::max<uint32_t>(1, qo.priority_levels); ++l) {
@@ -79,8 +80,8 @@ sim_result simulate(uint32_t seed, bool ample_credits) {
           CHECK(queue.policy_of(r.level).action == timeout_action::delay);
         std::tuple<bool, uint32_t, uint64_t> key{delayed, r.level, r.sequence};
         INFO("previous ", std::get<0>(previous), " ", std::get<1>(previous), " ",
-             std::get<2>(previous), " key ", delayed, " ", r.level, " ", r.sequence, " now ",
-             now, " trigger ", int(plan->trigger));
+             std::get<2>(previous), " key ", delayed, " ", r.level, " ", r.sequence, " now ", now,
+             " trigger ", int(plan->trigger));
         CHECK(previous <= key); // serving order: unexpired first, then level, then arrival
         previous = key;
         rows += r.rows;
@@ -94,7 +95,8 @@ sim_result simulate(uint32_t seed, bool ample_credits) {
       if (plan->trigger == batch_trigger::delay)
         CHECK(oldest + qo.max_queue_delay <= at(now));
       if (plan->trigger == batch_trigger::preferred)
-        CHECK(std::count(fo.preferred_batch_sizes.begin(), fo.preferred_batch_sizes.end(), rows) == 1);
+        CHECK(std::count(fo.preferred_batch_sizes.begin(), fo.preferred_batch_sizes.end(), rows) ==
+              1);
       for (uint64_t id : plan->ids) {
         ++res.batched;
         answer(id);
@@ -124,8 +126,8 @@ sim_result simulate(uint32_t seed, bool ample_credits) {
         r.timeout = microseconds{pick(1, 150)};
       const size_t level_size_before =
           queue.size_of_level(qo.priority_levels == 0 ? 1
-                              : r.priority == 0      ? qo.default_priority_level
-                                                     : r.priority);
+                              : r.priority == 0       ? qo.default_priority_level
+                                                      : r.priority);
       auto st = queue.admit(r, at(now));
       if (st.is_ok()) {
         ++res.admitted;
@@ -177,7 +179,8 @@ sim_result simulate(uint32_t seed, bool ample_credits) {
 
 } // namespace
 
-TEST_CASE("random schedules: every admitted request ends exactly once in a batch, a timeout or a cancel") {
+TEST_CASE("random schedules: every admitted request ends exactly once in a batch, a timeout or a "
+          "cancel") {
   sim_result total;
   for (uint32_t seed = 1; seed <= 300; ++seed) {
     CAPTURE(seed);
