@@ -12,17 +12,23 @@ namespace {
 
 using cpu::binary_op;
 
-/// A scratch buffer for a converted operand (reused by every run; kernels run one at a time).
+/// A type conversion with its scratch buffer (reused by every run; kernels run one at a
+/// time). An input's scratch holds the converted (`to`) values, the output's scratch the
+/// computed (`from`) values before they are converted into the output tensor.
 struct converted {
   dtype from = dtype::undefined; // undefined: no conversion
   dtype to = dtype::undefined;
   int64_t count = 0;
   std::vector<std::byte> bytes;
 
+  static converted input(dtype from, dtype to, int64_t n) { return {from, to, n, to}; }
+  static converted output(dtype from, dtype to, int64_t n) { return {from, to, n, from}; }
   converted() = default;
-  converted(dtype f, dtype t, int64_t n)
-      : from(f), to(t), count(n), bytes(static_cast<size_t>(n) * size_of(t)) {}
   bool active() const { return from != dtype::undefined; }
+
+private:
+  converted(dtype f, dtype t, int64_t n, dtype stored)
+      : from(f), to(t), count(n), bytes(static_cast<size_t>(n) * size_of(stored)) {}
 };
 
 /// out = op(a, b), converting operands to the compute type first and the result back when
@@ -108,10 +114,11 @@ expected<built_op> finish_binary(const node& n, binary_op op, dtype compute, con
   if (!plan)
     return bad_input(n, plan.error().message());
   auto convert = [&](dtype from, const shape& dims) {
-    return from == compute ? converted{} : converted{from, compute, numel_of(dims)};
+    return from == compute ? converted{} : converted::input(from, compute, numel_of(dims));
   };
   const dtype result = cpu::binary_result_type(op, compute);
-  converted out = result == out_type ? converted{} : converted{result, out_type, numel_of(out_dims)};
+  converted out =
+      result == out_type ? converted{} : converted::output(result, out_type, numel_of(out_dims));
   built_op b;
   b.outputs.push_back({out_type, out_dims, {}, nullptr});
   b.kernel = std::make_unique<binary_node_kernel>(
@@ -120,6 +127,9 @@ expected<built_op> finish_binary(const node& n, binary_op op, dtype compute, con
   return b;
 }
 
+/// The type arithmetic on `t` runs in: float32 for the 16-bit floats, else t itself.
+dtype compute_type(dtype t) { return t == dtype::f16 || t == dtype::bf16 ? dtype::f32 : t; }
+
 expected<built_op> build_binary(binary_op op, const node& n, std::span<const value_desc> inputs) {
   TROUPE_TRY_STATUS(check_inputs(n, inputs, 2, 2));
   TROUPE_TRY_STATUS(same_types(n, inputs));
@@ -127,7 +137,7 @@ expected<built_op> build_binary(binary_op op, const node& n, std::span<const val
   if (!out_dims)
     return out_dims.error();
   const dtype t = inputs[0].type;
-  return finish_binary(n, op, t, *out_dims, inputs, cpu::binary_result_type(op, t));
+  return finish_binary(n, op, compute_type(t), *out_dims, inputs, cpu::binary_result_type(op, t));
 }
 
 /// The unary op equal to x^e for a constant exponent e, when there is one.
@@ -165,12 +175,13 @@ expected<built_op> build_pow(const node& n, std::span<const value_desc> inputs, 
       return b;
     }
   }
-  // The result has the base's type. Float bases compute in their own type; integer bases in
-  // int64 with an integer exponent (exact, wrapping) or in double with a float one.
-  dtype compute = base;
+  // The result has the base's type. Float bases compute in their own type (16-bit ones in
+  // float32); integer bases in int64 with an integer exponent (exact, wrapping) or in double
+  // with a float one.
+  dtype compute = compute_type(base);
   if (is_integral(base) && base != exponent)
     compute = is_integral(exponent) ? dtype::i64 : dtype::f64;
-  else if (!is_integral(base) && base != dtype::f32 && base != dtype::f64)
+  else if (!is_integral(base) && !is_floating(base))
     return make_error(errc::unsupported, "{}: base type {} is not supported", n.label(),
                       to_string(base));
   return finish_binary(n, binary_op::pow, compute, *out_dims, inputs, base);
@@ -199,43 +210,60 @@ expected<built_op> build_prelu(const node& n, std::span<const value_desc> inputs
 // ---- variadic ----------------------------------------------------------------------------
 
 /// out = in0 op in1 op ... folded left to right into the output; Mean divides at the end.
+/// 16-bit float inputs are converted to float32 and the float32 result back.
 class variadic_kernel final : public op_kernel {
 public:
   variadic_kernel(std::string label, cpu::binary_kernel k, std::vector<cpu::broadcast_plan> plans,
-                  dtype type, bool mean)
-      : label_(std::move(label)), kernel_(k), plans_(std::move(plans)), type_(type), mean_(mean) {}
+                  std::vector<converted> ins, converted out, dtype compute, bool mean)
+      : label_(std::move(label)), kernel_(k), plans_(std::move(plans)), ins_(std::move(ins)),
+        out_(std::move(out)), compute_(compute), mean_(mean) {}
 
   status run(exec_context&, std::span<const tensor> inputs,
              std::span<tensor> outputs) override {
-    void* out = outputs[0].raw();
-    if (inputs.size() == 1) {
-      cpu::broadcast_copy(plans_[0], inputs[0].raw(), out, size_of(type_));
-      return {};
+    std::vector<const void*> in(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      in[i] = inputs[i].raw();
+      if (ins_[i].active()) {
+        cpu::cast(ins_[i].from, in[i], ins_[i].to, ins_[i].bytes.data(), ins_[i].count);
+        in[i] = ins_[i].bytes.data();
+      }
     }
-    TROUPE_TRY_STATUS(at_node(label_, kernel_.run(plans_[0], inputs[0].raw(), inputs[1].raw(), out)));
-    for (size_t i = 2; i < inputs.size(); ++i)
-      TROUPE_TRY_STATUS(at_node(label_, kernel_.run(plans_[i - 1], out, inputs[i].raw(), out)));
+    void* out = out_.active() ? out_.bytes.data() : outputs[0].raw();
+    if (inputs.size() == 1) {
+      cpu::broadcast_copy(plans_[0], in[0], out, size_of(compute_));
+    } else {
+      TROUPE_TRY_STATUS(at_node(label_, kernel_.run(plans_[0], in[0], in[1], out)));
+      for (size_t i = 2; i < inputs.size(); ++i)
+        TROUPE_TRY_STATUS(at_node(label_, kernel_.run(plans_[i - 1], out, in[i], out)));
+    }
+    const int64_t count = outputs[0].numel();
     if (mean_)
-      divide(outputs[0], static_cast<double>(inputs.size()));
+      divide(out, count, static_cast<double>(inputs.size()));
+    if (out_.active())
+      cpu::cast(out_.from, out, out_.to, outputs[0].raw(), count);
     return {};
   }
 
 private:
-  void divide(tensor& t, double count) const {
-    if (type_ == dtype::f32) {
-      const auto c = static_cast<float>(count);
-      for (float& v : t.values<float>())
-        v /= c;
+  void divide(void* data, int64_t count, double n) const {
+    if (compute_ == dtype::f32) {
+      auto* v = static_cast<float*>(data);
+      const auto nf = static_cast<float>(n);
+      for (int64_t i = 0; i < count; ++i)
+        v[i] /= nf;
     } else {
-      for (double& v : t.values<double>())
-        v /= count;
+      auto* v = static_cast<double*>(data);
+      for (int64_t i = 0; i < count; ++i)
+        v[i] /= n;
     }
   }
 
   std::string label_;
   cpu::binary_kernel kernel_;
   std::vector<cpu::broadcast_plan> plans_;
-  dtype type_;
+  std::vector<converted> ins_;
+  converted out_;
+  dtype compute_;
   bool mean_;
 };
 
@@ -245,11 +273,11 @@ expected<built_op> build_variadic(binary_op op, bool mean, const node& n,
     return bad_input(n, "expects at least 1 input");
   TROUPE_TRY_STATUS(check_inputs(n, inputs, inputs.size(), inputs.size()));
   TROUPE_TRY_STATUS(same_types(n, inputs));
-  const dtype t = inputs[0].type;
-  if (mean && t != dtype::f32 && t != dtype::f64)
+  const dtype t = inputs[0].type, compute = compute_type(t);
+  if (mean && !is_floating(t))
     return make_error(errc::unsupported, "{}: input type {} is not supported", n.label(),
                       to_string(t));
-  auto kernel = kernel_for(n, op, t);
+  auto kernel = kernel_for(n, op, compute);
   if (!kernel)
     return kernel.error();
   auto out_dims = broadcast_inputs(n, inputs);
@@ -271,9 +299,17 @@ expected<built_op> build_variadic(binary_op op, bool mean, const node& n,
       return bad_input(n, plan.error().message());
     plans.push_back(std::move(*plan));
   }
+  std::vector<converted> ins(inputs.size());
+  converted out;
+  if (compute != t) {
+    for (size_t i = 0; i < inputs.size(); ++i)
+      ins[i] = converted::input(t, compute, numel_of(inputs[i].dims));
+    out = converted::output(compute, t, numel_of(*out_dims));
+  }
   built_op b;
-  b.outputs.push_back({cpu::binary_result_type(op, t), *out_dims, {}, nullptr});
-  b.kernel = std::make_unique<variadic_kernel>(n.label(), *kernel, std::move(plans), t, mean);
+  b.outputs.push_back({t, *out_dims, {}, nullptr});
+  b.kernel = std::make_unique<variadic_kernel>(n.label(), *kernel, std::move(plans),
+                                               std::move(ins), std::move(out), compute, mean);
   return b;
 }
 

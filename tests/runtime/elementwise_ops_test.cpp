@@ -453,6 +453,30 @@ TEST_CASE("Max, Min, Sum and Mean fold any number of broadcasting inputs") {
   CHECK(isum[1] == 12);
 }
 
+TEST_CASE("float16 binary and variadic ops compute in float32 and round back") {
+  auto halves = [](std::vector<float> v) {
+    tensor t = tensor::empty(dtype::f16, {static_cast<int64_t>(v.size())});
+    for (size_t i = 0; i < v.size(); ++i)
+      t.data<uint16_t>()[i] = cpu::float_to_half(v[i]);
+    return t;
+  };
+  auto floats_of = [](const tensor& t) {
+    REQUIRE(t.type() == dtype::f16);
+    std::vector<float> v;
+    for (int64_t i = 0; i < t.numel(); ++i)
+      v.push_back(cpu::half_to_float(t.data<uint16_t>()[i]));
+    return v;
+  };
+  tensor a = halves({1.5f, -2.0f, 1000.0f}), b = halves({0.25f, 3.0f, 0.5f});
+  CHECK(floats_of(run1(make_node("Add", 2, 1), {a, b})) == std::vector<float>{1.75f, 1.0f, 1000.5f});
+  CHECK(floats_of(run1(make_node("Max", 3, 1), {a, b, halves({2.0f})})) ==
+        std::vector<float>{2.0f, 3.0f, 1000.0f});
+  CHECK(floats_of(run1(make_node("Mean", 2, 1), {a, b})) ==
+        std::vector<float>{0.875f, 0.5f, 500.25f});
+  tensor lt = run1(make_node("Less", 2, 1), {a, b});
+  CHECK(as_vec<uint8_t>(lt) == std::vector<uint8_t>{0, 1, 0});
+}
+
 TEST_CASE("PRelu scales negatives by a slope broadcast to the input") {
   tensor x = vec<float>({2, 3}, {-1, 2, -3, 4, -5, 6});
   tensor slope = vec<float>({3, 1}, {0.5f, 0.25f, 0.1f});
