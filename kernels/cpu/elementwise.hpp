@@ -24,8 +24,8 @@ struct unary_params {
   float gamma = 0.0f;
 };
 
-/// Whether `unary` handles `op` on elements of type `t`: every op on float32; identity, relu,
-/// neg, abs, sign, square and cube also on the integer types.
+/// Whether `unary` handles `op` on elements of type `t`: every op on float32; relu, neg, abs
+/// and sign also on signed integers (wrapping), identity on every integer type.
 bool unary_supported(unary_op op, dtype t);
 
 /// y[i] = op(x[i]) for n elements of type t (x may equal y). Threads over large n.
