@@ -10,7 +10,8 @@ using dnnl::memory;
 class batchnorm_kernel final : public op_kernel {
 public:
   dnnl::batch_normalization_forward prim;
-  memory src, scale, shift, mean, variance;
+  memory src;
+  param_memory scale, shift, mean, variance;
   cpu::output_adapter dst;
 
   status run(exec_context& ctx, std::span<const tensor> inputs,
@@ -18,15 +19,11 @@ public:
     auto& stream = ctx.cpu.stream();
     try {
       src.set_data_handle(inputs[0].raw());
-      scale.set_data_handle(inputs[1].raw());
-      shift.set_data_handle(inputs[2].raw());
-      mean.set_data_handle(inputs[3].raw());
-      variance.set_data_handle(inputs[4].raw());
       prim.execute(stream, {{DNNL_ARG_SRC, src},
-                            {DNNL_ARG_SCALE, scale},
-                            {DNNL_ARG_SHIFT, shift},
-                            {DNNL_ARG_MEAN, mean},
-                            {DNNL_ARG_VARIANCE, variance},
+                            {DNNL_ARG_SCALE, scale.bind(inputs[1])},
+                            {DNNL_ARG_SHIFT, shift.bind(inputs[2])},
+                            {DNNL_ARG_MEAN, mean.bind(inputs[3])},
+                            {DNNL_ARG_VARIANCE, variance.bind(inputs[4])},
                             {DNNL_ARG_DST, dst.target(outputs[0].raw())}});
       dst.finish(stream);
       stream.wait();
@@ -82,8 +79,10 @@ expected<built_op> build_batchnorm(const node& n, std::span<const value_desc> in
     auto kernel = std::make_unique<batchnorm_kernel>();
     kernel->prim = dnnl::batch_normalization_forward(pd);
     kernel->src = memory(src_md, engine, DNNL_MEMORY_NONE);
-    for (memory* m : {&kernel->scale, &kernel->shift, &kernel->mean, &kernel->variance})
-      *m = memory(param_md, engine, DNNL_MEMORY_NONE);
+    kernel->scale = param_memory(in[1], param_md, engine);
+    kernel->shift = param_memory(in[2], param_md, engine);
+    kernel->mean = param_memory(in[3], param_md, engine);
+    kernel->variance = param_memory(in[4], param_md, engine);
     kernel->dst = cpu::output_adapter(pd.dst_desc(), wanted, engine);
     built_op op;
     op.outputs.push_back(output_desc(wanted, x.dims));

@@ -24,9 +24,7 @@ public:
   cpu::input_adapter src;
   memory weights;                         // prepared once when the weights are constant
   std::optional<cpu::input_adapter> weights_at_run; // when they are not
-  memory bias;                            // owned copy when constant, else a view
-  bool has_bias = false;
-  bool bias_constant = false;
+  std::optional<param_memory> bias;
   memory dst;
   sum_mode sum = sum_mode::none;
   memory sum_src;
@@ -49,11 +47,8 @@ public:
       args[DNNL_ARG_SRC] = src.bring(inputs[input_x].raw(), stream);
       args[DNNL_ARG_WEIGHTS] =
         weights_at_run ? weights_at_run->bring(inputs[input_w].raw(), stream) : weights;
-      if (has_bias) {
-        if (!bias_constant)
-          bias.set_data_handle(inputs[input_b].raw());
-        args[DNNL_ARG_BIAS] = bias;
-      }
+      if (bias)
+        args[DNNL_ARG_BIAS] = bias->bind(inputs[input_b]);
       args[DNNL_ARG_DST] = dst;
       prim.execute(stream, args);
       stream.wait();
@@ -195,17 +190,8 @@ expected<built_op> build_conv(const node& n, std::span<const value_desc> in,
     } else {
       kernel->weights_at_run.emplace(user_weights_md, pd.weights_desc(), engine);
     }
-    kernel->has_bias = has_bias;
-    if (has_bias) {
-      const value_desc& b = in[input_b];
-      kernel->bias_constant = b.constant != nullptr;
-      if (b.constant) {
-        kernel->bias = memory(bias_md, engine);
-        std::memcpy(kernel->bias.get_data_handle(), b.constant->raw(), bias_md.get_size());
-      } else {
-        kernel->bias = memory(bias_md, engine, DNNL_MEMORY_NONE);
-      }
-    }
+    if (has_bias)
+      kernel->bias.emplace(in[input_b], bias_md, engine);
     kernel->dst = memory(pd.dst_desc(), engine, DNNL_MEMORY_NONE);
     if (has_sum) {
       const memory::desc sum_md = arriving_md(in[input_sum]);

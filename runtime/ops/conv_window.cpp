@@ -1,6 +1,8 @@
 // conv_window: resolves kernel/stride/dilation/pad attributes and auto_pad for windowed ops.
 #include "runtime/ops/conv_window.hpp"
 
+#include <cstring>
+
 #include "kernels/cpu/dnnl_layout.hpp"
 
 namespace troupe {
@@ -102,6 +104,23 @@ status check_float_inputs(const node& n, std::span<const value_desc> inputs, siz
 
 dnnl::memory::desc arriving_md(const value_desc& v) {
   return v.layout.is_plain() ? cpu::plain_md(v.dims) : *v.layout.blocked;
+}
+
+param_memory::param_memory(const value_desc& v, const dnnl::memory::desc& md,
+                           const dnnl::engine& engine)
+  : owned_(v.constant != nullptr) {
+  if (owned_) {
+    memory_ = dnnl::memory(md, engine);
+    std::memcpy(memory_.get_data_handle(), v.constant->raw(), md.get_size());
+  } else {
+    memory_ = dnnl::memory(md, engine, DNNL_MEMORY_NONE);
+  }
+}
+
+const dnnl::memory& param_memory::bind(const tensor& t) {
+  if (!owned_)
+    memory_.set_data_handle(t.raw());
+  return memory_;
 }
 
 value_desc output_desc(const dnnl::memory::desc& md, const shape& dims) {

@@ -40,6 +40,20 @@ dnnl::memory::desc arriving_md(const value_desc& v);
 /// Output desc for a primitive's dst: blocked layout unless it is plain anyway.
 value_desc output_desc(const dnnl::memory::desc& md, const shape& dims);
 
+/// A small parameter input (bias, BN statistics) bound to a oneDNN memory: copied once at
+/// build time when it is constant, else pointed at the run-time tensor.
+class param_memory {
+public:
+  param_memory() = default;
+  param_memory(const value_desc& v, const dnnl::memory::desc& md, const dnnl::engine& engine);
+  /// The memory holding `t`'s values (`t` is ignored when the value was constant).
+  const dnnl::memory& bind(const tensor& t);
+
+private:
+  dnnl::memory memory_;
+  bool owned_ = false;
+};
+
 /// Runs `make` and turns a oneDNN error (no implementation for these shapes) into a status.
 template <class F>
 auto with_dnnl(const node& n, F&& make) -> expected<decltype(make())> {

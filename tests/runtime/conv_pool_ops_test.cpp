@@ -363,8 +363,9 @@ TEST_CASE("BatchNormalization in inference mode normalizes with the given statis
                              bias.data<float>()[ch];
     }
     CAPTURE(to_string(dims));
-    check_op(make_node("BatchNormalization", 5, 1, {{"epsilon", eps}}), {x, scale, bias, mean, var},
-             ref, false);
+    for (bool constant : {false, true})
+      check_op(make_node("BatchNormalization", 5, 1, {{"epsilon", eps}}),
+               {x, scale, bias, mean, var}, ref, constant);
   }
 }
 
@@ -412,54 +413,96 @@ TEST_CASE("Conv chain passes a blocked layout from one conv to the next without 
   CHECK(relative_error(y, ref) < 1e-5);
 }
 
-TEST_CASE("TroupeFusedConv accepts a blocked Sum and blocked input and pools read blocked data") {
+namespace {
+
+/// One op built for the given input descs and run once; the output keeps its layout.
+struct layout_run {
+  value_desc desc;
+  tensor value;
+};
+
+layout_run build_and_run(cpu::cpu_context& cpu, const node& n, std::vector<value_desc> descs,
+                         const std::vector<tensor>& inputs, bool allow_blocked) {
+  build_context bctx{cpu, 17, allow_blocked};
+  auto op = cpu_registry().find(n.op_type)->build(n, descs, bctx);
+  REQUIRE_MESSAGE(op.has_value(), op.error().to_string());
+  const value_desc& d = op->outputs[0];
+  tensor out = tensor::wrap(dtype::f32, d.dims, storage::allocate_host(d.buffer_bytes()));
+  std::vector<tensor> outs{out};
+  exec_context ectx{cpu};
+  const status st = op->kernel->run(ectx, inputs, outs);
+  REQUIRE_MESSAGE(st.is_ok(), st.to_string());
+  return {d, out};
+}
+
+value_desc desc_of(const tensor& t, bool constant) {
+  return value_desc{dtype::f32, t.dims(), {}, constant ? &t : nullptr};
+}
+
+} // namespace
+
+TEST_CASE("TroupeFusedConv, pools and BatchNormalization consume blocked inputs and Sum") {
   static cpu::cpu_context cpu;
   INFO("seed " << seed());
-  const auto& reg = cpu_registry();
   window_case wc{{10, 10}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}};
   const tensor x = random_tensor(concat_dims({2, 16}, wc.in));
-  const tensor w1 = random_tensor(concat_dims({16, 16}, wc.k)), w2 = random_tensor(concat_dims({16, 16}, wc.k));
-  auto desc_of = [](const tensor& t, bool constant) {
-    return value_desc{dtype::f32, t.dims(), {}, constant ? &t : nullptr};
-  };
-  build_context blocked{cpu, 17, true};
-  exec_context ectx{cpu};
-  // a = conv(x) blocked; y = relu(conv(a) + a) blocked; z = maxpool(y) plain.
-  auto op1 = reg.find("Conv")->build(make_node("Conv", 2, 1, wc.attrs()),
-                                     std::vector{desc_of(x, false), desc_of(w1, true)}, blocked);
-  REQUIRE(op1.has_value());
-  const value_desc a_desc = op1->outputs[0];
-  tensor a = tensor::wrap(dtype::f32, a_desc.dims, storage::allocate_host(a_desc.buffer_bytes()));
-  std::vector<tensor> a_out{a};
-  REQUIRE(op1->kernel->run(ectx, std::vector{x, w1}, a_out).is_ok());
+  const tensor w1 = random_tensor(concat_dims({16, 16}, wc.k));
+  const tensor w2 = random_tensor(concat_dims({16, 16}, wc.k));
+  const tensor plain_sum = random_tensor({2, 16, 10, 10});
+  const auto fused_attrs = with(wc.attrs(), "activation", std::string("Relu"));
+  const node fused = make_node("TroupeFusedConv", 4, 1, fused_attrs);
 
-  auto fused_attrs = with(wc.attrs(), "activation", std::string("Relu"));
-  auto op2 = reg.find("TroupeFusedConv")
-               ->build(make_node("TroupeFusedConv", 4, 1, fused_attrs),
-                       std::vector{a_desc, desc_of(w2, false), value_desc{}, a_desc}, blocked);
-  REQUIRE_MESSAGE(op2.has_value(), op2.error().to_string());
-  const value_desc y_desc = op2->outputs[0];
-  tensor y = tensor::wrap(dtype::f32, y_desc.dims, storage::allocate_host(y_desc.buffer_bytes()));
-  std::vector<tensor> y_out{y};
-  REQUIRE(op2->kernel->run(ectx, std::vector{a, w2, tensor{}, a}, y_out).is_ok());
-
-  build_context plain{cpu, 17, false};
-  window_case pool{{10, 10}, {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}};
-  auto op3 = reg.find("MaxPool")->build(make_node("MaxPool", 1, 1, pool.attrs()),
-                                        std::vector{y_desc}, plain);
-  REQUIRE_MESSAGE(op3.has_value(), op3.error().to_string());
-  CHECK(op3->outputs[0].layout.is_plain());
-  tensor z = tensor::empty(dtype::f32, op3->outputs[0].dims);
-  std::vector<tensor> z_out{z};
-  REQUIRE(op3->kernel->run(ectx, std::vector{y}, z_out).is_ok());
+  // a = conv(x) blocked; y = relu(conv(a) + a) with a blocked Sum; v = relu(conv(a) + s)
+  // with a plain Sum reordered into the blocked dst.
+  const auto a = build_and_run(cpu, make_node("Conv", 2, 1, wc.attrs()),
+                               {desc_of(x, false), desc_of(w1, true)}, {x, w1}, true);
+  REQUIRE_FALSE(a.desc.layout.is_plain());
+  const auto y = build_and_run(cpu, fused, {a.desc, desc_of(w2, false), {}, a.desc},
+                               {a.value, w2, tensor{}, a.value}, true);
+  REQUIRE_FALSE(y.desc.layout.is_plain());
+  const auto v = build_and_run(cpu, fused, {a.desc, desc_of(w2, true), {}, desc_of(plain_sum, false)},
+                               {a.value, w2, tensor{}, plain_sum}, true);
 
   const tensor ra = ref_conv(x, w1, nullptr, 1, wc);
-  tensor ry = ref_conv(ra, w2, nullptr, 1, wc);
-  for (int64_t i = 0; i < ry.numel(); ++i)
-    ry.data<float>()[i] = std::max(0.f, ry.data<float>()[i] + ra.data<float>()[i]);
-  const tensor rz = ref_pool(ry, ref_pool_kind::max, pool);
-  REQUIRE(z.dims() == rz.dims());
-  CHECK(relative_error(z, rz) < 1e-5);
+  const tensor rc = ref_conv(ra, w2, nullptr, 1, wc);
+  tensor ry = tensor::empty(dtype::f32, rc.dims()), rv = tensor::empty(dtype::f32, rc.dims());
+  for (int64_t i = 0; i < rc.numel(); ++i) {
+    ry.data<float>()[i] = std::max(0.f, rc.data<float>()[i] + ra.data<float>()[i]);
+    rv.data<float>()[i] = std::max(0.f, rc.data<float>()[i] + plain_sum.data<float>()[i]);
+  }
+
+  // Plain results of consumers reading blocked values, each against its reference.
+  window_case pool{{10, 10}, {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}};
+  window_case pool3{{10, 10}, {3, 3}, {2, 2}, {1, 1}, {1, 1, 1, 1}};
+  window_case global{{10, 10}, {10, 10}, {1, 1}, {1, 1}, {0, 0, 0, 0}};
+  window_case identity{{10, 10}, {1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}};
+  auto plain_of = [&](const node& n, const layout_run& in, std::vector<tensor> extra = {}) {
+    std::vector<value_desc> descs{in.desc};
+    std::vector<tensor> inputs{in.value};
+    for (const tensor& t : extra) {
+      descs.push_back(desc_of(t, true));
+      inputs.push_back(t);
+    }
+    const auto r = build_and_run(cpu, n, descs, inputs, false);
+    CHECK(r.desc.layout.is_plain());
+    return r.value;
+  };
+  CHECK(relative_error(plain_of(make_node("MaxPool", 1, 1, identity.attrs()), v), rv) < 1e-5);
+  CHECK(relative_error(plain_of(make_node("MaxPool", 1, 1, pool.attrs()), y),
+                       ref_pool(ry, ref_pool_kind::max, pool)) < 1e-5);
+  CHECK(relative_error(plain_of(make_node("AveragePool", 1, 1,
+                                          with(pool3.attrs(), "count_include_pad", int64_t{1})),
+                                y),
+                       ref_pool(ry, ref_pool_kind::avg_include, pool3)) < 1e-5);
+  CHECK(relative_error(plain_of(make_node("GlobalAveragePool", 1, 1), y),
+                       ref_pool(ry, ref_pool_kind::avg_exclude, global)) < 1e-5);
+  CHECK(relative_error(plain_of(make_node("GlobalMaxPool", 1, 1), y),
+                       ref_pool(ry, ref_pool_kind::max, global)) < 1e-5);
+  const tensor ones = tensor::from_vector<float>({16}, std::vector<float>(16, 1.f));
+  const tensor zeros = tensor::zeros(dtype::f32, {16});
+  CHECK(relative_error(plain_of(make_node("BatchNormalization", 5, 1, {{"epsilon", 0.f}}), y,
+                                {ones, zeros, zeros, ones}),
+                       ry) < 1e-5);
 }
 
 TEST_CASE("Conv rejects mismatched channels, groups, ranks and non-float inputs") {
