@@ -40,8 +40,8 @@ const dnnl::memory& input_adapter::bring(void* data, dnnl::stream& stream) {
   return wanted_;
 }
 
-output_adapter::output_adapter(const dnnl::memory::desc& produced,
-                               const dnnl::memory::desc& wanted, const dnnl::engine& engine) {
+output_adapter::output_adapter(const dnnl::memory::desc& produced, const dnnl::memory::desc& wanted,
+                               const dnnl::engine& engine) {
   if (produced == wanted) {
     produced_ = dnnl::memory(produced, engine, DNNL_MEMORY_NONE);
     return;

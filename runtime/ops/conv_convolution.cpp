@@ -22,7 +22,7 @@ class conv_kernel final : public op_kernel {
 public:
   dnnl::convolution_forward prim;
   cpu::input_adapter src;
-  memory weights;                         // prepared once when the weights are constant
+  memory weights;                                   // prepared once when the weights are constant
   std::optional<cpu::input_adapter> weights_at_run; // when they are not
   std::optional<param_memory> bias;
   memory dst;
@@ -46,7 +46,7 @@ public:
       std::unordered_map<int, memory> args;
       args[DNNL_ARG_SRC] = src.bring(inputs[input_x].raw(), stream);
       args[DNNL_ARG_WEIGHTS] =
-        weights_at_run ? weights_at_run->bring(inputs[input_w].raw(), stream) : weights;
+          weights_at_run ? weights_at_run->bring(inputs[input_w].raw(), stream) : weights;
       if (bias)
         args[DNNL_ARG_BIAS] = bias->bind(inputs[input_b]);
       args[DNNL_ARG_DST] = dst;
@@ -94,14 +94,13 @@ expected<conv_shapes> check_conv(const node& n, std::span<const value_desc> in, 
   const shape& x = in[input_x].dims;
   const shape& w = in[input_w].dims;
   if (x.size() < 3)
-    return bad_input(n, fmt::format("input X {} needs rank >= 3 (N, C, spatial...)",
-                                    to_string(x)));
+    return bad_input(n, fmt::format("input X {} needs rank >= 3 (N, C, spatial...)", to_string(x)));
   if (x.size() > 5)
     return make_error(errc::unsupported, "{}: only 1 to 3 spatial dims are supported, X is {}",
                       n.label(), to_string(x));
   if (w.size() != x.size())
-    return bad_input(n, fmt::format("weights {} must have the rank of X {}", to_string(w),
-                                    to_string(x)));
+    return bad_input(
+        n, fmt::format("weights {} must have the rank of X {}", to_string(w), to_string(x)));
   for (int64_t d : w)
     if (d <= 0)
       return bad_input(n, fmt::format("weights {} have an empty dimension", to_string(w)));
@@ -110,7 +109,8 @@ expected<conv_shapes> check_conv(const node& n, std::span<const value_desc> in, 
   const int64_t c = x[1], m = w[0];
   if (s.group < 1 || c % s.group != 0 || m % s.group != 0)
     return bad_input(n, fmt::format("group {} must divide input channels {} and output "
-                                    "channels {}", s.group, c, m));
+                                    "channels {}",
+                                    s.group, c, m));
   if (w[1] * s.group != c)
     return bad_input(n, fmt::format("weights {} expect {} input channels with group {}, X has {}",
                                     to_string(w), w[1] * s.group, s.group, c));
@@ -137,8 +137,8 @@ expected<conv_shapes> check_conv(const node& n, std::span<const value_desc> in, 
   return s;
 }
 
-expected<built_op> build_conv(const node& n, std::span<const value_desc> in,
-                              build_context& bctx, bool fused) {
+expected<built_op> build_conv(const node& n, std::span<const value_desc> in, build_context& bctx,
+                              bool fused) {
   auto shapes = check_conv(n, in, fused);
   if (!shapes)
     return shapes.error();
@@ -158,19 +158,18 @@ expected<built_op> build_conv(const node& n, std::span<const value_desc> in,
     auto& stream = bctx.cpu.stream();
     const auto f32 = memory::data_type::f32;
     // A blocked X is consumed as it is; a plain one lets oneDNN pick and is reordered.
-    const memory::desc src_md = x.layout.is_plain() ? memory::desc(x.dims, f32, tag::any)
-                                                    : *x.layout.blocked;
+    const memory::desc src_md =
+        x.layout.is_plain() ? memory::desc(x.dims, f32, tag::any) : *x.layout.blocked;
     const memory::desc weights_md(s.weights, f32, tag::any);
     const memory::desc bias_md({w.dims[0]}, f32, tag::a);
     const memory::desc dst_md =
-      bctx.allow_blocked ? memory::desc(s.out, f32, tag::any) : cpu::plain_md(s.out);
+        bctx.allow_blocked ? memory::desc(s.out, f32, tag::any) : cpu::plain_md(s.out);
     const memory::dims strides = s.window.strides, pad_l = s.window.pad_begin,
                        pad_r = s.window.pad_end, dilations = s.window.dnnl_dilations();
     const auto prop = dnnl::prop_kind::forward_inference;
     const auto alg = dnnl::algorithm::convolution_direct;
     auto desc = has_bias ? dnnl::convolution_forward::desc(prop, alg, src_md, weights_md, bias_md,
-                                                           dst_md, strides, dilations, pad_l,
-                                                           pad_r)
+                                                           dst_md, strides, dilations, pad_l, pad_r)
                          : dnnl::convolution_forward::desc(prop, alg, src_md, weights_md, dst_md,
                                                            strides, dilations, pad_l, pad_r);
     dnnl::primitive_attr attr;
@@ -179,8 +178,7 @@ expected<built_op> build_conv(const node& n, std::span<const value_desc> in,
 
     auto kernel = std::make_unique<conv_kernel>();
     kernel->prim = dnnl::convolution_forward(pd);
-    kernel->src = cpu::input_adapter(arriving_md(x),
-                                     pd.src_desc(), engine);
+    kernel->src = cpu::input_adapter(arriving_md(x), pd.src_desc(), engine);
     const memory::desc user_weights_md = cpu::plain_md(s.weights);
     if (w.constant) {
       kernel->weights = memory(pd.weights_desc(), engine);

@@ -58,9 +58,9 @@ expected<conv_window> pool_window(const node& n, const shape& x, pool_kind kind)
     return w.error();
   // oneDNN would count the ceil_mode overhang as padding; ONNX averages over the padded input only.
   if (kind == pool_kind::average && n.attr_int("count_include_pad", 0) != 0 && w->ceil_grew_pads)
-    return make_error(errc::unsupported,
-                      "{}: count_include_pad with a ceil_mode window past the pads is not supported",
-                      n.label());
+    return make_error(
+        errc::unsupported,
+        "{}: count_include_pad with a ceil_mode window past the pads is not supported", n.label());
   return w;
 }
 
@@ -73,8 +73,8 @@ expected<built_op> build_pool(const node& n, std::span<const value_desc> in, bui
     return make_error(errc::unsupported, "{}: the Indices output is not supported", n.label());
   const value_desc& x = in[0];
   if (x.dims.size() < 3)
-    return bad_input(n, fmt::format("input X {} needs rank >= 3 (N, C, spatial...)",
-                                    to_string(x.dims)));
+    return bad_input(
+        n, fmt::format("input X {} needs rank >= 3 (N, C, spatial...)", to_string(x.dims)));
   if (x.dims.size() > 5)
     return make_error(errc::unsupported, "{}: only 1 to 3 spatial dims are supported, X is {}",
                       n.label(), to_string(x.dims));
@@ -99,9 +99,9 @@ expected<built_op> build_pool(const node& n, std::span<const value_desc> in, bui
     auto& engine = bctx.cpu.engine();
     const memory::desc src_md = arriving_md(x);
     const memory::desc any_md(out, memory::data_type::f32, memory::format_tag::any);
-    dnnl::pooling_v2_forward::desc desc(
-      dnnl::prop_kind::forward_inference, alg, src_md, any_md, window->strides, window->kernel,
-      window->dnnl_dilations(), window->pad_begin, window->pad_end);
+    dnnl::pooling_v2_forward::desc desc(dnnl::prop_kind::forward_inference, alg, src_md, any_md,
+                                        window->strides, window->kernel, window->dnnl_dilations(),
+                                        window->pad_begin, window->pad_end);
     dnnl::pooling_v2_forward::primitive_desc pd(desc, engine);
     const memory::desc wanted = bctx.allow_blocked ? pd.dst_desc() : cpu::plain_md(out);
 
@@ -118,9 +118,8 @@ expected<built_op> build_pool(const node& n, std::span<const value_desc> in, bui
 
 op_def pool_def(std::string type, pool_kind kind) {
   return {.type = std::move(type),
-          .build = [kind](const node& n, std::span<const value_desc> in, build_context& bctx) {
-            return build_pool(n, in, bctx, kind);
-          },
+          .build = [kind](const node& n, std::span<const value_desc> in,
+                          build_context& bctx) { return build_pool(n, in, bctx, kind); },
           .blocked_inputs = 1u};
 }
 

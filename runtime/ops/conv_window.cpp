@@ -20,8 +20,8 @@ expected<std::vector<int64_t>> spatial_attr(const node& n, const char* key, size
                                             int64_t fallback, int64_t minimum) {
   auto v = n.attr_ints(key, std::vector<int64_t>(count, fallback));
   if (v.size() != count)
-    return bad_input(n, fmt::format("attribute {} has {} values, expected {}", key, v.size(),
-                                    count));
+    return bad_input(n,
+                     fmt::format("attribute {} has {} values, expected {}", key, v.size(), count));
   for (int64_t x : v)
     if (x < minimum)
       return bad_input(n, fmt::format("attribute {} has value {}, below {}", key, x, minimum));
@@ -108,7 +108,7 @@ dnnl::memory::desc arriving_md(const value_desc& v) {
 
 param_memory::param_memory(const value_desc& v, const dnnl::memory::desc& md,
                            const dnnl::engine& engine)
-  : owned_(v.constant != nullptr) {
+    : owned_(v.constant != nullptr) {
   if (owned_) {
     memory_ = dnnl::memory(md, engine);
     std::memcpy(memory_.get_data_handle(), v.constant->raw(), md.get_size());

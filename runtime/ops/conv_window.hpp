@@ -18,9 +18,9 @@ struct conv_window {
   std::vector<int64_t> strides;
   std::vector<int64_t> dilations; // ONNX convention: 1 is no dilation
   std::vector<int64_t> pad_begin;
-  std::vector<int64_t> pad_end;   // what oneDNN needs to produce `out` (grown by ceil_mode)
+  std::vector<int64_t> pad_end; // what oneDNN needs to produce `out` (grown by ceil_mode)
   std::vector<int64_t> out;
-  bool ceil_grew_pads = false;    // ceil_mode needed padding beyond the attribute's pads
+  bool ceil_grew_pads = false; // ceil_mode needed padding beyond the attribute's pads
 
   dnnl::memory::dims dnnl_dilations() const; // oneDNN convention: 0 is no dilation
 };
@@ -55,8 +55,7 @@ private:
 };
 
 /// Runs `make` and turns a oneDNN error (no implementation for these shapes) into a status.
-template <class F>
-auto with_dnnl(const node& n, F&& make) -> expected<decltype(make())> {
+template <class F> auto with_dnnl(const node& n, F&& make) -> expected<decltype(make())> {
   try {
     return make();
   } catch (const dnnl::error& e) {
@@ -64,8 +63,8 @@ auto with_dnnl(const node& n, F&& make) -> expected<decltype(make())> {
   }
 }
 
-void register_conv_ops(op_registry& registry);     // Conv, TroupeFusedConv
-void register_pool_ops(op_registry& registry);     // MaxPool, AveragePool, global pools
+void register_conv_ops(op_registry& registry);      // Conv, TroupeFusedConv
+void register_pool_ops(op_registry& registry);      // MaxPool, AveragePool, global pools
 void register_batchnorm_ops(op_registry& registry); // BatchNormalization (inference)
 
 } // namespace troupe

@@ -131,13 +131,14 @@ tensor ref_conv(const tensor& x, const tensor& w, const tensor* b, int64_t group
                     if (i0 < 0 || i0 >= rw.in[0] || i1 < 0 || i1 >= rw.in[1] || i2 < 0 ||
                         i2 >= rw.in[2])
                       continue;
-                    const float xv = xp[((in * c + g * cg + ic) * rw.in[0] + i0) * rw.in[1] *
-                                          rw.in[2] + i1 * rw.in[2] + i2];
+                    const float xv =
+                        xp[((in * c + g * cg + ic) * rw.in[0] + i0) * rw.in[1] * rw.in[2] +
+                           i1 * rw.in[2] + i2];
                     const float wv = wp[(om * cg + ic) * k_sz + (k0 * rw.k[1] + k1) * rw.k[2] + k2];
                     acc += static_cast<double>(xv) * wv;
                   }
             yp[(in * m + om) * out_sz + (o0 * rw.out[1] + o1) * rw.out[2] + o2] =
-              static_cast<float>(acc);
+                static_cast<float>(acc);
           }
     }
   return y;
@@ -172,7 +173,7 @@ tensor ref_pool(const tensor& x, ref_pool_kind kind, const window_case& wc) {
                 if (!inside)
                   continue;
                 const float v =
-                  x.data<float>()[p * in_sz + (idx[0] * rw.in[1] + idx[1]) * rw.in[2] + idx[2]];
+                    x.data<float>()[p * in_sz + (idx[0] * rw.in[1] + idx[1]) * rw.in[2] + idx[2]];
                 acc = kind == ref_pool_kind::max ? std::max<double>(acc, v) : acc + v;
                 ++count;
               }
@@ -181,7 +182,7 @@ tensor ref_pool(const tensor& x, ref_pool_kind kind, const window_case& wc) {
           else if (kind == ref_pool_kind::avg_include)
             acc /= static_cast<double>(padded_count);
           y.data<float>()[p * out_sz + (o0 * rw.out[1] + o1) * rw.out[2] + o2] =
-            static_cast<float>(acc);
+              static_cast<float>(acc);
         }
   return y;
 }
@@ -263,9 +264,10 @@ TEST_CASE("Conv auto_pad SAME_UPPER, SAME_LOWER and VALID pad as ONNX specifies"
     const tensor x = random_tensor(concat_dims({1, 3}, wc.in));
     const tensor w = random_tensor(concat_dims({5, 3}, wc.k));
     CAPTURE(m);
-    check_op(make_node("Conv", 2, 1,
-                       {{"auto_pad", m}, {"strides", wc.s}, {"pads", std::vector<int64_t>{9, 9, 9, 9}}}),
-             {x, w}, ref_conv(x, w, nullptr, 1, wc));
+    check_op(
+        make_node("Conv", 2, 1,
+                  {{"auto_pad", m}, {"strides", wc.s}, {"pads", std::vector<int64_t>{9, 9, 9, 9}}}),
+        {x, w}, ref_conv(x, w, nullptr, 1, wc));
   }
 }
 
@@ -276,11 +278,11 @@ TEST_CASE("TroupeFusedConv adds Sum then applies the activation") {
     std::map<std::string, attribute> attrs;
   };
   const std::vector<act_case> acts = {
-    {"", [](float v) { return v; }, {}},
-    {"Relu", [](float v) { return std::max(v, 0.f); }, {}},
-    {"LeakyRelu", [](float v) { return v < 0 ? 0.2f * v : v; }, {{"alpha", 0.2f}}},
-    {"Clip", [](float v) { return std::clamp(v, -0.5f, 0.7f); }, {{"min", -0.5f}, {"max", 0.7f}}},
-    {"Sigmoid", [](float v) { return 1.f / (1.f + std::exp(-v)); }, {}},
+      {"", [](float v) { return v; }, {}},
+      {"Relu", [](float v) { return std::max(v, 0.f); }, {}},
+      {"LeakyRelu", [](float v) { return v < 0 ? 0.2f * v : v; }, {{"alpha", 0.2f}}},
+      {"Clip", [](float v) { return std::clamp(v, -0.5f, 0.7f); }, {{"min", -0.5f}, {"max", 0.7f}}},
+      {"Sigmoid", [](float v) { return 1.f / (1.f + std::exp(-v)); }, {}},
   };
   for (const auto& act : acts)
     for (bool use_sum : {false, true}) {
@@ -291,8 +293,7 @@ TEST_CASE("TroupeFusedConv adds Sum then applies the activation") {
       tensor ref = ref_conv(x, w, &b, 1, wc);
       const tensor sum = random_tensor(ref.dims());
       for (int64_t i = 0; i < ref.numel(); ++i)
-        ref.data<float>()[i] =
-          act.f(ref.data<float>()[i] + (use_sum ? sum.data<float>()[i] : 0.f));
+        ref.data<float>()[i] = act.f(ref.data<float>()[i] + (use_sum ? sum.data<float>()[i] : 0.f));
       auto attrs = wc.attrs();
       attrs["activation"] = act.name;
       for (const auto& [k, v] : act.attrs)
@@ -334,10 +335,11 @@ TEST_CASE("MaxPool auto_pad SAME_UPPER with stride 2 pads at the end") {
   // in 7, k 3, s 2 -> out 4, total pad 2: one before, one after; in 8 -> total 1, after.
   window_case wc{{7, 8}, {3, 3}, {2, 2}, {1, 1}, {1, 0, 1, 1}};
   const tensor x = random_tensor(concat_dims({1, 4}, wc.in));
-  check_op(make_node("MaxPool", 1, 1,
-                     {{"auto_pad", std::string("SAME_UPPER")}, {"kernel_shape", wc.k},
-                      {"strides", wc.s}}),
-           {x}, ref_pool(x, ref_pool_kind::max, wc));
+  check_op(
+      make_node(
+          "MaxPool", 1, 1,
+          {{"auto_pad", std::string("SAME_UPPER")}, {"kernel_shape", wc.k}, {"strides", wc.s}}),
+      {x}, ref_pool(x, ref_pool_kind::max, wc));
 }
 
 TEST_CASE("GlobalAveragePool and GlobalMaxPool reduce every spatial dim to 1") {
@@ -359,7 +361,7 @@ TEST_CASE("BatchNormalization in inference mode normalizes with the given statis
     for (int64_t i = 0; i < x.numel(); ++i) {
       const int64_t ch = (i / inner) % c;
       ref.data<float>()[i] = (x.data<float>()[i] - mean.data<float>()[ch]) /
-                               std::sqrt(var.data<float>()[ch] + eps) * scale.data<float>()[ch] +
+                                 std::sqrt(var.data<float>()[ch] + eps) * scale.data<float>()[ch] +
                              bias.data<float>()[ch];
     }
     CAPTURE(to_string(dims));
@@ -399,7 +401,8 @@ TEST_CASE("Conv chain passes a blocked layout from one conv to the next without 
 
   const node n2 = make_node("Conv", 3, 1, wc2.attrs());
   const std::vector<tensor> in2{mid_t, w2, b2};
-  std::vector<value_desc> d2{mid, {dtype::f32, w2.dims(), {}, &w2}, {dtype::f32, b2.dims(), {}, &b2}};
+  std::vector<value_desc> d2{
+      mid, {dtype::f32, w2.dims(), {}, &w2}, {dtype::f32, b2.dims(), {}, &b2}};
   build_context plain{cpu, 17, false};
   auto op2 = def->build(n2, d2, plain);
   REQUIRE_MESSAGE(op2.has_value(), op2.error().to_string());
@@ -460,8 +463,9 @@ TEST_CASE("TroupeFusedConv, pools and BatchNormalization consume blocked inputs 
   const auto y = build_and_run(cpu, fused, {a.desc, desc_of(w2, false), {}, a.desc},
                                {a.value, w2, tensor{}, a.value}, true);
   REQUIRE_FALSE(y.desc.layout.is_plain());
-  const auto v = build_and_run(cpu, fused, {a.desc, desc_of(w2, true), {}, desc_of(plain_sum, false)},
-                               {a.value, w2, tensor{}, plain_sum}, true);
+  const auto v =
+      build_and_run(cpu, fused, {a.desc, desc_of(w2, true), {}, desc_of(plain_sum, false)},
+                    {a.value, w2, tensor{}, plain_sum}, true);
 
   const tensor ra = ref_conv(x, w1, nullptr, 1, wc);
   const tensor rc = ref_conv(ra, w2, nullptr, 1, wc);
@@ -513,10 +517,10 @@ TEST_CASE("Conv rejects mismatched channels, groups, ranks and non-float inputs"
   };
   const node conv = make_node("Conv", 2, 1);
   CHECK(code_of(conv, {x, random_tensor({2, 3, 3, 3})}) == errc::invalid_argument);
-  CHECK(code_of(make_node("Conv", 2, 1, {{"group", int64_t{3}}}), {x, random_tensor({3, 1, 3, 3})}) ==
-        errc::invalid_argument);
-  CHECK(code_of(make_node("Conv", 2, 1, {{"group", int64_t{2}}}), {x, random_tensor({2, 4, 3, 3})}) ==
-        errc::invalid_argument);
+  CHECK(code_of(make_node("Conv", 2, 1, {{"group", int64_t{3}}}),
+                {x, random_tensor({3, 1, 3, 3})}) == errc::invalid_argument);
+  CHECK(code_of(make_node("Conv", 2, 1, {{"group", int64_t{2}}}),
+                {x, random_tensor({2, 4, 3, 3})}) == errc::invalid_argument);
   CHECK(code_of(conv, {x, random_tensor({2, 4, 3})}) == errc::invalid_argument);
   CHECK(code_of(conv, {random_tensor({4, 5}), random_tensor({2, 4})}) == errc::invalid_argument);
   CHECK(code_of(conv, {x, random_tensor({2, 4, 7, 7})}) == errc::invalid_argument);
