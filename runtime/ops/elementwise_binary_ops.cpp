@@ -196,9 +196,16 @@ expected<built_op> build_mod(const node& n, std::span<const value_desc> inputs, 
   return build_binary(fmod ? binary_op::fmod : binary_op::mod, n, inputs);
 }
 
-expected<built_op> build_prelu(const node& n, std::span<const value_desc> inputs,
-                               build_context&) {
-  TROUPE_TRY_STATUS(check_inputs(n, inputs, 2, 2));
+expected<built_op> build_prelu(const node& n, std::span<const value_desc> given,
+                               build_context& ctx) {
+  TROUPE_TRY_STATUS(check_inputs(n, given, 2, 2));
+  std::vector<value_desc> inputs(given.begin(), given.end());
+  // Before opset 7 a 1-D slope of size C applied per channel (dimension 1), not numpy-style:
+  // the same bytes seen as [C, 1, ..., 1] broadcast that way.
+  if (ctx.opset < 7 && inputs[1].dims.size() == 1 && inputs[0].dims.size() >= 2 &&
+      inputs[1].dims[0] == inputs[0].dims[1] && inputs[1].dims[0] != 1) {
+    inputs[1].dims.resize(inputs[0].dims.size() - 1, 1);
+  }
   // The slope broadcasts to X, never the other way (unidirectional broadcasting).
   auto out_dims = broadcast_inputs(n, inputs);
   if (out_dims && *out_dims != inputs[0].dims)
