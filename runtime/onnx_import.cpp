@@ -1,6 +1,7 @@
 // onnx_import: ModelProto -> graph, TensorProto -> tensor.
 #include "runtime/onnx_import.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -87,21 +88,30 @@ expected<tensor> tensor_from_onnx(const onnx::TensorProto& proto) {
   if (!bytes)
     return bytes.error().with_context(label);
   const int64_t n = numel_of(dims);
-  tensor t = tensor::empty(*type, dims);
+  // Sizes are checked against the data present before allocating: the dims of a corrupt or
+  // hostile file may promise terabytes.
   if (proto.has_raw_data()) {
     if (static_cast<int64_t>(proto.raw_data().size()) != *bytes)
       return make_error(errc::parse_error, "{}: raw_data has {} bytes, shape {} needs {}", label,
                         proto.raw_data().size(), to_string(dims), *bytes);
+    tensor t = tensor::empty(*type, dims);
     if (*bytes)
       std::memcpy(t.raw(), proto.raw_data().data(), static_cast<size_t>(*bytes));
     return t;
   }
+  const int typed_count = std::max({proto.float_data_size(), proto.double_data_size(),
+                                    proto.int64_data_size(), proto.uint64_data_size(),
+                                    proto.int32_data_size()});
+  if (typed_count != n)
+    return make_error(errc::parse_error, "{}: has {} values, shape {} needs {}", label,
+                      typed_count, to_string(dims), n);
   auto expect_count = [&](int count) -> status {
     if (count != n)
       return make_error(errc::parse_error, "{}: has {} values, shape {} needs {}", label, count,
                         to_string(dims), n);
     return status::ok();
   };
+  tensor t = tensor::empty(*type, dims);
   switch (*type) {
     case dtype::f32: TROUPE_TRY_STATUS(expect_count(proto.float_data_size())); copy_field<float>(proto.float_data(), t); break;
     case dtype::f64: TROUPE_TRY_STATUS(expect_count(proto.double_data_size())); copy_field<double>(proto.double_data(), t); break;

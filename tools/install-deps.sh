@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev libomp-dev
   libcaf-dev libdnnl-dev libonnx-dev libprotobuf-dev protobuf-compiler
   libfmt-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libsimdjson-dev
   doctest-dev libbenchmark-dev libboost-dev

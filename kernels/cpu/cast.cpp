@@ -1,7 +1,9 @@
 // cast: per-pair conversion loops and the float16/bfloat16 bit conversions.
 
 // As in elementwise.cpp: lets GCC if-convert float selects so the loops vectorize.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
+#endif
 
 #include "kernels/cpu/cast.hpp"
 

@@ -3,7 +3,9 @@
 // Selects whose arms do float math are only if-converted (and so vectorized) when GCC may
 // assume floating-point traps are off; troupe never reads FP exception flags. The pragma comes
 // before every include so inline header code gets the same options and still inlines.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
+#endif
 
 #include "kernels/cpu/elementwise.hpp"
 
@@ -17,7 +19,12 @@
 #include "kernels/cpu/vector_math.hpp"
 
 // Hot loops get AVX-512 and AVX2 clones picked at load time; the build has no -march.
+// clang (the fuzz build) cannot clone templates: there they stay generic.
+#if defined(__clang__)
+#define TROUPE_CLONES
+#else
 #define TROUPE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 
 namespace troupe::cpu {
 namespace {

@@ -337,8 +337,9 @@ void register_binary_ops(op_registry& r) {
       {"Or", binary_op::logical_or},
       {"Xor", binary_op::logical_xor},
   };
-  for (const auto& [type, op] : plain)
-    add_op(r, type, [op](const node& n, std::span<const value_desc> inputs, build_context&) {
+  // Copies of the bindings are captured: clang 14 (the fuzz build) cannot capture bindings.
+  for (const auto& [type, binding_op] : plain)
+    add_op(r, type, [op = binding_op](const node& n, std::span<const value_desc> inputs, build_context&) {
       return build_binary(op, n, inputs);
     });
   static const std::tuple<const char*, binary_op, bool> variadic[] = {
@@ -347,8 +348,8 @@ void register_binary_ops(op_registry& r) {
       {"Sum", binary_op::add, false},
       {"Mean", binary_op::add, true},
   };
-  for (const auto& [type, op, mean] : variadic)
-    add_op(r, type, [op, mean](const node& n, std::span<const value_desc> inputs, build_context&) {
+  for (const auto& [type, binding_op, binding_mean] : variadic)
+    add_op(r, type, [op = binding_op, mean = binding_mean](const node& n, std::span<const value_desc> inputs, build_context&) {
       return build_variadic(op, mean, n, inputs);
     });
   add_op(r, "Pow", &build_pow);

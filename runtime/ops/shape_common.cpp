@@ -5,6 +5,8 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/cpu/cast.hpp"
+
 namespace troupe::shape_ops {
 namespace {
 
@@ -37,16 +39,6 @@ T saturate(double value) {
   if (value >= static_cast<double>(std::numeric_limits<T>::max()))
     return std::numeric_limits<T>::max();
   return static_cast<T>(value);
-}
-
-// Round-to-nearest-even truncation of a float to its upper 16 bits.
-uint16_t to_bf16(float value) {
-  uint32_t bits = 0;
-  std::memcpy(&bits, &value, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u)
-    return static_cast<uint16_t>((bits >> 16) | 0x40); // keep NaN a quiet NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
 }
 
 } // namespace
@@ -120,8 +112,8 @@ std::vector<std::byte> scalar_bytes(dtype type, double value) {
   switch (type) {
   case dtype::f32: return bytes_of(static_cast<float>(value));
   case dtype::f64: return bytes_of(value);
-  case dtype::f16: return bytes_of(static_cast<_Float16>(value));
-  case dtype::bf16: return bytes_of(to_bf16(static_cast<float>(value)));
+  case dtype::f16: return bytes_of(cpu::float_to_half(static_cast<float>(value)));
+  case dtype::bf16: return bytes_of(cpu::float_to_bfloat16(static_cast<float>(value)));
   case dtype::i8: return bytes_of(saturate<int8_t>(value));
   case dtype::i16: return bytes_of(saturate<int16_t>(value));
   case dtype::i32: return bytes_of(saturate<int32_t>(value));
