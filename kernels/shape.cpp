@@ -47,7 +47,10 @@ std::string to_string(std::span<const int64_t> dims) {
 std::vector<int64_t> strides_of(std::span<const int64_t> dims) {
   std::vector<int64_t> strides(dims.size(), 1);
   for (size_t i = dims.size(); i-- > 1;)
-    strides[i - 1] = strides[i] * dims[i];
+    // Only a tensor with a zero dimension can have valid dims whose strides overflow; it has
+    // no elements to address, so 0 is as good a stride as any.
+    if (__builtin_mul_overflow(strides[i], dims[i], &strides[i - 1]))
+      strides[i - 1] = 0;
   return strides;
 }
 

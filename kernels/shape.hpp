@@ -25,7 +25,7 @@ int64_t numel_of(std::span<const int64_t> dims);
 /// "[8,3,224,224]"
 std::string to_string(std::span<const int64_t> dims);
 
-/// Row-major strides in elements.
+/// Row-major strides in elements (0 where an empty tensor's strides would overflow).
 std::vector<int64_t> strides_of(std::span<const int64_t> dims);
 
 /// Numpy-style broadcast of two shapes; an error names both shapes when they are incompatible.

@@ -32,3 +32,12 @@ TEST_CASE("normalize_axis maps negative axes and rejects out of range") {
   CHECK(!normalize_axis(4, 4));
   CHECK(!normalize_axis(-5, 4));
 }
+
+TEST_CASE("strides_of an empty tensor with huge dims does not overflow") {
+  // Zero elements make any shape valid; the strides of the outer dims would overflow int64.
+  std::vector<int64_t> dims{0, 135430143, int64_t{1546188218496}};
+  auto strides = strides_of(dims);
+  CHECK(strides[2] == 1);
+  CHECK(strides[1] == int64_t{1546188218496});
+  CHECK(strides[0] == 0);
+}
