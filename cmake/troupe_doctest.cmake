@@ -1,16 +1,18 @@
-# troupe_test_binary(NAME sources...): a doctest executable registered with CTest.
+# troupe_test_binary(NAME sources... [LABELS l...]): a doctest executable registered with CTest.
 include(${doctest_DIR}/doctest.cmake OPTIONAL RESULT_VARIABLE TROUPE_DOCTEST_MODULE)
 
 function(troupe_test_binary name)
-  add_executable(${name} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp ${ARGN})
+  cmake_parse_arguments(PARSE_ARGV 1 arg "" "" "LABELS")
+  set(labels unit ${arg_LABELS})
+  add_executable(${name} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp ${arg_UNPARSED_ARGUMENTS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_compile_options(${name} PRIVATE ${TROUPE_WARNINGS})
   target_link_libraries(${name} PRIVATE doctest::doctest)
   target_compile_definitions(${name} PRIVATE TROUPE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   if(TROUPE_DOCTEST_MODULE)
-    doctest_discover_tests(${name} PROPERTIES LABELS unit)
+    doctest_discover_tests(${name} PROPERTIES LABELS "${labels}")
   else()
     add_test(NAME ${name} COMMAND ${name})
-    set_tests_properties(${name} PROPERTIES LABELS unit)
+    set_tests_properties(${name} PROPERTIES LABELS "${labels}")
   endif()
 endfunction()
