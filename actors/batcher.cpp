@@ -135,6 +135,7 @@ std::vector<tensor> build_inputs(batcher_state& st, const batch_plan& plan) {
 void fail_batch(batcher_pointer self, uint64_t batch_id, const caf::error& err);
 void on_batch_done(batcher_pointer self, batch_done& done);
 void pump(batcher_pointer self);
+void mark_replica_down(batcher_pointer self, size_t index, const std::string& why);
 
 void dispatch(batcher_pointer self, batch_plan plan) {
   auto& st = self->state;
@@ -160,7 +161,11 @@ void dispatch(batcher_pointer self, batch_plan plan) {
   self->request(stage0, caf::infinite, atom::run_v, std::move(job))
       .then([self](batch_done& done) { on_batch_done(self, done); },
             [self, batch_id](caf::error& err) {
-              fail_batch(self, batch_id, err);
+              // The request itself failed: the stage died (bounced or lost it). Stop using
+              // the replica until its supervisor restarts it, failing what it held.
+              auto& st = self->state;
+              if (auto it = st.in_flight.find(batch_id); it != st.in_flight.end())
+                mark_replica_down(self, it->second.replica, self->system().render(err));
               pump(self);
             });
 }
