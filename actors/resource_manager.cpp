@@ -44,6 +44,14 @@ struct resource_state {
 
 using rm_pointer = resource_manager_actor::stateful_pointer<resource_state>;
 
+std::string format_bytes(uint64_t b) {
+  if (b >= (uint64_t{1} << 30))
+    return fmt::format("{:.1f} GiB", static_cast<double>(b) / (1 << 30));
+  if (b >= (uint64_t{1} << 20))
+    return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1 << 20));
+  return fmt::format("{:.1f} KiB", static_cast<double>(b) / 1024);
+}
+
 cpu::cpu_limits limits_of(const device_info& d) {
   cpu::cpu_limits l;
   l.threads = static_cast<int>(d.cores.size());
@@ -132,14 +140,15 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       if (auto* fits = std::get_if<int64_t>(&planned)) {
         std::string free;
         for (const auto& d : st.devices)
-          free += fmt::format("{}device {}: {} MiB free", free.empty() ? "" : ", ", d.index,
-                              d.free() >> 20);
+          free += fmt::format("{}device {}: {} free", free.empty() ? "" : ", ", d.index,
+                              format_bytes(d.free()));
         uint64_t per_replica = std::accumulate(req.stage_bytes.begin(), req.stage_bytes.end(),
                                                uint64_t{0});
         return to_error(errc::resource_exhausted,
-                        fmt::format("model {} version {}: {} replicas of {} MiB each ({} "
+                        fmt::format("model {} version {}: {} replicas of {} each ({} "
                                     "stage(s)) do not fit ({}); at most {} would fit",
-                                    req.model, req.version, req.instances, per_replica >> 20,
+                                    req.model, req.version, req.instances,
+                                    format_bytes(per_replica),
                                     req.stage_bytes.size(), free, *fits));
       }
       auto& chosen = std::get<0>(planned);
