@@ -39,6 +39,7 @@ struct batcher_state {
   };
   std::unordered_map<uint64_t, queued> waiting;        // admitted, not yet in a batch
   std::unordered_map<uint64_t, promise_type> running;  // in a batch (or held for ordering)
+  std::unordered_map<uint64_t, uint64_t> correlation;  // request id -> the client's id
   std::unordered_map<uint64_t, caf::expected<infer_response>> held; // done, waiting its turn
 
   struct flight {
@@ -68,11 +69,14 @@ void deliver(batcher_pointer self, uint64_t id, caf::expected<infer_response> re
     auto it = st.running.find(rid);
     if (it == st.running.end())
       return;
-    if (r)
+    if (r) {
+      if (auto c = st.correlation.find(rid); c != st.correlation.end())
+        r->correlation_id = c->second;
       it->second.deliver(std::move(*r));
-    else
+    } else
       it->second.deliver(std::move(r.error()));
     st.running.erase(it);
+    st.correlation.erase(rid);
   };
   if (!st.preserve_ordering) {
     send(id, reply);
@@ -359,6 +363,8 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
       auto promise = self->make_response_promise<infer_response>();
       if (st.preserve_ordering)
         (void)st.order.expect(p.id);
+      if (req.correlation_id != 0)
+        st.correlation.emplace(p.id, req.correlation_id);
       st.waiting.emplace(p.id, batcher_state::queued{std::move(req), promise});
       pump(self);
       return promise;
@@ -418,6 +424,7 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
         promise.deliver(unavailable());
       st.running.clear();
       st.held.clear();
+      st.correlation.clear();
       st.stopping = true;
       auto final_status = snapshot(st);
       self->quit();

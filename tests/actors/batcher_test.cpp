@@ -66,6 +66,7 @@ struct reply_log {
     std::optional<errc> error;
     float value = 0; // first output value on success
     int64_t rows = 0;
+    uint64_t correlation = 0;
   };
   std::vector<entry> entries; // in the order replies arrived
   const entry* find(int tag) const {
@@ -144,7 +145,8 @@ struct fixture : test::deterministic_system {
           .then(
               [=](infer_response& r) {
                 log->entries.push_back(
-                    {tag, std::nullopt, r.outputs.at(0).values<float>()[0], r.outputs[0].dim(0)});
+                    {tag, std::nullopt, r.outputs.at(0).values<float>()[0], r.outputs[0].dim(0),
+                     r.correlation_id});
               },
               [=](caf::error& e) { log->entries.push_back({tag, errc_of(e), 0, 0}); });
     });
@@ -193,6 +195,7 @@ TEST_CASE_FIXTURE(fixture, "batcher sends a batch at once when the queue holds a
     CHECK_FALSE(e->error);
     CHECK(e->value == static_cast<float>(tag));
     CHECK(e->rows == (tag == 2 ? 2 : 1));
+    CHECK(e->correlation == static_cast<uint64_t>(tag));
   }
 }
 
