@@ -18,3 +18,19 @@ target_link_libraries(troupe::dnnl INTERFACE ${DNNL_LIBRARY})
 find_package(ONNX REQUIRED)
 add_library(troupe::onnx INTERFACE IMPORTED)
 target_link_libraries(troupe::onnx INTERFACE onnx_proto protobuf::libprotobuf)
+
+# CAF 0.17.6 (Debian's libcaf-dev ships no CMake package): headers and libraries by hand.
+find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
+find_library(CAF_CORE_LIBRARY caf_core REQUIRED)
+find_library(CAF_IO_LIBRARY caf_io REQUIRED)
+file(STRINGS ${CAF_INCLUDE_DIR}/caf/config.hpp TROUPE_CAF_VERSION_LINE
+     REGEX "^#define CAF_VERSION [0-9]+")
+string(REGEX MATCH "[0-9]+" TROUPE_CAF_VERSION "${TROUPE_CAF_VERSION_LINE}")
+if(NOT TROUPE_CAF_VERSION EQUAL 1706)
+  message(FATAL_ERROR "troupe needs CAF 0.17.6 (CAF_VERSION 1706), found ${TROUPE_CAF_VERSION}")
+endif()
+add_library(troupe::caf INTERFACE IMPORTED)
+target_include_directories(troupe::caf SYSTEM INTERFACE ${CAF_INCLUDE_DIR})
+target_link_libraries(troupe::caf INTERFACE ${CAF_IO_LIBRARY} ${CAF_CORE_LIBRARY} Threads::Threads)
+# Every type put into a message must have a type ID: an unregistered one fails the build.
+target_compile_definitions(troupe::caf INTERFACE CAF_ENABLE_TYPE_ID_CHECKS)

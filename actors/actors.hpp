@@ -1,0 +1,92 @@
+// actors: every typed actor interface of troupe, and the factories that spawn them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <caf/expected.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/messages.hpp"
+#include "kernels/cpu/cpu_context.hpp"
+#include "runtime/config/model_config.hpp"
+#include "runtime/graph.hpp"
+
+namespace troupe {
+
+/// One per model version: admits, queues and batches requests and owns every reply.
+using batcher_actor = caf::typed_actor<
+    // Admits a request; the reply (outputs or an error) comes exactly once.
+    caf::replies_to<atom::infer, infer_request>::with<infer_response>,
+    // Adds a replica (its stage chain and merger) whose credits batches may use.
+    caf::reacts_to<atom::replica, replica_route>,
+    // A supervised replica was restarted: swap in its new route, fail what the old one held.
+    caf::reacts_to<atom::restarted, replica_route>,
+    // The batcher's one timer (queue delay, request deadlines); stale generations are ignored.
+    caf::reacts_to<atom::tick, uint64_t>,
+    // Queue length, batches in flight and the reply counters.
+    caf::replies_to<atom::status>::with<model_status>,
+    // Answers everything queued or running with `unavailable`, replies its final counters, quits.
+    caf::replies_to<atom::shutdown>::with<model_status>>;
+
+/// One stage of one replica, on one device; runs its sub-graph on its own thread (detached).
+using shard_executor_actor = caf::typed_actor<
+    // Runs the stage on the batch and passes it to the next stage or the merger (delegation,
+    // so the final batch_done goes straight to the batcher that asked).
+    caf::replies_to<atom::run, batch_job>::with<batch_done>>;
+
+/// The end of a replica's chain: splits the batch output into per-request replies.
+using merger_actor = caf::typed_actor<
+    // Splits the last stage's outputs by the job's rows into views, in the batcher's order.
+    caf::replies_to<atom::merge, batch_job>::with<batch_done>>;
+
+/// Knows the devices, places replicas on them and supervises their executors.
+using resource_manager_actor = caf::typed_actor<
+    // Places and spawns every replica of a model version, or says what would fit.
+    caf::replies_to<atom::place, placement_request>::with<placement>,
+    // Retires the replicas of a model version (stops their actors, frees device memory).
+    caf::reacts_to<atom::retire, std::string, int64_t>,
+    // Devices (cores, memory used) and replicas (placement, restarts).
+    caf::replies_to<atom::status>::with<runtime_status>,
+    // Stops every executor and merger it spawned, then quits.
+    caf::replies_to<atom::shutdown>::with<caf::ok_atom>>;
+
+// -- factories -------------------------------------------------------------------------------
+
+struct batcher_options {
+  std::string model;
+  int64_t version = 1;
+  model_config config;
+  std::vector<value_info> inputs;  // from the ONNX file
+  std::vector<value_info> outputs;
+};
+
+/// Checks the batching settings of the config and spawns the batcher (no replicas yet).
+caf::expected<batcher_actor> spawn_batcher(caf::actor_system& sys, batcher_options options);
+
+struct shard_spec {
+  std::string onnx_path;
+  std::vector<std::string> cut_values; // empty: the whole model is this one stage
+  int stage = 0;                       // 0 or 1 when cut_values is set
+  cpu::cpu_limits limits;
+  int64_t fault_after_batches = -1; // test only: throw while handling this (1-based) batch
+};
+
+/// Spawns a detached executor; it loads its stage on its own thread.
+shard_executor_actor spawn_shard_executor(caf::actor_system& sys, shard_spec spec);
+
+merger_actor spawn_merger(caf::actor_system& sys);
+
+struct resource_options {
+  int cpu_devices = 1;            // disjoint core sets over `cores`
+  std::vector<int> cores;         // empty: every core this process may use
+  uint64_t memory_per_device = 0; // 0: physical memory divided by the devices
+};
+
+/// Errors when the devices cannot be built (more devices than cores).
+caf::expected<resource_manager_actor> spawn_resource_manager(caf::actor_system& sys,
+                                                             resource_options options);
+
+} // namespace troupe

@@ -1,0 +1,191 @@
+// embedded_runtime: starts troupe inside a CAF program's own actor_system and loads models.
+#include "actors/embedded_runtime.hpp"
+
+#include "runtime/onnx_import.hpp"
+#include "runtime/session.hpp"
+#include "runtime/split_graph.hpp"
+
+namespace troupe {
+
+namespace {
+
+/// Weights plus the activation arena of a stage at `rows` rows.
+expected<uint64_t> stage_bytes(graph g, int64_t rows) {
+  uint64_t weights = 0;
+  for (const auto& [name, t] : g.initializers)
+    weights += t.nbytes();
+  std::vector<shape> dims;
+  for (const auto& in : g.inputs) {
+    shape d = in.dims;
+    for (auto& x : d)
+      if (x < 0)
+        x = rows;
+    dims.push_back(std::move(d));
+  }
+  session_options options;
+  options.limits.threads = 1;
+  auto s = session::from_graph(std::move(g), options);
+  if (!s)
+    return s.error();
+  auto p = (*s)->plan_for(dims);
+  if (!p)
+    return p.error();
+  return weights + (*p)->arena_bytes();
+}
+
+template <class T>
+caf::expected<T> ask(caf::actor_system& sys, const auto& dest, auto... xs) {
+  caf::scoped_actor self{sys};
+  caf::expected<T> result = caf::sec::request_timeout;
+  self->request(dest, caf::infinite, xs...)
+      .receive([&](T& x) { result = std::move(x); },
+               [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+} // namespace
+
+caf::expected<std::unique_ptr<embedded_runtime>> embedded_runtime::start(caf::actor_system& sys,
+                                                                         runtime_options options) {
+  auto manager = spawn_resource_manager(sys, options.resources);
+  if (!manager)
+    return manager.error();
+  return std::unique_ptr<embedded_runtime>(new embedded_runtime(sys, std::move(*manager)));
+}
+
+embedded_runtime::~embedded_runtime() { shutdown(); }
+
+caf::expected<std::vector<model_handle>>
+embedded_runtime::load_repository(const std::filesystem::path& dir, const load_options& options) {
+  auto entries = scan_repository(dir);
+  if (!entries)
+    return to_error(entries.error());
+  std::vector<model_handle> loaded;
+  for (const auto& entry : *entries)
+    for (int64_t version : entry.serving) {
+      auto h = load_model(entry.name, version, entry.model_file(version), entry.config, options);
+      if (!h)
+        return h.error();
+      loaded.push_back(*h);
+    }
+  return loaded;
+}
+
+caf::expected<model_handle> embedded_runtime::load_model(const std::string& name, int64_t version,
+                                                         const std::filesystem::path& onnx_file,
+                                                         model_config config,
+                                                         const load_options& options) {
+  if (stopped_)
+    return to_error(errc::unavailable, "the runtime is shut down");
+  if (models_.count({name, version}))
+    return to_error(errc::invalid_argument,
+                    fmt::format("model {} version {} is already loaded", name, version));
+  auto g = load_onnx(onnx_file.string());
+  if (!g)
+    return to_error(g.error());
+  int64_t instances = 0;
+  for (const auto& group : config.instance_groups) {
+    if (group.kind == instance_kind::gpu)
+      return to_error(errc::unsupported,
+                      fmt::format("model {}: instance_group '{}' asks for KIND_GPU; this build "
+                                  "has CPU devices only",
+                                  name, group.name));
+    instances += group.count;
+  }
+  if (config.instance_groups.empty())
+    instances = 1;
+
+  // Memory of each stage at the largest batch, measured on this (non-actor) thread.
+  const int64_t rows = std::max<int64_t>(1, config.max_batch_size);
+  std::vector<uint64_t> bytes;
+  if (options.cut_values.empty()) {
+    auto b = stage_bytes(*g, rows);
+    if (!b)
+      return to_error(b.error());
+    bytes.push_back(*b);
+  } else {
+    auto split = split_graph_at(*g, options.cut_values);
+    if (!split)
+      return to_error(split.error());
+    for (auto* part : {&split->first, &split->second}) {
+      auto b = stage_bytes(std::move(*part), rows);
+      if (!b)
+        return to_error(b.error());
+      bytes.push_back(*b);
+    }
+  }
+
+  model_handle handle;
+  handle.name = name;
+  handle.version = version;
+  handle.inputs = g->inputs;
+  handle.outputs = g->outputs;
+  handle.max_batch_size = config.max_batch_size;
+  batcher_options bo;
+  bo.model = name;
+  bo.version = version;
+  bo.config = std::move(config);
+  bo.inputs = g->inputs;
+  bo.outputs = g->outputs;
+  auto batcher = spawn_batcher(sys_, std::move(bo));
+  if (!batcher)
+    return batcher.error();
+  handle.batcher = *batcher;
+
+  placement_request req;
+  req.model = name;
+  req.version = version;
+  req.onnx_path = onnx_file.string();
+  req.cut_values = options.cut_values;
+  req.stage_bytes = bytes;
+  req.instances = instances;
+  req.max_batch_size = handle.max_batch_size;
+  req.owner = caf::actor_cast<caf::actor>(handle.batcher);
+  req.fault_after_batches = options.fault_after_batches;
+  auto placed = ask<placement>(sys_, manager_, atom::place_v, req);
+  if (!placed) {
+    caf::anon_send_exit(handle.batcher, caf::exit_reason::user_shutdown);
+    return placed.error();
+  }
+  for (auto& route : placed->replicas)
+    caf::anon_send(handle.batcher, atom::replica_v, std::move(route));
+  models_.emplace(std::make_pair(name, version), handle);
+  return handle;
+}
+
+std::optional<model_handle> embedded_runtime::model(const std::string& name,
+                                                    int64_t version) const {
+  std::optional<model_handle> found;
+  for (const auto& [key, h] : models_)
+    if (key.first == name && (version == 0 || key.second == version))
+      found = h; // map order: the last match is the latest version
+  return found;
+}
+
+caf::expected<runtime_status> embedded_runtime::status() {
+  return ask<runtime_status>(sys_, manager_, atom::status_v);
+}
+
+caf::expected<model_status> embedded_runtime::status(const model_handle& model) {
+  return ask<model_status>(sys_, model.batcher, atom::status_v);
+}
+
+caf::expected<infer_response> embedded_runtime::infer(const model_handle& model,
+                                                      infer_request request) {
+  return ask<infer_response>(sys_, model.batcher, atom::infer_v, std::move(request));
+}
+
+void embedded_runtime::shutdown() {
+  if (stopped_)
+    return;
+  stopped_ = true;
+  // Batchers first: they answer everything queued or running with `unavailable` and quit;
+  // then the resource manager stops every executor and merger, so the actor_system's
+  // destructor finds nothing of troupe's left running.
+  for (auto& [key, h] : models_)
+    (void)ask<model_status>(sys_, h.batcher, atom::shutdown_v);
+  models_.clear();
+  (void)ask<caf::ok_atom>(sys_, manager_, atom::shutdown_v);
+}
+
+} // namespace troupe

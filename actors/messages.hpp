@@ -1,0 +1,243 @@
+// messages: the wire structs the actors exchange, with CAF 0.17 `inspect` overloads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include "actors/type_ids.hpp"
+#include "kernels/status.hpp"
+#include "kernels/tensor.hpp"
+
+namespace troupe {
+
+// -- tensors ---------------------------------------------------------------------------------
+
+/// A tensor goes on the wire as dtype, shape and its raw bytes (little-endian, the host order
+/// of every platform troupe builds on). Between local actors the message holds the tensor
+/// itself, so the buffer is shared, never copied. Loading checks that the byte count matches
+/// dtype and shape before it allocates anything the peer did not send.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tensor& x) {
+  uint8_t type = 0;
+  shape dims;
+  std::vector<char> bytes;
+  if constexpr (Inspector::reads_state) {
+    type = static_cast<uint8_t>(x.type());
+    dims = x.dims();
+    if (x.defined()) {
+      const auto* p = static_cast<const char*>(x.raw());
+      bytes.assign(p, p + x.nbytes());
+    }
+  }
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    if (type == static_cast<uint8_t>(dtype::undefined)) {
+      x = tensor{};
+      return caf::none;
+    }
+    if (type > static_cast<uint8_t>(dtype::boolean))
+      return caf::make_error(caf::sec::invalid_argument, "tensor with unknown dtype");
+    auto t = static_cast<dtype>(type);
+    auto n = checked_bytes(dims, size_of(t));
+    if (!n || static_cast<size_t>(*n) != bytes.size())
+      return caf::make_error(caf::sec::invalid_argument,
+                             "tensor bytes do not match its dtype and shape");
+    x = tensor::empty(t, dims);
+    std::copy(bytes.begin(), bytes.end(), static_cast<char*>(x.raw()));
+    return caf::none;
+  });
+  return f(caf::meta::type_name("tensor"), type, dims, bytes, load);
+}
+
+// -- requests and replies --------------------------------------------------------------------
+
+/// One inference request: inputs in the model's input order, each with the request's rows
+/// as its first dimension (when the model batches).
+struct infer_request {
+  std::vector<tensor> inputs;
+  uint32_t priority = 0;  // 1 is the highest; 0 = the model's default level
+  int64_t timeout_us = 0; // 0 = the level's default; only shortens it where allowed
+  uint64_t correlation_id = 0; // the client's own id, echoed in the response
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, infer_request& x) {
+  return f(caf::meta::type_name("infer_request"), x.inputs, x.priority, x.timeout_us,
+           x.correlation_id);
+}
+
+/// The outputs of one request, in the model's output order (views into the batch output).
+struct infer_response {
+  std::vector<tensor> outputs;
+  uint64_t correlation_id = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, infer_response& x) {
+  return f(caf::meta::type_name("infer_response"), x.outputs, x.correlation_id);
+}
+
+// -- the batch path --------------------------------------------------------------------------
+
+/// A batch on its way through a replica: the batcher builds it, each stage replaces `values`
+/// by its outputs and passes it on, the merger splits it into per-request replies.
+struct batch_job {
+  uint64_t batch_id = 0;
+  uint64_t replica = 0;            // the batcher's credit index of the replica
+  std::vector<tensor> values;      // batch inputs for stage 0, activations after it
+  std::vector<int64_t> rows;       // rows of each request, in the batcher's order
+  std::vector<caf::actor> next_stages; // stages after the receiver (shard_executor_actor)
+  caf::actor merger;               // merger_actor of the replica
+  bool batched = true;             // false: the model has no batch dimension (one request)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_job& x) {
+  return f(caf::meta::type_name("batch_job"), x.batch_id, x.replica, x.values, x.rows,
+           x.next_stages, x.merger, x.batched);
+}
+
+/// The outcome of a batch: one response per request in the batch's order, or an error that
+/// answers all of them.
+struct batch_done {
+  uint64_t batch_id = 0;
+  uint64_t replica = 0;
+  caf::error error;
+  std::vector<infer_response> replies;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, batch_done& x) {
+  return f(caf::meta::type_name("batch_done"), x.batch_id, x.replica, x.error, x.replies);
+}
+
+// -- placement -------------------------------------------------------------------------------
+
+/// The actors of one replica: its stages in order and its merger.
+struct replica_route {
+  uint32_t slot = 0;               // which instance of the model (stable across restarts)
+  std::vector<caf::actor> stages;  // shard_executor_actor handles
+  caf::actor merger;               // merger_actor
+  std::vector<int32_t> devices;    // device of each stage
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_route& x) {
+  return f(caf::meta::type_name("replica_route"), x.slot, x.stages, x.merger, x.devices);
+}
+
+/// What the resource manager needs to place the replicas of one model version.
+struct placement_request {
+  std::string model;
+  int64_t version = 1;
+  std::string onnx_path;
+  std::vector<std::string> cut_values; // pipeline cut: empty = one stage
+  std::vector<uint64_t> stage_bytes;   // weights + activation arena of each stage
+  int64_t instances = 1;
+  int64_t max_batch_size = 0;
+  caf::actor owner; // the batcher told about restarted replicas
+  int64_t fault_after_batches = -1; // test only: stage 0 of replica 0 throws on this batch
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, placement_request& x) {
+  return f(caf::meta::type_name("placement_request"), x.model, x.version, x.onnx_path,
+           x.cut_values, x.stage_bytes, x.instances, x.max_batch_size, x.owner,
+           x.fault_after_batches);
+}
+
+struct placement {
+  std::vector<replica_route> replicas;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, placement& x) {
+  return f(caf::meta::type_name("placement"), x.replicas);
+}
+
+// -- status ----------------------------------------------------------------------------------
+
+struct device_status {
+  int32_t index = 0;
+  std::vector<int32_t> cores;
+  uint64_t memory_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint32_t stages = 0; // shard executors placed here
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, device_status& x) {
+  return f(caf::meta::type_name("device_status"), x.index, x.cores, x.memory_bytes,
+           x.used_bytes, x.stages);
+}
+
+struct replica_status {
+  std::string model;
+  int64_t version = 0;
+  uint32_t slot = 0;
+  std::vector<int32_t> devices;
+  uint64_t restarts = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_status& x) {
+  return f(caf::meta::type_name("replica_status"), x.model, x.version, x.slot, x.devices,
+           x.restarts);
+}
+
+/// A batcher's counters: every accepted request ends in exactly one of completed,
+/// timed_out, failed or (at shutdown) cancelled.
+struct model_status {
+  std::string model;
+  int64_t version = 0;
+  uint64_t queued = 0;
+  uint64_t batches_in_flight = 0;
+  uint64_t accepted = 0;
+  uint64_t rejected = 0; // refused at admission (queue full, bad input)
+  uint64_t completed = 0;
+  uint64_t timed_out = 0;
+  uint64_t failed = 0;
+  uint64_t cancelled = 0;
+  uint64_t batches = 0;
+  uint32_t replicas = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_status& x) {
+  return f(caf::meta::type_name("model_status"), x.model, x.version, x.queued,
+           x.batches_in_flight, x.accepted, x.rejected, x.completed, x.timed_out, x.failed,
+           x.cancelled, x.batches, x.replicas);
+}
+
+struct runtime_status {
+  std::vector<device_status> devices;
+  std::vector<replica_status> replicas;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, runtime_status& x) {
+  return f(caf::meta::type_name("runtime_status"), x.devices, x.replicas);
+}
+
+// -- errors ----------------------------------------------------------------------------------
+
+/// The CAF error category of troupe::errc.
+caf::atom_value error_category();
+caf::error to_error(errc code, std::string message);
+caf::error to_error(const status& st);
+/// The troupe code of an error: its own code for troupe errors, unavailable for CAF's
+/// "actor down" errors, internal for the rest; nullopt for no error.
+std::optional<errc> errc_of(const caf::error& err);
+
+/// Registers troupe's type-ID block and error category; call on the config before the
+/// actor_system is constructed.
+void add_troupe_types(caf::actor_system_config& cfg);
+
+} // namespace troupe

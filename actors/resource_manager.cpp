@@ -1,0 +1,258 @@
+// resource_manager: CPU devices as core sets, replica placement by memory, executor supervision.
+#include <map>
+#include <numeric>
+#include <sched.h>
+#include <unistd.h>
+
+#include "actors/actors.hpp"
+
+namespace troupe {
+
+namespace {
+
+struct device_info {
+  int32_t index = 0;
+  std::vector<int32_t> cores;
+  uint64_t memory = 0;
+  uint64_t used = 0;
+  uint32_t stages = 0;
+  uint64_t free() const { return memory > used ? memory - used : 0; }
+};
+
+struct replica_record {
+  uint32_t slot = 0;
+  std::vector<shard_spec> specs;
+  std::vector<caf::actor> stages;
+  caf::actor merger;
+  std::vector<int32_t> devices;
+  uint64_t restarts = 0;
+};
+
+struct model_record {
+  placement_request request;
+  std::vector<replica_record> replicas;
+};
+
+struct resource_state {
+  static inline const char* name = "troupe.resource_manager";
+  std::vector<device_info> devices;
+  std::map<std::pair<std::string, int64_t>, model_record> models;
+  // executor -> (model, slot, stage): who to restart when it goes down
+  std::map<caf::actor_addr, std::tuple<std::pair<std::string, int64_t>, uint32_t, size_t>> owners;
+  bool stopping = false;
+};
+
+using rm_pointer = resource_manager_actor::stateful_pointer<resource_state>;
+
+std::string format_bytes(uint64_t b) {
+  if (b >= (uint64_t{1} << 30))
+    return fmt::format("{:.1f} GiB", static_cast<double>(b) / (1 << 30));
+  if (b >= (uint64_t{1} << 20))
+    return fmt::format("{:.1f} MiB", static_cast<double>(b) / (1 << 20));
+  return fmt::format("{:.1f} KiB", static_cast<double>(b) / 1024);
+}
+
+cpu::cpu_limits limits_of(const device_info& d) {
+  cpu::cpu_limits l;
+  l.threads = static_cast<int>(d.cores.size());
+  l.cores.assign(d.cores.begin(), d.cores.end());
+  return l;
+}
+
+/// Greedy placement: each stage on the device with the most free memory that holds it.
+/// Returns the devices per replica, or how many replicas would fit.
+std::variant<std::vector<std::vector<int32_t>>, int64_t>
+plan_placement(std::vector<device_info> devices, const placement_request& req) {
+  std::vector<std::vector<int32_t>> result;
+  for (int64_t r = 0; r < req.instances; ++r) {
+    std::vector<int32_t> chosen;
+    for (uint64_t bytes : req.stage_bytes) {
+      auto best = std::max_element(devices.begin(), devices.end(),
+                                   [](auto& a, auto& b) { return a.free() < b.free(); });
+      if (best == devices.end() || best->free() < bytes)
+        return static_cast<int64_t>(r);
+      best->used += bytes;
+      chosen.push_back(best->index);
+    }
+    result.push_back(std::move(chosen));
+  }
+  return result;
+}
+
+caf::actor spawn_stage(rm_pointer self, const shard_spec& spec) {
+  auto a = caf::actor_cast<caf::actor>(spawn_shard_executor(self->system(), spec));
+  self->monitor(a);
+  return a;
+}
+
+replica_route route_of(const replica_record& r) {
+  return replica_route{r.slot, r.stages, r.merger, r.devices};
+}
+
+void stop_replica(rm_pointer self, model_record& m, replica_record& r) {
+  for (size_t s = 0; s < r.stages.size(); ++s) {
+    self->state.owners.erase(r.stages[s].address());
+    self->demonitor(r.stages[s]);
+    self->send_exit(r.stages[s], caf::exit_reason::user_shutdown);
+    auto& dev = self->state.devices.at(static_cast<size_t>(r.devices[s]));
+    dev.used -= std::min(dev.used, m.request.stage_bytes.at(s));
+    --dev.stages;
+  }
+  self->send_exit(r.merger, caf::exit_reason::user_shutdown);
+}
+
+resource_manager_actor::behavior_type resource_manager(rm_pointer self,
+                                                       std::vector<device_info> devices) {
+  self->state.devices = std::move(devices);
+  // Supervision: an executor that dies while its replica is placed is restarted with the same
+  // spec (without an injected fault) and its batcher gets the new route.
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& st = self->state;
+    auto it = st.owners.find(msg.source);
+    if (it == st.owners.end() || st.stopping)
+      return;
+    auto [key, slot, stage] = it->second;
+    st.owners.erase(it);
+    auto& model = st.models.at(key);
+    auto& replica = model.replicas.at(slot);
+    auto& spec = replica.specs.at(stage);
+    spec.fault_after_batches = -1;
+    replica.stages[stage] = spawn_stage(self, spec);
+    st.owners[replica.stages[stage].address()] = {key, slot, stage};
+    ++replica.restarts;
+    if (model.request.owner)
+      self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
+                 route_of(replica));
+  });
+  return {
+    [self](atom::place, placement_request& req) -> caf::result<placement> {
+      auto& st = self->state;
+      auto key = std::make_pair(req.model, req.version);
+      if (st.models.count(key))
+        return to_error(errc::invalid_argument, fmt::format("model {} version {} is already placed",
+                                                            req.model, req.version));
+      if (req.instances < 1 || req.stage_bytes.empty() ||
+          req.stage_bytes.size() != (req.cut_values.empty() ? 1u : 2u))
+        return to_error(errc::invalid_argument,
+                        fmt::format("model {}: need >= 1 instance and one size per stage",
+                                    req.model));
+      auto planned = plan_placement(st.devices, req);
+      if (auto* fits = std::get_if<int64_t>(&planned)) {
+        std::string free;
+        for (const auto& d : st.devices)
+          free += fmt::format("{}device {}: {} free", free.empty() ? "" : ", ", d.index,
+                              format_bytes(d.free()));
+        uint64_t per_replica = std::accumulate(req.stage_bytes.begin(), req.stage_bytes.end(),
+                                               uint64_t{0});
+        return to_error(errc::resource_exhausted,
+                        fmt::format("model {} version {}: {} replicas of {} each ({} "
+                                    "stage(s)) do not fit ({}); at most {} would fit",
+                                    req.model, req.version, req.instances,
+                                    format_bytes(per_replica),
+                                    req.stage_bytes.size(), free, *fits));
+      }
+      auto& chosen = std::get<0>(planned);
+      model_record record;
+      record.request = req;
+      placement result;
+      for (size_t r = 0; r < chosen.size(); ++r) {
+        replica_record rep;
+        rep.slot = static_cast<uint32_t>(r);
+        rep.devices = chosen[r];
+        rep.merger = caf::actor_cast<caf::actor>(spawn_merger(self->system()));
+        for (size_t s = 0; s < chosen[r].size(); ++s) {
+          auto& dev = st.devices.at(static_cast<size_t>(chosen[r][s]));
+          dev.used += req.stage_bytes[s];
+          ++dev.stages;
+          shard_spec spec;
+          spec.onnx_path = req.onnx_path;
+          spec.cut_values = req.cut_values;
+          spec.stage = static_cast<int>(s);
+          spec.limits = limits_of(dev);
+          spec.fault_after_batches = (r == 0 && s == 0) ? req.fault_after_batches : -1;
+          rep.specs.push_back(spec);
+          rep.stages.push_back(spawn_stage(self, spec));
+          st.owners[rep.stages.back().address()] = {key, rep.slot, s};
+        }
+        result.replicas.push_back(route_of(rep));
+        record.replicas.push_back(std::move(rep));
+      }
+      st.models.emplace(key, std::move(record));
+      return result;
+    },
+    [self](atom::retire, std::string& model, int64_t version) {
+      auto& st = self->state;
+      auto it = st.models.find({model, version});
+      if (it == st.models.end())
+        return;
+      for (auto& r : it->second.replicas)
+        stop_replica(self, it->second, r);
+      st.models.erase(it);
+    },
+    [self](atom::status) {
+      auto& st = self->state;
+      runtime_status out;
+      for (const auto& d : st.devices)
+        out.devices.push_back(device_status{d.index, d.cores, d.memory, d.used, d.stages});
+      for (const auto& [key, m] : st.models)
+        for (const auto& r : m.replicas)
+          out.replicas.push_back(replica_status{key.first, key.second, r.slot, r.devices,
+                                                r.restarts});
+      return out;
+    },
+    [self](atom::shutdown) {
+      auto& st = self->state;
+      st.stopping = true;
+      for (auto& [key, m] : st.models)
+        for (auto& r : m.replicas)
+          stop_replica(self, m, r);
+      st.models.clear();
+      self->quit();
+      return caf::ok_atom::value;
+    },
+  };
+}
+
+uint64_t physical_memory() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+} // namespace
+
+caf::expected<resource_manager_actor> spawn_resource_manager(caf::actor_system& sys,
+                                                             resource_options options) {
+  std::vector<int> cores = options.cores;
+  if (cores.empty()) {
+    // The cores of this process's affinity mask (a container or taskset may narrow it).
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &set))
+          cores.push_back(c);
+    }
+    if (cores.empty())
+      cores.push_back(0);
+  }
+  if (options.cpu_devices < 1 || static_cast<size_t>(options.cpu_devices) > cores.size())
+    return to_error(errc::invalid_argument,
+                    fmt::format("--cpu-devices {}: expected 1..{} (one core at least per device)",
+                                options.cpu_devices, cores.size()));
+  const auto n = static_cast<size_t>(options.cpu_devices);
+  const uint64_t memory =
+      options.memory_per_device ? options.memory_per_device : physical_memory() / n;
+  std::vector<device_info> devices(n);
+  for (size_t d = 0; d < n; ++d) {
+    devices[d].index = static_cast<int32_t>(d);
+    devices[d].memory = memory;
+    // Contiguous, disjoint core ranges; the first devices take one extra core when uneven.
+    const size_t begin = d * cores.size() / n, end = (d + 1) * cores.size() / n;
+    for (size_t c = begin; c < end; ++c)
+      devices[d].cores.push_back(cores[c]);
+  }
+  return sys.spawn(resource_manager, std::move(devices));
+}
+
+} // namespace troupe

@@ -1,0 +1,49 @@
+// type_ids: troupe's one CAF type-ID block (every atom and message type the actors exchange).
+#pragma once
+
+#include <caf/type_id.hpp>
+
+#include "kernels/tensor.hpp"
+
+namespace troupe {
+struct infer_request;
+struct infer_response;
+struct batch_job;
+struct batch_done;
+struct replica_route;
+struct placement_request;
+struct placement;
+struct device_status;
+struct replica_status;
+struct model_status;
+struct runtime_status;
+} // namespace troupe
+
+// Atoms are 0.17 atom constants (at most 10 characters); the block gives every message
+// type an ID so that -DCAF_ENABLE_TYPE_ID_CHECKS refuses unregistered payloads at compile time.
+CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
+  CAF_ADD_ATOM(troupe, troupe::atom, infer, "infer")
+  CAF_ADD_ATOM(troupe, troupe::atom, run, "run")
+  CAF_ADD_ATOM(troupe, troupe::atom, merge, "merge")
+  CAF_ADD_ATOM(troupe, troupe::atom, place, "place")
+  CAF_ADD_ATOM(troupe, troupe::atom, status, "status")
+  CAF_ADD_ATOM(troupe, troupe::atom, replica, "replica")
+  CAF_ADD_ATOM(troupe, troupe::atom, restarted, "restarted")
+  CAF_ADD_ATOM(troupe, troupe::atom, tick, "tick")
+  CAF_ADD_ATOM(troupe, troupe::atom, shutdown, "shutdown")
+  CAF_ADD_ATOM(troupe, troupe::atom, release, "release")
+  CAF_ADD_ATOM(troupe, troupe::atom, retire, "retire")
+
+  CAF_ADD_TYPE_ID(troupe, (troupe::tensor))
+  CAF_ADD_TYPE_ID(troupe, (troupe::infer_request))
+  CAF_ADD_TYPE_ID(troupe, (troupe::infer_response))
+  CAF_ADD_TYPE_ID(troupe, (troupe::batch_job))
+  CAF_ADD_TYPE_ID(troupe, (troupe::batch_done))
+  CAF_ADD_TYPE_ID(troupe, (troupe::replica_route))
+  CAF_ADD_TYPE_ID(troupe, (troupe::placement_request))
+  CAF_ADD_TYPE_ID(troupe, (troupe::placement))
+  CAF_ADD_TYPE_ID(troupe, (troupe::device_status))
+  CAF_ADD_TYPE_ID(troupe, (troupe::replica_status))
+  CAF_ADD_TYPE_ID(troupe, (troupe::model_status))
+  CAF_ADD_TYPE_ID(troupe, (troupe::runtime_status))
+CAF_END_TYPE_ID_BLOCK(troupe)

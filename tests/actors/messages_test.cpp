@@ -1,0 +1,120 @@
+// messages_test: every wire struct survives a binary round trip through CAF's serializers.
+#include <doctest/doctest.h>
+
+#include "tests/actors/actor_test_util.hpp"
+
+using namespace troupe;
+
+namespace {
+
+template <class T>
+T round_trip(caf::actor_system& sys, T value) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys, buf};
+  REQUIRE_FALSE(sink(value));
+  T copy;
+  caf::binary_deserializer source{sys, buf};
+  REQUIRE_FALSE(source(copy));
+  return copy;
+}
+
+tensor sample_tensor() {
+  std::vector<float> v{1.f, -2.5f, 3.25f, 0.f, 7.f, 8.5f};
+  return tensor::from_vector<float>({2, 3}, v);
+}
+
+} // namespace
+
+TEST_CASE("a tensor round-trips as dtype, shape and raw bytes, and a view only its own rows") {
+  test::threaded_system t;
+  auto in = sample_tensor();
+  auto out = round_trip(t.sys, in);
+  CHECK(bitwise_equal(in, out));
+  auto view = in.slice_rows(1, 2);
+  auto out_view = round_trip(t.sys, view);
+  CHECK(out_view.dims() == shape{1, 3});
+  CHECK(out_view.values<float>()[0] == 0.f);
+  CHECK(out_view.buffer()->bytes() >= 12);
+  CHECK_FALSE(round_trip(t.sys, tensor{}).defined());
+}
+
+TEST_CASE("a tensor whose bytes do not match its shape is refused when loading") {
+  test::threaded_system t;
+  std::vector<char> buf;
+  caf::binary_serializer sink{t.sys, buf};
+  uint8_t type = static_cast<uint8_t>(dtype::f32);
+  shape dims{4, 4};
+  std::vector<char> bytes(12); // 64 expected
+  REQUIRE_FALSE(sink(type, dims, bytes));
+  tensor x;
+  caf::binary_deserializer source{t.sys, buf};
+  CHECK(source(x));
+}
+
+TEST_CASE("infer_request and infer_response round-trip") {
+  test::threaded_system t;
+  infer_request req{{sample_tensor(), sample_tensor()}, 2, 1500, 42};
+  auto r = round_trip(t.sys, req);
+  REQUIRE(r.inputs.size() == 2);
+  CHECK(bitwise_equal(r.inputs[1], req.inputs[1]));
+  CHECK(r.priority == 2);
+  CHECK(r.timeout_us == 1500);
+  CHECK(r.correlation_id == 42);
+  infer_response resp{{sample_tensor()}, 9};
+  auto p = round_trip(t.sys, resp);
+  CHECK(bitwise_equal(p.outputs.at(0), resp.outputs[0]));
+  CHECK(p.correlation_id == 9);
+}
+
+TEST_CASE("batch_job and batch_done round-trip, errors and actor handles included") {
+  test::threaded_system t;
+  auto merger = caf::actor_cast<caf::actor>(spawn_merger(t.sys));
+  batch_job job{7, 1, {sample_tensor()}, {1, 1}, {merger}, merger, true};
+  auto j = round_trip(t.sys, job);
+  CHECK(j.batch_id == 7);
+  CHECK(j.replica == 1);
+  CHECK(j.rows == std::vector<int64_t>{1, 1});
+  CHECK(j.next_stages.at(0) == merger);
+  CHECK(j.merger == merger);
+  batch_done done{7, 1, to_error(errc::timeout, "late"), {infer_response{{sample_tensor()}, 3}}};
+  auto d = round_trip(t.sys, done);
+  CHECK(errc_of(d.error) == errc::timeout);
+  CHECK(t.sys.render(d.error).find("late") != std::string::npos);
+  CHECK(d.replies.at(0).correlation_id == 3);
+  caf::anon_send_exit(merger, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("placement and status messages round-trip") {
+  test::threaded_system t;
+  placement_request req{"m", 3, "/x/model.onnx", {"h"}, {100, 200}, 2, 8, {}, -1};
+  auto r = round_trip(t.sys, req);
+  CHECK(r.model == "m");
+  CHECK(r.cut_values == std::vector<std::string>{"h"});
+  CHECK(r.stage_bytes == std::vector<uint64_t>{100, 200});
+  CHECK(r.instances == 2);
+  placement p{{replica_route{1, {}, {}, {0, 1}}}};
+  CHECK(round_trip(t.sys, p).replicas.at(0).devices == std::vector<int32_t>{0, 1});
+  CHECK(round_trip(t.sys, replica_route{4, {}, {}, {2}}).slot == 4);
+  runtime_status rs{{device_status{0, {0, 1}, 1 << 20, 512, 2}}, {replica_status{"m", 1, 0, {0}, 3}}};
+  auto rr = round_trip(t.sys, rs);
+  CHECK(rr.devices.at(0).cores == std::vector<int32_t>{0, 1});
+  CHECK(rr.replicas.at(0).restarts == 3);
+  CHECK(round_trip(t.sys, device_status{1, {3}, 9, 4, 1}).used_bytes == 4);
+  CHECK(round_trip(t.sys, replica_status{"q", 2, 1, {}, 0}).model == "q");
+  model_status ms;
+  ms.model = "m";
+  ms.completed = 11;
+  ms.timed_out = 2;
+  auto mr = round_trip(t.sys, ms);
+  CHECK(mr.completed == 11);
+  CHECK(mr.timed_out == 2);
+}
+
+TEST_CASE("troupe errors carry their code and message through CAF") {
+  test::threaded_system t;
+  auto err = to_error(make_error(errc::resource_exhausted, "queue full: level {}", 2));
+  CHECK(errc_of(err) == errc::resource_exhausted);
+  CHECK(t.sys.render(err) == "troupe: resource_exhausted: queue full: level 2");
+  CHECK(errc_of(caf::make_error(caf::sec::request_receiver_down)) == errc::unavailable);
+  CHECK_FALSE(errc_of(caf::error{}).has_value());
+}
