@@ -16,7 +16,15 @@ if [ "${TROUPE_QUICK:-0}" != 1 ]; then
   # ASan + UBSan over the unit tests (not the conformance or whole-model runs: too slow).
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_SANITIZE=ON
   cmake --build build-asan -j2 --target test_kernels test_runtime
-  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    ctest --test-dir build-asan -j2 --output-on-failure -L unit
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  for t in test_kernels test_runtime; do
+    ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/fuzz/lsan.supp \
+      build-asan/tests/$t
+  done
+  # ThreadSanitizer over the actor tests.
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_TSAN=ON
+  cmake --build build-tsan -j2 --target test_actors
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/actors/tsan.supp" \
+    TROUPE_TEST_MODELS=$PWD/build/models build-tsan/tests/test_actors
   tools/fuzz.sh 60
 fi

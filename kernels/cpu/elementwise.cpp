@@ -19,8 +19,9 @@
 #include "kernels/cpu/vector_math.hpp"
 
 // Hot loops get AVX-512 and AVX2 clones picked at load time; the build has no -march.
-// clang (the fuzz build) cannot clone templates: there they stay generic.
-#if defined(__clang__)
+// clang (the fuzz build) cannot clone templates, and ThreadSanitizer crashes in ifunc
+// resolvers that run before it is initialized: there the loops stay generic.
+#if defined(__clang__) || defined(__SANITIZE_THREAD__)
 #define TROUPE_CLONES
 #else
 #define TROUPE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
