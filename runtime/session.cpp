@@ -39,6 +39,34 @@ expected<std::unique_ptr<session>> session::open(const std::string& onnx_path,
   return s;
 }
 
+expected<std::vector<value_info>> session::infer_outputs() {
+  std::vector<std::vector<value_info>> probes;
+  for (int64_t size : {1, 2}) {
+    std::vector<shape> dims;
+    for (const auto& in : graph_.inputs) {
+      shape d = in.dims;
+      for (auto& x : d)
+        if (x < 0)
+          x = size;
+      dims.push_back(std::move(d));
+    }
+    auto p = plan_for(dims);
+    if (!p)
+      return p.error();
+    probes.push_back((*p)->outputs());
+  }
+  std::vector<value_info> out = probes[0];
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].dims.size() != probes[1][i].dims.size())
+      return make_error(errc::unsupported, "{}: the rank of output '{}' depends on the input "
+                        "dims", graph_.source, out[i].name);
+    for (size_t d = 0; d < out[i].dims.size(); ++d)
+      if (out[i].dims[d] != probes[1][i].dims[d])
+        out[i].dims[d] = -1;
+  }
+  return out;
+}
+
 status session::validate(std::span<const tensor> inputs) const {
   if (inputs.size() != graph_.inputs.size())
     return make_error(errc::invalid_argument, "{}: expected {} inputs, got {}", graph_.source,

@@ -37,6 +37,9 @@ public:
                                     std::vector<step_profile>* profile = nullptr);
   /// The plan for these input dims (compiled now if new).
   expected<plan*> plan_for(std::span<const shape> input_dims);
+  /// Output dtypes and dims inferred from the graph: plans are compiled with every dynamic
+  /// input dim at 1 and at 2, and an output dim that differs between them is dynamic (-1).
+  expected<std::vector<value_info>> infer_outputs();
   /// Errors for inputs that do not match the model; ok otherwise.
   status validate(std::span<const tensor> inputs) const;
 

@@ -110,3 +110,19 @@ TEST_CASE("a model asking for a tensor over the size limit is refused, not alloc
   REQUIRE(!p);
   CHECK(p.error().code() == errc::resource_exhausted);
 }
+
+TEST_CASE("infer_outputs marks output dims that follow the dynamic batch as -1") {
+  auto s = session::open(corpus + "shape_gather_concat.onnx");
+  REQUIRE(s);
+  auto outs = (*s)->infer_outputs();
+  REQUIRE(outs);
+  REQUIRE(outs->size() == 1);
+  CHECK((*outs)[0].type == dtype::f32);
+  CHECK((*outs)[0].dims == shape{-1, 6});
+
+  auto fixed = session::open(corpus + "reshape_transpose.onnx");
+  REQUIRE(fixed);
+  auto fixed_outs = (*fixed)->infer_outputs();
+  REQUIRE(fixed_outs);
+  CHECK((*fixed_outs)[0].dims == shape{2, 3, 2});
+}
