@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
 
+#include "apps/openmp_wait_policy.hpp"
 #include "actors/embedded_runtime.hpp"
 #include "runtime/session.hpp"
 
@@ -123,6 +124,7 @@ double raw_throughput(const std::string& onnx, shape item, int64_t rows, double 
 } // namespace
 
 int main(int argc, char** argv) {
+  troupe::app::use_passive_openmp_wait(argv);
   CLI::App app{"troupe in-process serving benchmark"};
   std::string dir;
   std::vector<std::string> models{"seed_cnn", "resnet18"};

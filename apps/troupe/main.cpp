@@ -1,7 +1,9 @@
 // main: the troupe command line (run, bench, ops; serving commands come with the pipeline).
+#include "apps/openmp_wait_policy.hpp"
 #include "apps/troupe/commands.hpp"
 
 int main(int argc, char** argv) {
+  troupe::app::use_passive_openmp_wait(argv);
   CLI::App app{"troupe: an actor-based runtime for serving deep-learning models"};
   app.require_subcommand(1);
   troupe::app::add_run_command(app);
