@@ -18,3 +18,14 @@ target_link_libraries(troupe::dnnl INTERFACE ${DNNL_LIBRARY})
 find_package(ONNX REQUIRED)
 add_library(troupe::onnx INTERFACE IMPORTED)
 target_link_libraries(troupe::onnx INTERFACE onnx_proto protobuf::libprotobuf)
+
+# KServe JSON codec: simdjson (Debian's libsimdjson-dev ships a CMake package).
+find_package(simdjson REQUIRED)
+
+# HTTP server: Boost.Beast and Asio are header-only; they need only the headers and threads.
+find_package(Boost 1.74 REQUIRED)
+add_library(troupe::beast INTERFACE IMPORTED)
+target_link_libraries(troupe::beast INTERFACE Boost::headers Threads::Threads)
+# std::string_view in Beast's interfaces instead of boost::string_view; no deprecated Asio names.
+target_compile_definitions(troupe::beast INTERFACE BOOST_BEAST_USE_STD_STRING_VIEW
+                                                   BOOST_ASIO_NO_DEPRECATED)
