@@ -174,15 +174,20 @@ public:
   void start() { wait_for_request(); }
   strand_type executor() { return socket_.get_executor(); }
 
-  /// From any thread: completes the reply with sequence number `seq`.
-  void post_reply(uint64_t seq, response r) {
+  /// From any thread: completes the reply with sequence number `seq`. `inline_ok`: when
+  /// called on this session's strand (a handler answering at once) run it now rather than
+  /// queueing a round trip through the io_context.
+  void post_reply(uint64_t seq, response r, bool inline_ok) {
     std::shared_lock lock(core_->post_mutex);
     if (!core_->posting_allowed)
       return;
-    asio::post(socket_.get_executor(),
-               [self = shared_from_this(), seq, r = std::move(r)]() mutable {
-                 self->complete(seq, std::move(r));
-               });
+    auto work = [self = shared_from_this(), seq, r = std::move(r)]() mutable {
+      self->complete(seq, std::move(r));
+    };
+    if (inline_ok)
+      asio::dispatch(socket_.get_executor(), std::move(work));
+    else
+      asio::post(socket_.get_executor(), std::move(work));
   }
 
   bool gone() const { return gone_.load(std::memory_order_relaxed); }
@@ -509,13 +514,16 @@ namespace detail {
 
 reply_state::~reply_state() {
   if (!done_.load(std::memory_order_acquire))
-    owner_->post_reply(seq_, error_response(500, "the request was dropped without an answer"));
+    // Queued, not inline: when a throwing handler drops its responder, the handler's own
+    // error (written by on_request's catch) goes first.
+    owner_->post_reply(seq_, error_response(500, "the request was dropped without an answer"),
+                       false);
 }
 
 void reply_state::send(response r) {
   if (done_.exchange(true, std::memory_order_acq_rel))
     return;
-  owner_->post_reply(seq_, std::move(r));
+  owner_->post_reply(seq_, std::move(r), true);
 }
 
 bool reply_state::client_gone() const { return owner_->gone(); }
