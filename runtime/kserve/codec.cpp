@@ -109,16 +109,34 @@ std::optional<double> nonfinite_word(std::string_view w) {
 // ---------------------------------------------------------------------------------------------
 // Parser reuse: a dom::parser keeps its buffers between documents, so each thread keeps one.
 
-dom::parser& thread_parser(size_t max_depth, simdjson::error_code& error) {
-  thread_local dom::parser parser;
-  thread_local size_t depth = 0;
-  error = simdjson::SUCCESS;
-  if (depth != max_depth) {
-    error = parser.allocate(std::max<size_t>(parser.capacity(), 4096), max_depth);
-    depth = error ? 0 : max_depth;
+struct cached_parser {
+  dom::parser parser;
+  size_t depth = 0; // max depth the parser was allocated for; 0: not allocated
+
+  dom::parser& get(size_t max_depth, simdjson::error_code& error) {
+    error = simdjson::SUCCESS;
+    if (depth != max_depth) {
+      error = parser.allocate(std::max<size_t>(parser.capacity(), 4096), max_depth);
+      depth = error ? 0 : max_depth;
+    }
+    return parser;
   }
-  return parser;
-}
+
+  /// One large request must not pin several times its size per I/O thread for good.
+  void shrink() {
+    if (parser.capacity() > (size_t{4} << 20)) {
+      parser = dom::parser{};
+      depth = 0;
+    }
+  }
+};
+
+thread_local cached_parser thread_parser;
+
+/// Calls shrink when the decode is over, whichever way it returns.
+struct shrink_on_exit {
+  ~shrink_on_exit() { thread_parser.shrink(); }
+};
 
 // By value: value_unsafe() returns a reference into the temporary simdjson_result, which a
 // range-for over it would outlive.
@@ -627,7 +645,8 @@ expected<infer_request> decode_infer_request(std::string_view body,
   const std::optional<std::string> quoted = quote_nonfinite_tokens(json);
   const std::string_view text = quoted ? std::string_view{*quoted} : json;
   simdjson::error_code error;
-  dom::parser& parser = thread_parser(options.max_json_depth, error);
+  const shrink_on_exit shrink;
+  dom::parser& parser = thread_parser.get(options.max_json_depth, error);
   if (error)
     return json_error(error, options.max_json_depth);
   dom::element root;

@@ -247,6 +247,17 @@ TEST_CASE("a client that sends its header too slowly gets 408 and a close") {
   CHECK(c.closed_by_server());
 }
 
+TEST_CASE("a client that never finishes its body gets 408 and a close") {
+  http::server_options o;
+  o.read_timeout = std::chrono::milliseconds(200);
+  auto s = start(o, echo_handler());
+  client c(s->port());
+  c.send("POST /v2/models/m/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly this");
+  auto res = c.read();
+  CHECK(res.result_int() == 408);
+  CHECK(c.closed_by_server());
+}
+
 TEST_CASE("an idle keep-alive connection is closed without an answer") {
   http::server_options o;
   o.idle_timeout = std::chrono::milliseconds(100);
