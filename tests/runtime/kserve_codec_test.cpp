@@ -8,6 +8,7 @@
 
 #include "runtime/kserve/codec.hpp"
 #include "runtime/kserve/float16.hpp"
+#include "runtime/kserve/routes.hpp"
 #include "runtime/kserve/status_map.hpp"
 
 using namespace troupe;
@@ -431,4 +432,49 @@ TEST_CASE("status table maps every errc and frontend condition") {
   CHECK(http_status_of(frontend_condition::unauthenticated).code == 401);
   CHECK(http_status_of(frontend_condition::forbidden).code == 403);
   CHECK(http_status_of(frontend_condition::malformed_http).code == 400);
+}
+
+TEST_CASE("KServe paths map to endpoints with model, version and method") {
+  auto infer = match_route("/v2/models/seed_cnn/versions/3/infer");
+  REQUIRE(infer);
+  CHECK(infer->endpoint == endpoint::model_infer);
+  CHECK(infer->model == "seed_cnn");
+  CHECK(infer->version == 3);
+  CHECK(method_allowed(*infer, http::method::post));
+  CHECK(!method_allowed(*infer, http::method::get));
+  CHECK(allowed_methods(*infer) == "POST");
+  auto meta = match_route("/v2/models/m.v2");
+  REQUIRE(meta);
+  CHECK(meta->endpoint == endpoint::model_metadata);
+  CHECK(!meta->version);
+  CHECK(method_allowed(*meta, http::method::head));
+  CHECK(match_route("/v2/models/m/ready")->endpoint == endpoint::model_ready);
+  CHECK(match_route("/v2/health/live")->endpoint == endpoint::health_live);
+  CHECK(match_route("/v2/health/ready")->endpoint == endpoint::health_ready);
+  CHECK(match_route("/v2")->endpoint == endpoint::server_metadata);
+  CHECK(match_route("/metrics")->endpoint == endpoint::metrics);
+  auto load = match_route("/v2/repository/models/m/load");
+  REQUIRE(load);
+  CHECK(load->endpoint == endpoint::repository_load);
+  CHECK(load->management);
+  CHECK(match_route("/v2/repository/index")->management);
+}
+
+TEST_CASE("unknown paths are not_found, unsafe names and bad versions invalid_argument") {
+  for (std::string_view p : {"/", "/v2/models/", "/v2/models/m/explain", "/v2/health", "/v3",
+                             "/v2/repository/models/m/delete", "/v2/models/m/versions/1/x"})
+    CHECK_MESSAGE(match_route(p).error().code() == errc::not_found, p);
+  for (std::string_view p : {"/v2/models/../infer", "/v2/models/%2e%2e/infer",
+                             "/v2/repository/models/../load", "/v2/models/a b/ready"}) {
+    auto r = match_route(p);
+    REQUIRE_MESSAGE(!r, p);
+    CHECK_MESSAGE(r.error().code() == errc::invalid_argument, p);
+    CHECK(r.error().message().find("invalid model name") != std::string::npos);
+  }
+  for (std::string_view p : {"/v2/models/m/versions/0/infer", "/v2/models/m/versions/-1",
+                             "/v2/models/m/versions/1x/ready", "/v2/models/m/versions//infer"}) {
+    auto r = match_route(p);
+    REQUIRE_MESSAGE(!r, p);
+    CHECK(r.error().message().find("invalid model version") != std::string::npos);
+  }
 }
