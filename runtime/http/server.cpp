@@ -220,7 +220,6 @@ private:
     uint64_t seq = 0;
     bool ready = false;
     bool close = false;
-    bool interim = false; // "100 Continue": not an answer, does not count as one
     bool head_only = false;
     bool http10_keep_alive = false;
     std::string head;
@@ -271,8 +270,7 @@ private:
     if (expect != msg.end() && beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
       slot s;
       s.seq = next_seq_++;
-      s.ready = true;
-      s.interim = true;
+      s.ready = true; // an interim answer, written in order like any other
       s.head = "HTTP/1.1 100 Continue\r\n\r\n";
       queue_.push_back(std::move(s));
       flush();
@@ -302,16 +300,19 @@ private:
     s.close = !keep_alive;
     queue_.push_back(std::move(s));
 
-    auto state = std::make_shared<detail::reply_state>(shared_from_this(), queue_.back().seq,
-                                                       std::move(data));
+    const uint64_t seq = queue_.back().seq;
+    auto state = std::make_shared<detail::reply_state>(shared_from_this(), seq, std::move(data));
     responder reply(state);
     const request_view view(&state->request());
     state.reset(); // the responder owns it now: dropping it answers 500
+    // An exception must not escape into io_context::run, which would end the I/O thread. The
+    // responder's destructor has queued a generic 500 by now; this more telling one goes first.
     try {
       core_->handler(view, std::move(reply));
     } catch (const std::exception& e) {
-      // The responder was moved into the handler; if it is gone, its destructor answered.
-      complete(queue_.back().seq, error_response(500, std::string("handler failed: ") + e.what()));
+      complete(seq, error_response(500, std::string("handler failed: ") + e.what()));
+    } catch (...) {
+      complete(seq, error_response(500, "handler failed"));
     }
     wait_for_request();
   }
