@@ -11,8 +11,8 @@
 #include <thread>
 #include <unordered_map>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -111,7 +111,8 @@ void append_field_text(std::string& out, std::string_view s) {
     out.push_back(c == '\r' || c == '\n' ? ' ' : c);
 }
 
-std::string serialize_head(const response& r, size_t body_size, bool close, bool http10_keep_alive) {
+std::string serialize_head(const response& r, size_t body_size, bool close,
+                           bool http10_keep_alive) {
   std::string head;
   head.reserve(128 + r.headers.size() * 48);
   head += "HTTP/1.1 ";
@@ -250,16 +251,16 @@ private:
 
   void read_header() {
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(std::min<size_t>(core_->options.max_header_bytes, UINT32_MAX)));
+    parser_->header_limit(
+        static_cast<uint32_t>(std::min<size_t>(core_->options.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(core_->options.max_body_bytes);
     parser_->on_chunk_header(chunk_callback_);
     chunks_ = 0;
     too_many_chunks_ = false;
     arm_read_timer(core_->options.read_timeout, /*idle=*/false);
-    bhttp::async_read_header(socket_, buffer_, *parser_,
-                             [self = shared_from_this()](error_code ec, size_t) {
-                               self->on_header(ec);
-                             });
+    bhttp::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
   }
 
   void on_header(error_code ec) {
@@ -267,7 +268,8 @@ private:
       return on_read_error(ec);
     const auto& msg = parser_->get();
     auto expect = msg.find(bhttp::field::expect);
-    if (expect != msg.end() && beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
+    if (expect != msg.end() && beast::iequals(expect->value(), "100-continue") &&
+        !parser_->is_done()) {
       slot s;
       s.seq = next_seq_++;
       s.ready = true; // an interim answer, written in order like any other
@@ -277,11 +279,12 @@ private:
     }
     if (parser_->is_done())
       return on_request();
-    bhttp::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
-      if (ec)
-        return self->on_read_error(ec);
-      self->on_request();
-    });
+    bhttp::async_read(socket_, buffer_, *parser_,
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        if (ec)
+                          return self->on_read_error(ec);
+                        self->on_request();
+                      });
   }
 
   void on_request() {
@@ -334,9 +337,9 @@ private:
              "chunked body has more than " + std::to_string(core_->options.max_chunks) + " chunks");
     } else if (timed_out_) {
       if (got_some)
-        reject(frontend_condition::read_timeout, "request not received within " +
-                                                     std::to_string(core_->options.read_timeout.count()) +
-                                                     " ms");
+        reject(frontend_condition::read_timeout,
+               "request not received within " +
+                   std::to_string(core_->options.read_timeout.count()) + " ms");
     } else if (ec == bhttp::error::body_limit) {
       reject(frontend_condition::body_too_large,
              "body larger than " + std::to_string(core_->options.max_body_bytes) + " bytes");
@@ -368,14 +371,15 @@ private:
     read_timer_.expires_after(after);
     // A timer that expired just as its read finished still runs its handler, with success;
     // the generation tells it apart from the timer of the next read.
-    read_timer_.async_wait([self = shared_from_this(), idle, gen = ++read_generation_](error_code ec) {
-      if (ec || !self->reading_ || gen != self->read_generation_)
-        return;
-      self->timed_out_ = true;
-      if (idle)
-        self->read_closed_ = true;
-      self->wake_reader();
-    });
+    read_timer_.async_wait(
+        [self = shared_from_this(), idle, gen = ++read_generation_](error_code ec) {
+          if (ec || !self->reading_ || gen != self->read_generation_)
+            return;
+          self->timed_out_ = true;
+          if (idle)
+            self->read_closed_ = true;
+          self->wake_reader();
+        });
   }
 
   void wake_reader() {
@@ -461,8 +465,8 @@ private:
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     if (reading_) // a read still pending (the stop path): it ends with the socket
       return close();
-    read_timer_.expires_after(std::min<std::chrono::milliseconds>(core_->options.read_timeout,
-                                                                   std::chrono::seconds(2)));
+    read_timer_.expires_after(
+        std::min<std::chrono::milliseconds>(core_->options.read_timeout, std::chrono::seconds(2)));
     read_timer_.async_wait([self = shared_from_this()](error_code ec) {
       if (!ec)
         self->close();
@@ -538,24 +542,26 @@ void responder::send(response r) const {
 
 bool responder::client_gone() const { return !state_ || state_->client_gone(); }
 
-request_view responder::request() const { return request_view(state_ ? &state_->request() : nullptr); }
+request_view responder::request() const {
+  return request_view(state_ ? &state_->request() : nullptr);
+}
 
 http::method request_view::verb() const {
   switch (data_->message.method()) {
-  case bhttp::verb::get:
-    return method::get;
-  case bhttp::verb::head:
-    return method::head;
-  case bhttp::verb::post:
-    return method::post;
-  case bhttp::verb::put:
-    return method::put;
-  case bhttp::verb::delete_:
-    return method::delete_;
-  case bhttp::verb::options:
-    return method::options;
-  default:
-    return method::other;
+    case bhttp::verb::get:
+      return method::get;
+    case bhttp::verb::head:
+      return method::head;
+    case bhttp::verb::post:
+      return method::post;
+    case bhttp::verb::put:
+      return method::put;
+    case bhttp::verb::delete_:
+      return method::delete_;
+    case bhttp::verb::options:
+      return method::options;
+    default:
+      return method::other;
   }
 }
 
@@ -696,7 +702,8 @@ void server::stop(std::chrono::milliseconds timeout) {
   each_session([](session& s) { s.close(); });
   {
     std::unique_lock lock(core.sessions_mutex);
-    core.sessions_closed.wait_for(lock, std::chrono::seconds(1), [&core] { return core.sessions.empty(); });
+    core.sessions_closed.wait_for(lock, std::chrono::seconds(1),
+                                  [&core] { return core.sessions.empty(); });
   }
   {
     std::unique_lock lock(core.post_mutex);

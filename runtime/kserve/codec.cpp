@@ -17,7 +17,8 @@
 namespace troupe::kserve {
 
 // Binary tensors are little-endian on the wire and copied as-is.
-static_assert(std::endian::native == std::endian::little, "the binary codec assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little,
+              "the binary codec assumes a little-endian host");
 
 namespace dom = simdjson::dom;
 
@@ -38,8 +39,8 @@ size_t nonfinite_token_at(std::string_view s, size_t i) {
   size_t j = i;
   if (j < s.size() && s[j] == '-')
     ++j;
-  for (std::string_view word : {std::string_view{"Infinity"}, std::string_view{"Inf"},
-                                std::string_view{"NaN"}}) {
+  for (std::string_view word :
+       {std::string_view{"Infinity"}, std::string_view{"Inf"}, std::string_view{"NaN"}}) {
     if (s.substr(j, word.size()) == word) {
       const size_t end = j + word.size();
       if (end < s.size() && is_ident_char(s[end]))
@@ -151,20 +152,20 @@ dom::object as_object(dom::element e) {
 
 const char* type_name(dom::element_type t) {
   switch (t) {
-  case dom::element_type::ARRAY:
-    return "array";
-  case dom::element_type::OBJECT:
-    return "object";
-  case dom::element_type::INT64:
-  case dom::element_type::UINT64:
-  case dom::element_type::DOUBLE:
-    return "number";
-  case dom::element_type::STRING:
-    return "string";
-  case dom::element_type::BOOL:
-    return "boolean";
-  case dom::element_type::NULL_VALUE:
-    return "null";
+    case dom::element_type::ARRAY:
+      return "array";
+    case dom::element_type::OBJECT:
+      return "object";
+    case dom::element_type::INT64:
+    case dom::element_type::UINT64:
+    case dom::element_type::DOUBLE:
+      return "number";
+    case dom::element_type::STRING:
+      return "string";
+    case dom::element_type::BOOL:
+      return "boolean";
+    case dom::element_type::NULL_VALUE:
+      return "null";
   }
   return "value";
 }
@@ -214,29 +215,28 @@ status check_unique_key(std::vector<std::string_view>& seen, std::string_view ke
 
 bool to_double(dom::element e, double& out) {
   switch (e.type()) {
-  case dom::element_type::DOUBLE:
-    out = e.get_double().value_unsafe();
-    return true;
-  case dom::element_type::INT64:
-    out = static_cast<double>(e.get_int64().value_unsafe());
-    return true;
-  case dom::element_type::UINT64:
-    out = static_cast<double>(e.get_uint64().value_unsafe());
-    return true;
-  case dom::element_type::STRING: {
-    auto v = nonfinite_word(e.get_string().value_unsafe());
-    if (!v)
+    case dom::element_type::DOUBLE:
+      out = e.get_double().value_unsafe();
+      return true;
+    case dom::element_type::INT64:
+      out = static_cast<double>(e.get_int64().value_unsafe());
+      return true;
+    case dom::element_type::UINT64:
+      out = static_cast<double>(e.get_uint64().value_unsafe());
+      return true;
+    case dom::element_type::STRING: {
+      auto v = nonfinite_word(e.get_string().value_unsafe());
+      if (!v)
+        return false;
+      out = *v;
+      return true;
+    }
+    default:
       return false;
-    out = *v;
-    return true;
-  }
-  default:
-    return false;
   }
 }
 
-template <class Int>
-bool to_integer(dom::element e, Int& out) {
+template <class Int> bool to_integer(dom::element e, Int& out) {
   if (e.type() == dom::element_type::INT64) {
     const int64_t v = e.get_int64().value_unsafe();
     if constexpr (std::is_signed_v<Int>) {
@@ -260,8 +260,7 @@ bool to_integer(dom::element e, Int& out) {
 }
 
 /// Converts one JSON scalar into element type T (storage type for f16/bf16 is uint16_t).
-template <class T>
-bool convert(dom::element e, dtype type, T& out) {
+template <class T> bool convert(dom::element e, dtype type, T& out) {
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     double d;
     if (!to_double(e, d))
@@ -291,8 +290,7 @@ bool convert(dom::element e, dtype type, T& out) {
 /// Walks flat or nested `data` in row-major order, writing up to `capacity` elements; keeps
 /// counting past it so the error can say how many there were. Recursion depth is bounded by
 /// the parser's max depth.
-template <class T>
-class data_filler {
+template <class T> class data_filler {
 public:
   data_filler(dtype type, T* out, int64_t capacity) : type_(type), out_(out), capacity_(capacity) {}
 
@@ -337,8 +335,7 @@ status count_mismatch(const infer_input& in, int64_t numel, int64_t got) {
                     in.name, to_string(in.dims), numel, got);
 }
 
-template <class T>
-status fill_json(infer_input& in, dom::element data, int64_t numel) {
+template <class T> status fill_json(infer_input& in, dom::element data, int64_t numel) {
   data_filler<T> filler(in.type, in.data.data<T>(), numel);
   if (!filler.walk(data)) {
     return make_error(errc::invalid_argument, "input '{}': data element {} is a {}, not a {} value",
@@ -360,8 +357,9 @@ status fill_json_bytes(infer_input& in, dom::element data, int64_t numel) {
       return true;
     }
     if (e.type() != dom::element_type::STRING) {
-      st = make_error(errc::invalid_argument, "input '{}': data element {} is a {}, not a BYTES string",
-                      in.name, in.strings.size(), type_name(e.type()));
+      st = make_error(errc::invalid_argument,
+                      "input '{}': data element {} is a {}, not a BYTES string", in.name,
+                      in.strings.size(), type_name(e.type()));
       return false;
     }
     in.strings.emplace_back(e.get_string().value_unsafe());
@@ -383,39 +381,41 @@ status fill_from_json(infer_input& in, dom::element data, int64_t numel, size_t 
     return fill_json_bytes(in, data, numel);
   in.data = tensor::empty(in.type, in.dims);
   switch (in.type) {
-  case dtype::f32:
-    return fill_json<float>(in, data, numel);
-  case dtype::f64:
-    return fill_json<double>(in, data, numel);
-  case dtype::f16:
-  case dtype::bf16:
-  case dtype::u16:
-    return fill_json<uint16_t>(in, data, numel);
-  case dtype::i8:
-    return fill_json<int8_t>(in, data, numel);
-  case dtype::i16:
-    return fill_json<int16_t>(in, data, numel);
-  case dtype::i32:
-    return fill_json<int32_t>(in, data, numel);
-  case dtype::i64:
-    return fill_json<int64_t>(in, data, numel);
-  case dtype::u8:
-    return fill_json<uint8_t>(in, data, numel);
-  case dtype::u32:
-    return fill_json<uint32_t>(in, data, numel);
-  case dtype::u64:
-    return fill_json<uint64_t>(in, data, numel);
-  case dtype::boolean:
-    return fill_json<bool>(in, data, numel);
-  default:
-    return make_error(errc::internal, "input '{}': no JSON reader for {}", in.name, kserve_name(in.type));
+    case dtype::f32:
+      return fill_json<float>(in, data, numel);
+    case dtype::f64:
+      return fill_json<double>(in, data, numel);
+    case dtype::f16:
+    case dtype::bf16:
+    case dtype::u16:
+      return fill_json<uint16_t>(in, data, numel);
+    case dtype::i8:
+      return fill_json<int8_t>(in, data, numel);
+    case dtype::i16:
+      return fill_json<int16_t>(in, data, numel);
+    case dtype::i32:
+      return fill_json<int32_t>(in, data, numel);
+    case dtype::i64:
+      return fill_json<int64_t>(in, data, numel);
+    case dtype::u8:
+      return fill_json<uint8_t>(in, data, numel);
+    case dtype::u32:
+      return fill_json<uint32_t>(in, data, numel);
+    case dtype::u64:
+      return fill_json<uint64_t>(in, data, numel);
+    case dtype::boolean:
+      return fill_json<bool>(in, data, numel);
+    default:
+      return make_error(errc::internal, "input '{}': no JSON reader for {}", in.name,
+                        kserve_name(in.type));
   }
 }
 
 status fill_from_binary(infer_input& in, std::string_view bytes, int64_t numel) {
   if (in.type == dtype::string) {
     // Each element: a 4-byte little-endian length, then that many bytes.
-    in.strings.reserve(static_cast<size_t>(std::min<int64_t>(numel, static_cast<int64_t>(bytes.size() / 4))));
+    in.strings.reserve(
+        static_cast<size_t>(std::min<int64_t>(numel, static_cast<int64_t>(bytes.size() / 4))));
     size_t pos = 0;
     while (pos < bytes.size()) {
       if (bytes.size() - pos < 4)
@@ -441,8 +441,9 @@ status fill_from_binary(infer_input& in, std::string_view bytes, int64_t numel) 
     return expected_bytes.error().with_context(fmt::format("input '{}'", in.name));
   if (static_cast<uint64_t>(*expected_bytes) != bytes.size())
     return make_error(errc::invalid_argument,
-                      "input '{}': binary_data_size is {} but shape {} of {} needs {} bytes", in.name,
-                      bytes.size(), to_string(in.dims), kserve_name(in.type), *expected_bytes);
+                      "input '{}': binary_data_size is {} but shape {} of {} needs {} bytes",
+                      in.name, bytes.size(), to_string(in.dims), kserve_name(in.type),
+                      *expected_bytes);
   // Copied into aligned host memory: executors want 64-byte alignment, the body has none.
   in.data = tensor::empty(in.type, in.dims);
   if (!bytes.empty())
@@ -559,8 +560,8 @@ status decode_outputs(dom::element e, infer_request& request) {
               return b.error();
             out.binary_data = *b;
           } else if (param.key == "classification") {
-            return make_error(errc::unsupported, "{}: the classification extension is not supported",
-                              where);
+            return make_error(errc::unsupported,
+                              "{}: the classification extension is not supported", where);
           }
         }
       }
@@ -732,13 +733,13 @@ namespace {
 /// Most characters one element of `t` takes in JSON, comma included.
 size_t max_chars(dtype t) {
   switch (t) {
-  case dtype::f64:
-    return 26;
-  case dtype::i64:
-  case dtype::u64:
-    return 21;
-  default:
-    return 17; // float shortest form ("-1.1754944e-38"), int32, "false"
+    case dtype::f64:
+      return 26;
+    case dtype::i64:
+    case dtype::u64:
+      return 21;
+    default:
+      return 17; // float shortest form ("-1.1754944e-38"), int32, "false"
   }
 }
 
@@ -761,42 +762,43 @@ char* write_int(char* p, auto v) { return std::to_chars(p, p + 24, v).ptr; }
 
 void write_data(std::string& out, const tensor& t) {
   switch (t.type()) {
-  case dtype::f32:
-    return write_elements<float>(out, t, [](char* p, float v) { return write_json_number(p, v); });
-  case dtype::f64:
-    return write_elements<double>(out, t, [](char* p, double v) { return write_json_number(p, v); });
-  case dtype::f16:
-    return write_elements<uint16_t>(out, t, [](char* p, uint16_t v) {
-      return write_json_number(p, half_to_float(v));
-    });
-  case dtype::bf16:
-    return write_elements<uint16_t>(out, t, [](char* p, uint16_t v) {
-      return write_json_number(p, bf16_to_float(v));
-    });
-  case dtype::i8:
-    return write_elements<int8_t>(out, t, [](char* p, int8_t v) { return write_int(p, int{v}); });
-  case dtype::i16:
-    return write_elements<int16_t>(out, t, [](char* p, int16_t v) { return write_int(p, v); });
-  case dtype::i32:
-    return write_elements<int32_t>(out, t, [](char* p, int32_t v) { return write_int(p, v); });
-  case dtype::i64:
-    return write_elements<int64_t>(out, t, [](char* p, int64_t v) { return write_int(p, v); });
-  case dtype::u8:
-    return write_elements<uint8_t>(out, t, [](char* p, uint8_t v) { return write_int(p, unsigned{v}); });
-  case dtype::u16:
-    return write_elements<uint16_t>(out, t, [](char* p, uint16_t v) { return write_int(p, v); });
-  case dtype::u32:
-    return write_elements<uint32_t>(out, t, [](char* p, uint32_t v) { return write_int(p, v); });
-  case dtype::u64:
-    return write_elements<uint64_t>(out, t, [](char* p, uint64_t v) { return write_int(p, v); });
-  case dtype::boolean:
-    return write_elements<bool>(out, t, [](char* p, bool v) {
-      const std::string_view s = v ? "true" : "false";
-      std::memcpy(p, s.data(), s.size());
-      return p + s.size();
-    });
-  default:
-    return;
+    case dtype::f32:
+      return write_elements<float>(out, t,
+                                   [](char* p, float v) { return write_json_number(p, v); });
+    case dtype::f64:
+      return write_elements<double>(out, t,
+                                    [](char* p, double v) { return write_json_number(p, v); });
+    case dtype::f16:
+      return write_elements<uint16_t>(
+          out, t, [](char* p, uint16_t v) { return write_json_number(p, half_to_float(v)); });
+    case dtype::bf16:
+      return write_elements<uint16_t>(
+          out, t, [](char* p, uint16_t v) { return write_json_number(p, bf16_to_float(v)); });
+    case dtype::i8:
+      return write_elements<int8_t>(out, t, [](char* p, int8_t v) { return write_int(p, int{v}); });
+    case dtype::i16:
+      return write_elements<int16_t>(out, t, [](char* p, int16_t v) { return write_int(p, v); });
+    case dtype::i32:
+      return write_elements<int32_t>(out, t, [](char* p, int32_t v) { return write_int(p, v); });
+    case dtype::i64:
+      return write_elements<int64_t>(out, t, [](char* p, int64_t v) { return write_int(p, v); });
+    case dtype::u8:
+      return write_elements<uint8_t>(out, t,
+                                     [](char* p, uint8_t v) { return write_int(p, unsigned{v}); });
+    case dtype::u16:
+      return write_elements<uint16_t>(out, t, [](char* p, uint16_t v) { return write_int(p, v); });
+    case dtype::u32:
+      return write_elements<uint32_t>(out, t, [](char* p, uint32_t v) { return write_int(p, v); });
+    case dtype::u64:
+      return write_elements<uint64_t>(out, t, [](char* p, uint64_t v) { return write_int(p, v); });
+    case dtype::boolean:
+      return write_elements<bool>(out, t, [](char* p, bool v) {
+        const std::string_view s = v ? "true" : "false";
+        std::memcpy(p, s.data(), s.size());
+        return p + s.size();
+      });
+    default:
+      return;
   }
 }
 
@@ -828,7 +830,8 @@ status check_output(const infer_output& o) {
                         o.name, to_string(o.dims), o.strings.size());
     for (const auto& s : o.strings)
       if (s.size() > std::numeric_limits<uint32_t>::max())
-        return make_error(errc::invalid_argument, "output '{}': a BYTES element over 4 GiB", o.name);
+        return make_error(errc::invalid_argument, "output '{}': a BYTES element over 4 GiB",
+                          o.name);
     return {};
   }
   if (!o.data.defined() || o.data.type() != o.type || o.data.dims() != o.dims ||

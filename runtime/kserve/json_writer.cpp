@@ -8,8 +8,7 @@
 namespace troupe::kserve {
 namespace {
 
-template <class Float>
-char* write_float(char* first, Float v) {
+template <class Float> char* write_float(char* first, Float v) {
   if (std::isnan(v)) {
     std::memcpy(first, "NaN", 3);
     return first + 3;
@@ -56,28 +55,28 @@ void json_writer::string(std::string_view s) {
     out_.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-    case '"':
-      out_.append("\\\"");
-      break;
-    case '\\':
-      out_.append("\\\\");
-      break;
-    case '\n':
-      out_.append("\\n");
-      break;
-    case '\r':
-      out_.append("\\r");
-      break;
-    case '\t':
-      out_.append("\\t");
-      break;
-    default:
-      if (c >= 0x80) {
-        out_.push_back('?');
-      } else {
-        const char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
-        out_.append(esc, 6);
-      }
+      case '"':
+        out_.append("\\\"");
+        break;
+      case '\\':
+        out_.append("\\\\");
+        break;
+      case '\n':
+        out_.append("\\n");
+        break;
+      case '\r':
+        out_.append("\\r");
+        break;
+      case '\t':
+        out_.append("\\t");
+        break;
+      default:
+        if (c >= 0x80) {
+          out_.push_back('?');
+        } else {
+          const char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
+          out_.append(esc, 6);
+        }
     }
   }
   out_.append(s.data() + run, s.size() - run);

@@ -30,8 +30,7 @@ public:
     out_.push_back(':');
   }
 
-  template <class Int>
-  void integer(Int v) {
+  template <class Int> void integer(Int v) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     out_.append(buf, r.ptr);

@@ -26,7 +26,8 @@ expected<int64_t> parse_version(std::string_view text) {
   int64_t v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc{} || end != text.data() + text.size() || v <= 0)
-    return make_error(errc::invalid_argument, "invalid model version '{}': expected a positive integer",
+    return make_error(errc::invalid_argument,
+                      "invalid model version '{}': expected a positive integer",
                       text.substr(0, 32));
   return v;
 }

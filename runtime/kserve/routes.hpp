@@ -27,7 +27,7 @@ enum class endpoint : uint8_t {
 struct route {
   kserve::endpoint endpoint = endpoint::health_live;
   std::string model;
-  std::optional<int64_t> version; // absent: the model's default (latest) version
+  std::optional<int64_t> version;          // absent: the model's default (latest) version
   http::method method = http::method::get; // the one method the endpoint takes
   bool management = false;                 // repository API: needs the API key when set
 };

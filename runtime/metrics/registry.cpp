@@ -22,8 +22,7 @@ bool valid_metric_name(std::string_view s) {
 }
 
 bool valid_label_name(std::string_view s) {
-  return valid_metric_name(s) && s.find(':') == std::string_view::npos &&
-         s.substr(0, 2) != "__";
+  return valid_metric_name(s) && s.find(':') == std::string_view::npos && s.substr(0, 2) != "__";
 }
 
 void append_escaped(std::string& out, std::string_view s, bool quote) {
@@ -108,18 +107,15 @@ std::vector<double> exponential_buckets(double start, double factor, size_t coun
   return b;
 }
 
-template <class T>
-T& family<T>::with(std::initializer_list<std::string_view> values) {
+template <class T> T& family<T>::with(std::initializer_list<std::string_view> values) {
   return child(std::vector<std::string>(values.begin(), values.end()));
 }
 
-template <class T>
-T& family<T>::with(const std::vector<std::string>& values) {
+template <class T> T& family<T>::with(const std::vector<std::string>& values) {
   return child(values);
 }
 
-template <class T>
-T& family<T>::child(std::vector<std::string> values) {
+template <class T> T& family<T>::child(std::vector<std::string> values) {
   if (values.size() != labels_.size())
     throw std::invalid_argument("metric " + name_ + ": " + std::to_string(labels_.size()) +
                                 " label values expected, got " + std::to_string(values.size()));
@@ -136,8 +132,7 @@ T& family<T>::child(std::vector<std::string> values) {
   return *it->second;
 }
 
-template <class T>
-void family<T>::render(std::string& out, std::string_view type) const {
+template <class T> void family<T>::render(std::string& out, std::string_view type) const {
   out += "# HELP ";
   out += name_;
   out += ' ';
@@ -190,7 +185,8 @@ status registry::check_new(const std::string& name, const std::vector<std::strin
                            metric_type type, entry*& existing) {
   existing = nullptr;
   if (!valid_metric_name(name))
-    return make_error(errc::invalid_argument, "metric name '{}' is not [a-zA-Z_:][a-zA-Z0-9_:]*", name);
+    return make_error(errc::invalid_argument, "metric name '{}' is not [a-zA-Z_:][a-zA-Z0-9_:]*",
+                      name);
   for (const auto& l : labels) {
     if (!valid_label_name(l))
       return make_error(errc::invalid_argument, "metric {}: bad label name '{}'", name, l);
@@ -198,9 +194,9 @@ status registry::check_new(const std::string& name, const std::vector<std::strin
       return make_error(errc::invalid_argument, "metric {}: 'le' is reserved for histograms", name);
   }
   for (auto& e : families_) {
-    const std::string& other = e.counters     ? e.counters->name_
-                               : e.gauges     ? e.gauges->name_
-                                              : e.histograms->name_;
+    const std::string& other = e.counters ? e.counters->name_
+                               : e.gauges ? e.gauges->name_
+                                          : e.histograms->name_;
     const auto& other_labels = e.counters ? e.counters->labels_
                                : e.gauges ? e.gauges->labels_
                                           : e.histograms->labels_;
@@ -245,7 +241,8 @@ expected<histogram_family*> registry::add_histogram(std::string name, std::strin
                                                     std::vector<double> upper_bounds) {
   if (upper_bounds.empty() || !std::is_sorted(upper_bounds.begin(), upper_bounds.end()) ||
       std::adjacent_find(upper_bounds.begin(), upper_bounds.end()) != upper_bounds.end() ||
-      std::any_of(upper_bounds.begin(), upper_bounds.end(), [](double b) { return !std::isfinite(b); }))
+      std::any_of(upper_bounds.begin(), upper_bounds.end(),
+                  [](double b) { return !std::isfinite(b); }))
     return make_error(errc::invalid_argument,
                       "histogram {}: bucket bounds must be finite, increasing and non-empty", name);
   std::lock_guard lock(mutex_);
@@ -253,8 +250,8 @@ expected<histogram_family*> registry::add_histogram(std::string name, std::strin
   TROUPE_TRY_STATUS(check_new(name, labels, metric_type::histogram, existing));
   if (existing) {
     if (existing->histograms->bounds_ != upper_bounds)
-      return make_error(errc::invalid_argument, "histogram {} is already registered with other buckets",
-                        name);
+      return make_error(errc::invalid_argument,
+                        "histogram {} is already registered with other buckets", name);
     return existing->histograms.get();
   }
   entry e{metric_type::histogram, {}, {}, {}};
@@ -269,15 +266,15 @@ std::string registry::render() const {
   std::lock_guard lock(mutex_);
   for (const auto& e : families_) {
     switch (e.type) {
-    case metric_type::counter:
-      e.counters->render(out, "counter");
-      break;
-    case metric_type::gauge:
-      e.gauges->render(out, "gauge");
-      break;
-    case metric_type::histogram:
-      e.histograms->render(out, "histogram");
-      break;
+      case metric_type::counter:
+        e.counters->render(out, "counter");
+        break;
+      case metric_type::gauge:
+        e.gauges->render(out, "gauge");
+        break;
+      case metric_type::histogram:
+        e.histograms->render(out, "histogram");
+        break;
     }
   }
   return out;

@@ -64,8 +64,7 @@ enum class metric_type : uint8_t { counter, gauge, histogram };
 
 /// One metric name with its label names; children are created on first use of a label set
 /// and live as long as the registry, so references to them stay valid.
-template <class T>
-class family {
+template <class T> class family {
 public:
   /// The child for these label values, in label-name order. A wrong count is a programming
   /// error and throws std::invalid_argument.

@@ -18,7 +18,8 @@ TEST_CASE("registry renders counters, gauges and histograms in text format 0.0.4
   REQUIRE(requests);
   auto pending = r.add_gauge("troupe_pending_requests", "Requests queued.\nPer model.", {"model"});
   REQUIRE(pending);
-  auto latency = r.add_histogram("troupe_request_seconds", "Request time.", {"model"}, {0.001, 0.01, 0.1});
+  auto latency =
+      r.add_histogram("troupe_request_seconds", "Request time.", {"model"}, {0.001, 0.01, 0.1});
   REQUIRE(latency);
 
   (*requests)->with({"resnet", "success"}).inc();
@@ -30,22 +31,21 @@ TEST_CASE("registry renders counters, gauges and histograms in text format 0.0.4
   h.observe(0.01); // on a bound: "le" means less than or equal
   h.observe(5.0);
 
-  CHECK(r.render() ==
-        "# HELP troupe_requests_total Requests by model and outcome.\n"
-        "# TYPE troupe_requests_total counter\n"
-        "troupe_requests_total{model=\"cnn\",outcome=\"queue_full\"} 1\n"
-        "troupe_requests_total{model=\"resnet\",outcome=\"success\"} 3\n"
-        "# HELP troupe_pending_requests Requests queued.\\nPer model.\n"
-        "# TYPE troupe_pending_requests gauge\n"
-        "troupe_pending_requests{model=\"we\\\"ird\\\\na\\nme\"} 3\n"
-        "# HELP troupe_request_seconds Request time.\n"
-        "# TYPE troupe_request_seconds histogram\n"
-        "troupe_request_seconds_bucket{model=\"cnn\",le=\"0.001\"} 1\n"
-        "troupe_request_seconds_bucket{model=\"cnn\",le=\"0.01\"} 2\n"
-        "troupe_request_seconds_bucket{model=\"cnn\",le=\"0.1\"} 2\n"
-        "troupe_request_seconds_bucket{model=\"cnn\",le=\"+Inf\"} 3\n"
-        "troupe_request_seconds_sum{model=\"cnn\"} 5.0105\n"
-        "troupe_request_seconds_count{model=\"cnn\"} 3\n");
+  CHECK(r.render() == "# HELP troupe_requests_total Requests by model and outcome.\n"
+                      "# TYPE troupe_requests_total counter\n"
+                      "troupe_requests_total{model=\"cnn\",outcome=\"queue_full\"} 1\n"
+                      "troupe_requests_total{model=\"resnet\",outcome=\"success\"} 3\n"
+                      "# HELP troupe_pending_requests Requests queued.\\nPer model.\n"
+                      "# TYPE troupe_pending_requests gauge\n"
+                      "troupe_pending_requests{model=\"we\\\"ird\\\\na\\nme\"} 3\n"
+                      "# HELP troupe_request_seconds Request time.\n"
+                      "# TYPE troupe_request_seconds histogram\n"
+                      "troupe_request_seconds_bucket{model=\"cnn\",le=\"0.001\"} 1\n"
+                      "troupe_request_seconds_bucket{model=\"cnn\",le=\"0.01\"} 2\n"
+                      "troupe_request_seconds_bucket{model=\"cnn\",le=\"0.1\"} 2\n"
+                      "troupe_request_seconds_bucket{model=\"cnn\",le=\"+Inf\"} 3\n"
+                      "troupe_request_seconds_sum{model=\"cnn\"} 5.0105\n"
+                      "troupe_request_seconds_count{model=\"cnn\"} 3\n");
 }
 
 TEST_CASE("metrics without labels render without braces; special values use Prometheus spelling") {

@@ -95,8 +95,7 @@ std::unique_ptr<http::server> start(http::server_options options, http::request_
 }
 
 /// Polls `condition` for up to 10 s: for effects of another thread that has no event to wait on.
-template <class F>
-bool eventually(F condition) {
+template <class F> bool eventually(F condition) {
   for (int i = 0; i < 10000; ++i) {
     if (condition())
       return true;
@@ -292,13 +291,15 @@ TEST_CASE("chunked bodies are read, and very many tiny chunks are refused with 4
 TEST_CASE("Expect: 100-continue gets an interim answer before the body is sent") {
   auto s = start({}, echo_handler());
   client c(s->port());
-  c.send("POST /v2/models/m/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+  c.send("POST /v2/models/m/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: "
+         "100-continue\r\n\r\n");
   CHECK(c.read().result_int() == 100);
   c.send("abc");
   CHECK(c.read().body() == "POST /v2/models/m/infer 3");
 }
 
-TEST_CASE("a client that disconnects while its request is pending leaks nothing and crashes nothing") {
+TEST_CASE(
+    "a client that disconnects while its request is pending leaks nothing and crashes nothing") {
   parked p;
   auto s = start({}, p.handler());
   {
@@ -314,7 +315,7 @@ TEST_CASE("a client that disconnects while its request is pending leaks nothing 
   }
   CHECK(eventually([&] { return reply.client_gone(); }));
   CHECK(reply.request().path() == "/pending"); // still valid while the responder lives
-  reply.send(text("nobody listens")); // a no-op, not a crash
+  reply.send(text("nobody listens"));          // a no-op, not a crash
   reply = {};
   CHECK(eventually([&] { return s->open_connections() == 0; }));
   client again(s->port());

@@ -20,7 +20,8 @@ namespace {
 status decode_error(std::string_view body, std::optional<std::string_view> header = std::nullopt,
                     decode_options options = {}) {
   auto r = decode_infer_request(body, header, options);
-  REQUIRE_MESSAGE(!r.has_value(), "decoding unexpectedly succeeded: ", std::string(body.substr(0, 200)));
+  REQUIRE_MESSAGE(!r.has_value(),
+                  "decoding unexpectedly succeeded: ", std::string(body.substr(0, 200)));
   return r.error();
 }
 
@@ -43,23 +44,23 @@ tensor random_tensor(dtype type, shape dims, std::mt19937& rng) {
   std::uniform_real_distribution<float> real(-1e6f, 1e6f);
   for (size_t i = 0; i < n; ++i) {
     switch (type) {
-    case dtype::boolean:
-      t.data<bool>()[i] = rng() % 2;
-      break;
-    case dtype::f32:
-      t.data<float>()[i] = real(rng) / static_cast<float>(1 + rng() % 1000);
-      break;
-    case dtype::f64:
-      t.data<double>()[i] = static_cast<double>(real(rng)) / (1 + rng() % 1000) * 1.000000001;
-      break;
-    case dtype::f16: // keep finite and not NaN: NaN payloads need not round-trip bit-exactly
-      t.data<uint16_t>()[i] = float_to_half(real(rng) / 1e3f);
-      break;
-    case dtype::bf16:
-      t.data<uint16_t>()[i] = float_to_bf16(real(rng));
-      break;
-    default:
-      break; // integers: every bit pattern is a value
+      case dtype::boolean:
+        t.data<bool>()[i] = rng() % 2;
+        break;
+      case dtype::f32:
+        t.data<float>()[i] = real(rng) / static_cast<float>(1 + rng() % 1000);
+        break;
+      case dtype::f64:
+        t.data<double>()[i] = static_cast<double>(real(rng)) / (1 + rng() % 1000) * 1.000000001;
+        break;
+      case dtype::f16: // keep finite and not NaN: NaN payloads need not round-trip bit-exactly
+        t.data<uint16_t>()[i] = float_to_half(real(rng) / 1e3f);
+        break;
+      case dtype::bf16:
+        t.data<uint16_t>()[i] = float_to_bf16(real(rng));
+        break;
+      default:
+        break; // integers: every bit pattern is a value
     }
   }
   return t;
@@ -81,8 +82,8 @@ std::string response_as_request(const encoded_body& enc, std::optional<std::stri
 
 TEST_CASE("every dtype round-trips through JSON and binary encoding bit-exactly") {
   std::mt19937 rng(std::random_device{}());
-  const dtype types[] = {dtype::f32, dtype::f64, dtype::f16, dtype::bf16, dtype::i8,
-                         dtype::i16, dtype::i32, dtype::i64, dtype::u8,   dtype::u16,
+  const dtype types[] = {dtype::f32, dtype::f64, dtype::f16,    dtype::bf16, dtype::i8,
+                         dtype::i16, dtype::i32, dtype::i64,    dtype::u8,   dtype::u16,
                          dtype::u32, dtype::u64, dtype::boolean};
   for (bool binary : {false, true}) {
     infer_response resp;
@@ -226,8 +227,9 @@ TEST_CASE("responses are encoded exactly, with shortest floats and bare non-fini
   resp.outputs.pop_back();
   auto bin = encode_infer_response(resp);
   REQUIRE(bin);
-  const std::string json = R"({"model_name":"m\"1","model_version":"1","id":"r1","outputs":[)"
-                           R"({"name":"y","datatype":"FP32","shape":[4],"parameters":{"binary_data_size":16}}]})";
+  const std::string json =
+      R"({"model_name":"m\"1","model_version":"1","id":"r1","outputs":[)"
+      R"({"name":"y","datatype":"FP32","shape":[4],"parameters":{"binary_data_size":16}}]})";
   REQUIRE(bin->json_length == json.size());
   CHECK(bin->body.substr(0, json.size()) == json);
   REQUIRE(bin->body.size() == json.size() + 16);
@@ -248,8 +250,11 @@ TEST_CASE("an output whose tensor does not match its dtype or shape is refused")
 }
 
 TEST_CASE("metadata, ready and error bodies are exact JSON") {
-  model_metadata m{"seed_cnn", {"1", "2"}, "onnxruntime_onnx",
-                   {{"x", dtype::f32, {-1, 1, 28, 28}}}, {{"y", dtype::f32, {-1, 10}}}};
+  model_metadata m{"seed_cnn",
+                   {"1", "2"},
+                   "onnxruntime_onnx",
+                   {{"x", dtype::f32, {-1, 1, 28, 28}}},
+                   {{"y", dtype::f32, {-1, 10}}}};
   CHECK(encode_model_metadata(m) ==
         R"({"name":"seed_cnn","versions":["1","2"],"platform":"onnxruntime_onnx",)"
         R"("inputs":[{"name":"x","datatype":"FP32","shape":[-1,1,28,28]}],)"
@@ -316,7 +321,8 @@ TEST_CASE("structural mistakes name the input and what is wrong") {
               errc::invalid_argument, "duplicate key 'name'");
   check_error(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}],"inputs":[]})",
               errc::invalid_argument, "duplicate key 'inputs'");
-  check_error(R"({"id":5,"inputs":[]})", errc::invalid_argument, "id: expected a string, got number");
+  check_error(R"({"id":5,"inputs":[]})", errc::invalid_argument,
+              "id: expected a string, got number");
   check_error(R"({"parameters":{"priority":-1},"inputs":[]})", errc::invalid_argument,
               "parameters.priority: must not be negative, got -1");
   check_error(R"({"parameters":{"timeout":"soon"},"inputs":[]})", errc::invalid_argument,
@@ -338,17 +344,20 @@ TEST_CASE("duplicate input or output names are rejected") {
 TEST_CASE("negative dims, overflowing shapes and count mismatches are rejected") {
   check_error(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2,-3],"data":[1]}]})",
               errc::invalid_argument, "input 'x': negative dimension in shape [2,-3]");
-  check_error(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[4294967296,4294967296],"data":[1]}]})",
-              errc::out_of_range, "more elements than fit in 64 bits");
-  check_error(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[18446744073709551615],"data":[1]}]})",
-              errc::out_of_range, "does not fit in 64 bits");
+  check_error(
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[4294967296,4294967296],"data":[1]}]})",
+      errc::out_of_range, "more elements than fit in 64 bits");
+  check_error(
+      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[18446744073709551615],"data":[1]}]})",
+      errc::out_of_range, "does not fit in 64 bits");
   check_error(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2,3],"data":[1,2,3,4,5]}]})",
               errc::invalid_argument, "input 'x': shape [2,3] needs 6 elements, data has 5");
   check_error(R"({"inputs":[{"name":"x","datatype":"FP32","shape":[2],"data":[1,2,3]}]})",
               errc::invalid_argument, "shape [2] needs 2 elements, data has 3");
   // A huge shape with tiny data fails on the count, before allocating for the shape.
-  check_error(R"({"inputs":[{"name":"x","datatype":"FP64","shape":[1000000000000],"data":[[1],[2]]}]})",
-              errc::invalid_argument, "needs 1000000000000 elements, data has 2");
+  check_error(
+      R"({"inputs":[{"name":"x","datatype":"FP64","shape":[1000000000000],"data":[[1],[2]]}]})",
+      errc::invalid_argument, "needs 1000000000000 elements, data has 2");
   check_error(R"({"inputs":[{"name":"x","datatype":"BYTES","shape":[3],"data":["a","b"]}]})",
               errc::invalid_argument, "needs 3 elements, data has 2");
 }
@@ -367,7 +376,8 @@ TEST_CASE("values of the wrong kind or out of the dtype's range are rejected") {
   check_error(R"({"inputs":[{"name":"x","datatype":"BYTES","shape":[1],"data":[1]}]})",
               errc::invalid_argument, "not a BYTES string");
   auto big = decode_infer_request(
-      R"({"inputs":[{"name":"x","datatype":"UINT64","shape":[1],"data":[18446744073709551615]}]})", {});
+      R"({"inputs":[{"name":"x","datatype":"UINT64","shape":[1],"data":[18446744073709551615]}]})",
+      {});
   REQUIRE(big);
   CHECK(big->inputs[0].data.data<uint64_t>()[0] == std::numeric_limits<uint64_t>::max());
 }
@@ -378,7 +388,8 @@ TEST_CASE("Inference-Header-Content-Length must be a decimal no larger than the 
   check_error(json, errc::invalid_argument, "must not be negative", std::string_view{"-5"});
   for (std::string_view bad : {"abc", "12abc", "+5", " 5", "0x10", "5 ", ""})
     check_error(json, errc::invalid_argument, "Inference-Header-Content-Length", bad);
-  check_error(json, errc::invalid_argument, "too large", std::string_view{"99999999999999999999999"});
+  check_error(json, errc::invalid_argument, "too large",
+              std::string_view{"99999999999999999999999"});
   CHECK(parse_header_length("0", 0).value() == 0);
   CHECK(parse_header_length("17", 17).value() == 17);
 }
@@ -396,11 +407,12 @@ TEST_CASE("binary_data_size must match the shape and the bytes actually sent") {
               "binary_data_size 12 runs past the body (4 bytes left)", h12);
   check_error(json12 + std::string(16, '\0'), errc::invalid_argument,
               "4 bytes after the JSON header are not claimed", h12);
-  check_error(json12, errc::invalid_argument, "binary_data_size without an Inference-Header-Content-Length");
+  check_error(json12, errc::invalid_argument,
+              "binary_data_size without an Inference-Header-Content-Length");
   const std::string both =
       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1],"parameters":{"binary_data_size":4}}]})";
-  check_error(both + std::string(4, '\0'), errc::invalid_argument, "has both 'data' and binary_data_size",
-              std::to_string(both.size()));
+  check_error(both + std::string(4, '\0'), errc::invalid_argument,
+              "has both 'data' and binary_data_size", std::to_string(both.size()));
   const std::string bytes =
       R"({"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]})";
   std::string tail;
