@@ -34,3 +34,14 @@ target_include_directories(troupe::caf SYSTEM INTERFACE ${CAF_INCLUDE_DIR})
 target_link_libraries(troupe::caf INTERFACE ${CAF_IO_LIBRARY} ${CAF_CORE_LIBRARY} Threads::Threads)
 # Every type put into a message must have a type ID: an unregistered one fails the build.
 target_compile_definitions(troupe::caf INTERFACE CAF_ENABLE_TYPE_ID_CHECKS)
+
+# KServe JSON codec: simdjson (Debian's libsimdjson-dev ships a CMake package).
+find_package(simdjson REQUIRED)
+
+# HTTP server: Boost.Beast and Asio are header-only; they need only the headers and threads.
+find_package(Boost 1.74 REQUIRED)
+add_library(troupe::beast INTERFACE IMPORTED)
+target_link_libraries(troupe::beast INTERFACE Boost::headers Threads::Threads)
+# std::string_view in Beast's interfaces instead of boost::string_view; no deprecated Asio names.
+target_compile_definitions(troupe::beast INTERFACE BOOST_BEAST_USE_STD_STRING_VIEW
+                                                   BOOST_ASIO_NO_DEPRECATED)
