@@ -300,37 +300,35 @@ expected<std::vector<graph>> split_graph_stages(const graph& source,
   }
 
   // Types of the boundary values: run the compile chain at two probe sizes.
-  std::vector<std::vector<value_info>> probes[2];
-  for (int p = 0; p < 2; ++p) {
-    std::vector<shape> dims;
+  std::vector<shape> dims[2];
+  for (int p = 0; p < 2; ++p)
     for (const auto& in : stages[0].inputs) {
       shape d = in.dims;
       for (auto& x : d)
         if (x < 0)
           x = 2 + p;
-      dims.push_back(std::move(d));
+      dims[p].push_back(std::move(d));
     }
-    for (size_t k = 0; k + 1 < stage_count; ++k) {
-      auto outs = probe_outputs(stages[k], dims);
-      if (!outs)
-        return outs.error();
-      dims.clear();
-      for (const auto& o : *outs)
-        dims.push_back(o.dims);
-      probes[p].push_back(std::move(*outs));
-    }
-  }
   for (size_t k = 0; k + 1 < stage_count; ++k) {
-    auto& outs = stages[k].outputs;
-    for (size_t i = 0; i < outs.size(); ++i) {
-      value_info info = probes[0][k][i];
-      const auto& other = probes[1][k][i].dims;
+    std::vector<value_info> outs[2];
+    for (int p = 0; p < 2; ++p) {
+      auto probed = probe_outputs(stages[k], dims[p]);
+      if (!probed)
+        return probed.error();
+      outs[p] = std::move(*probed);
+      dims[p].clear();
+      for (const auto& o : outs[p])
+        dims[p].push_back(o.dims);
+    }
+    for (size_t i = 0; i < outs[0].size(); ++i) {
+      value_info info = outs[0][i];
+      const auto& other = outs[1][i].dims;
       for (size_t d = 0; d < info.dims.size() && d < other.size(); ++d)
         if (info.dims[d] != other[d])
           info.dims[d] = -1;
-      outs[i] = info;
+      stages[k].outputs[i] = info;
     }
-    stages[k + 1].inputs = outs;
+    stages[k + 1].inputs = stages[k].outputs;
   }
   return stages;
 }
