@@ -62,6 +62,7 @@ expected<pipeline_measurement> measure_pipeline(std::span<const graph> stages,
     queues.push_back(std::make_unique<hand_off>(queue_depth));
   std::vector<status> failures(k);
   std::vector<double> busy(k, 0.0);
+  std::vector<clock_type::time_point> window_start(k), window_end(k);
   clock_type::time_point timed_start{}, timed_end{};
   const int total = warmup + batches;
   std::vector<std::thread> threads;
@@ -80,8 +81,15 @@ expected<pipeline_measurement> measure_pipeline(std::span<const graph> stages,
             in.push_back(item->at(info.name));
           const auto t0 = clock_type::now();
           auto out = (*sess)->run(in);
+          const auto t1 = clock_type::now();
+          // Busy share over this stage's own window (its warm-up's last result to its
+          // last result): the sink's window lags the first stage's.
+          if (done + 1 == warmup)
+            window_start[s] = t1;
           if (done >= warmup)
-            busy[s] += std::chrono::duration<double>(clock_type::now() - t0).count();
+            busy[s] += std::chrono::duration<double>(t1 - t0).count();
+          if (done + 1 == total)
+            window_end[s] = t1;
           if (!out) {
             st = out.error();
           } else {
@@ -126,8 +134,11 @@ expected<pipeline_measurement> measure_pipeline(std::span<const graph> stages,
   const int64_t rows = inputs.empty() || inputs[0].dims().empty() ? 1 : inputs[0].dims()[0];
   if (m.seconds > 0)
     m.items_per_s = static_cast<double>(batches) * static_cast<double>(rows) / m.seconds;
-  for (double b : busy)
-    m.stage_busy.push_back(m.seconds > 0 ? b / m.seconds : 0);
+  for (size_t s = 0; s < k; ++s) {
+    const double window = warmup > 0 ? std::chrono::duration<double>(window_end[s] - window_start[s]).count()
+                                     : m.seconds;
+    m.stage_busy.push_back(window > 0 ? busy[s] / window : 0);
+  }
   return m;
 }
 
