@@ -192,7 +192,13 @@ placement_candidate evaluate_candidate(const model_cost& cost, const device_pool
 
 namespace {
 
-std::string gib(double bytes) { return fmt::format("{:.2f} GiB", bytes / (1 << 30)); }
+std::string gib(double bytes) {
+  if (bytes >= 0.5 * (1 << 30) || bytes == 0)
+    return fmt::format("{:.2f} GiB", bytes / (1 << 30));
+  if (bytes >= 0.5 * (1 << 20))
+    return fmt::format("{:.2f} MiB", bytes / (1 << 20));
+  return fmt::format("{:.2f} KiB", bytes / 1024);
+}
 
 bool usable(const placement_candidate& c, const planner_options& o) {
   return c.fits && c.layout.replicas > 0 && (o.slo_ms <= 0 || c.latency_ms <= o.slo_ms);
