@@ -5,8 +5,12 @@
 
 namespace troupe {
 
-/// 2 x multiply-adds of Conv, TroupeFusedConv, Gemm and MatMul nodes; other operators are
-/// memory-bound and not counted. `shapes` gives the dims of every value (plan::value_shapes).
+/// 2 x multiply-adds of one Conv, TroupeFusedConv, Gemm or MatMul node; 0 for other operators
+/// (memory-bound) and for nodes whose dims `shapes` lacks.
+double node_flops(const node& n, const shape_map& shapes);
+
+/// Sum of node_flops over the graph. `shapes` gives the dims of every value
+/// (plan::value_shapes).
 double count_flops(const graph& g, const shape_map& shapes);
 
 } // namespace troupe

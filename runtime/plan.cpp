@@ -284,6 +284,13 @@ std::unordered_map<std::string, shape> plan::value_shapes() const {
   return out;
 }
 
+std::unordered_map<std::string, value_desc> plan::value_descs() const {
+  std::unordered_map<std::string, value_desc> out;
+  for (const auto& [name, id] : names_)
+    out[name] = values_[static_cast<size_t>(id)].desc;
+  return out;
+}
+
 void plan::bind_value(int id) {
   auto& v = values_[static_cast<size_t>(id)];
   if (v.alias_of >= 0) {

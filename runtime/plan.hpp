@@ -47,6 +47,9 @@ public:
   size_t folded_node_count() const { return folded_nodes_; }
   /// Dims of every named value (inputs, constants, intermediates, outputs).
   std::unordered_map<std::string, shape> value_shapes() const;
+  /// Dtype, dims and constness of every named value; `constant` points into this plan.
+  /// The cost model needs dtypes for bytes and constness to tell folded values apart.
+  std::unordered_map<std::string, value_desc> value_descs() const;
 
 private:
   struct value {

@@ -1,9 +1,10 @@
-// split_graph: cuts a graph into two stages at named values (a manual pipeline cut).
+// split_graph: cuts a graph into pipeline stages at named values (two-way and K-way).
 #pragma once
 
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "runtime/graph.hpp"
 
@@ -22,5 +23,18 @@ struct graph_split {
 /// second part needs, a graph output computed before the cut.
 expected<graph_split> split_graph_at(const graph& g, std::span<const std::string> cut_values,
                                      int64_t probe_dim = 1);
+
+/// Cuts `g` into boundaries.size() + 1 stages. boundaries[k] lists every value that crosses
+/// from stages 0..k to stages k+1..: stage k computes what boundaries[k] needs (stopping at
+/// what earlier stages computed), its inputs are boundaries[k-1] (the graph inputs for stage
+/// 0) and its outputs boundaries[k] (the graph outputs for the last stage). Unlike
+/// split_graph_at, a boundary may list a graph input or a value made several stages earlier:
+/// the stages in between pass it through, as a pipeline must (an attention mask, a skip).
+/// Nodes computable from weights alone are copied into every stage that reads them. Dtypes
+/// and dims of boundary values come from compiling the stages in turn at two probe sizes of
+/// the dynamic dims; a dim that differs between the probes stays dynamic. Errors name the
+/// value and the boundary at fault.
+expected<std::vector<graph>> split_graph_stages(const graph& g,
+                                                std::span<const std::vector<std::string>> boundaries);
 
 } // namespace troupe
