@@ -34,3 +34,10 @@ target_include_directories(troupe::caf SYSTEM INTERFACE ${CAF_INCLUDE_DIR})
 target_link_libraries(troupe::caf INTERFACE ${CAF_IO_LIBRARY} ${CAF_CORE_LIBRARY} Threads::Threads)
 # Every type put into a message must have a type ID: an unregistered one fails the build.
 target_compile_definitions(troupe::caf INTERFACE CAF_ENABLE_TYPE_ID_CHECKS)
+
+# zlib reads the gzip-compressed datasets of load scenarios (Fashion-MNIST IDX files).
+find_package(ZLIB REQUIRED)
+# Boost.Beast/Asio (header-only) for the HTTP client of the load generator.
+find_package(Boost 1.74 REQUIRED)
+# simdjson parses KServe v2 replies in the load generator.
+find_package(simdjson REQUIRED)

@@ -171,7 +171,8 @@ expected<payload_source> payload_source::make(const std::string& model,
   if (numel_of(src.row_dims_) != record)
     return make_error(errc::invalid_argument,
                       "model {}: input {} wants {} values per request ({}), a record of {} has {}",
-                      model, inputs[0].name, numel_of(src.row_dims_), to_string(src.row_dims_),
+                      model, inputs[0].name, numel_of(src.row_dims_),
+                      troupe::to_string(std::span<const int64_t>(src.row_dims_)),
                       spec.images, record);
   // Start somewhere the seed chooses, so two models in one scenario do not move in lockstep.
   src.cursor_ = seed % static_cast<uint64_t>(src.data_.size());

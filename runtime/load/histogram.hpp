@@ -1,6 +1,7 @@
 // latency_histogram: an HDR-style log-linear histogram of microsecond latencies (1 µs .. 1 h).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
