@@ -64,10 +64,10 @@ std::string to_json(const run_result& r) {
   for (size_t i = 0; i < r.phases.size(); ++i) {
     const auto& p = r.phases[i];
     o += i ? "," : "";
-    o += fmt::format("{{\"name\":{},\"arrival\":{},\"start_s\":{},\"end_s\":{},\"slo_ms\":{},"
-                     "\"sent\":{},\"ok\":{},\"errors\":{{",
+    o += fmt::format("{{\"name\":{},\"arrival\":{},\"start_s\":{},\"end_s\":{},\"last_reply_s\":{},"
+                     "\"slo_ms\":{},\"sent\":{},\"ok\":{},\"errors\":{{",
                      json_string(p.name), json_string(p.arrival), num(p.start_s), num(p.end_s),
-                     num(p.slo_ms), p.sent, p.ok);
+                     num(p.last_reply_s), num(p.slo_ms), p.sent, p.ok);
     bool first = true;
     for (const auto& [label, count] : p.errors) {
       o += fmt::format("{}{}:{}", first ? "" : ",", json_string(label), count);

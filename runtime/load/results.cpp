@@ -61,6 +61,7 @@ void recorder::finished(const outcome& o) {
   std::lock_guard lock{mutex_};
   auto& p = phases_.at(o.phase);
   auto& sec = second_at(o.done_s);
+  p.last_reply_s = std::max(p.last_reply_s, o.done_s);
   if (o.status == "ok") {
     const auto us = static_cast<int64_t>(std::llround((o.done_s - o.scheduled_s) * 1e6));
     ++p.ok;

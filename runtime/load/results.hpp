@@ -2,6 +2,7 @@
 // collects it from reply callbacks on any thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -17,7 +18,8 @@ struct phase_result {
   std::string name;
   std::string arrival; // "poisson 200/s", "closed x8"
   double start_s = 0;  // from the start of the run
-  double end_s = 0;
+  double end_s = 0;        // the scheduled end (the next phase starts here)
+  double last_reply_s = 0; // replies to this phase's requests may come after end_s
   double slo_ms = 0;
   uint64_t sent = 0;
   uint64_t ok = 0;
@@ -32,10 +34,13 @@ struct phase_result {
   static constexpr double late_threshold_ms = 1.0;
 
   double duration_s() const { return end_s - start_s; }
+  /// The span rates are computed over: from the start until the phase's last reply, so an
+  /// overloaded server's backlog does not pass for throughput.
+  double active_s() const { return std::max(end_s, last_reply_s) - start_s; }
   uint64_t error_count() const;
   double offered_rate() const { return duration_s() > 0 ? sent / duration_s() : 0; }
-  double throughput() const { return duration_s() > 0 ? ok / duration_s() : 0; }
-  double goodput() const { return duration_s() > 0 ? within_slo / duration_s() : 0; }
+  double throughput() const { return active_s() > 0 ? ok / active_s() : 0; }
+  double goodput() const { return active_s() > 0 ? within_slo / active_s() : 0; }
   std::optional<double> accuracy() const {
     return labelled ? std::optional<double>(static_cast<double>(correct) / labelled) : std::nullopt;
   }

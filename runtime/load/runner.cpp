@@ -233,9 +233,10 @@ void load_runner::run_closed_phase(size_t index, double start) {
   for (;;) {
     double now = clock_.now();
     tick_seconds();
-    if (now >= end || sent >= limit)
+    // The phase is [start, end); a client ready a rounding error before `end` is ready at it.
+    if (now >= end - 1e-9 || sent >= limit)
       break;
-    while (!ready.empty() && ready.top() <= now && sent < limit) {
+    while (!ready.empty() && ready.top() <= now && ready.top() < end - 1e-9 && sent < limit) {
       const double at = std::max(ready.top(), start);
       ready.pop();
       submit_one(index, at - epoch_, rng);

@@ -1,6 +1,8 @@
 // Tests for the load generator's arrival schedules: rates, gap variability, determinism.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <numeric>
 

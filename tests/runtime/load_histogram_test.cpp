@@ -1,6 +1,8 @@
 // Tests for the load generator's log-linear latency histogram.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <random>
 
 #include "runtime/load/histogram.hpp"
