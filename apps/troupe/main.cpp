@@ -1,4 +1,4 @@
-// main: the troupe command line (run, bench, ops; serving commands come with the pipeline).
+// main: the troupe command line (run, bench, ops, load; serving commands come with the pipeline).
 #include "apps/troupe/commands.hpp"
 
 int main(int argc, char** argv) {
@@ -7,6 +7,7 @@ int main(int argc, char** argv) {
   troupe::app::add_run_command(app);
   troupe::app::add_bench_command(app);
   troupe::app::add_ops_command(app);
+  troupe::app::add_load_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
