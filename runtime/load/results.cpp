@@ -87,7 +87,9 @@ std::vector<second_row> recorder::seal_until(double now_s) {
   for (int64_t s = sealed_until_; s < limit; ++s) {
     second_row row;
     row.second = s;
-    row.phase = phase_at(static_cast<double>(s));
+    // The phase running in the middle of the second: a phase that starts a few µs after the
+    // boundary (it waited for its predecessor) still owns the second.
+    row.phase = phase_at(static_cast<double>(s) + 0.5);
     if (auto it = open_.find(s); it != open_.end()) {
       const auto& o = it->second;
       row.sent = o.sent;

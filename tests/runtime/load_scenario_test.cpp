@@ -1,6 +1,8 @@
 // Tests for load scenario parsing: every setting read, and errors that name line and key.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+
 #include "runtime/load/scenario.hpp"
 
 using namespace troupe::load;
@@ -119,4 +121,13 @@ TEST_CASE("scenario errors name the file, line and key path") {
   CHECK(error_of("models: [{name: m, weight: -1}]\nphases: []\n") ==
         "s.yaml:1: models[0].weight: expected a number > 0, got '-1'");
   CHECK(error_of("models: [m]\nphases: [\n") .find("s.yaml:") == 0);
+}
+
+TEST_CASE("the scenarios shipped in scenarios/ parse") {
+  for (const char* name : {"quickstart", "overload", "soak", "mixed"}) {
+    auto s = load_scenario(std::filesystem::path(TROUPE_SOURCE_DIR) / "scenarios" / (std::string(name) + ".yaml"));
+    REQUIRE_MESSAGE(s, s.error().to_string());
+    CHECK(s->name == name);
+    CHECK(s->phases.size() >= 2);
+  }
 }
