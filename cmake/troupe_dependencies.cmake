@@ -45,3 +45,6 @@ target_link_libraries(troupe::beast INTERFACE Boost::headers Threads::Threads)
 # std::string_view in Beast's interfaces instead of boost::string_view; no deprecated Asio names.
 target_compile_definitions(troupe::beast INTERFACE BOOST_BEAST_USE_STD_STRING_VIEW
                                                    BOOST_ASIO_NO_DEPRECATED)
+
+# zlib reads the gzip-compressed datasets of load scenarios (Fashion-MNIST IDX files).
+find_package(ZLIB REQUIRED)

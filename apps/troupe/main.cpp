@@ -1,4 +1,4 @@
-// main: the troupe command line (run, bench, ops, plan; serving commands come with the pipeline).
+// main: the troupe command line (run, bench, ops, plan, load; serve comes with the frontend).
 #include "apps/openmp_wait_policy.hpp"
 #include "apps/troupe/commands.hpp"
 
@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   troupe::app::add_bench_command(app);
   troupe::app::add_ops_command(app);
   troupe::app::add_plan_command(app);
+  troupe::app::add_load_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
