@@ -301,7 +301,8 @@ TEST_CASE("Reduce ops over several axes match naive loops with keepdims 0 and 1"
     const bool positive = std::string{op} == "ReduceLogSum" || std::string{op} == "ReduceProd";
     for (const auto& axes : axes_cases) {
       for (int64_t keepdims : {0, 1}) {
-        INFO(op << " axes " << to_string(axes) << " keepdims " << keepdims);
+        const std::string name = op;
+        INFO(name << " axes " << to_string(axes) << " keepdims " << keepdims);
         tensor x = positive ? r.uniform(dims, 0.5f, 1.5f) : r.uniform(dims);
         std::map<std::string, attribute> attrs{{"keepdims", keepdims}};
         if (!axes.empty())
@@ -310,7 +311,9 @@ TEST_CASE("Reduce ops over several axes match naive loops with keepdims 0 and 1"
         REQUIRE_MESSAGE(out.has_value(), out.error().to_string());
         tensor ref = naive_reduce(op, x, axes, keepdims != 0);
         REQUIRE((*out)[0].dims() == ref.dims());
-        CHECK(relative_error((*out)[0], ref) < 1e-5);
+        // A float32 sum over all 360 signed values can nearly cancel, which magnifies the
+        // rounding of the accumulation order in the relative error (1.3e-5 was seen).
+        CHECK(relative_error((*out)[0], ref) < 1e-4);
       }
     }
   }
