@@ -13,6 +13,7 @@ namespace troupe::app {
 void add_run_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_ops_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 /// Parses "0,1,4-7" into core ids; throws CLI::ValidationError on bad text.
 std::vector<int> parse_core_list(const std::string& text);

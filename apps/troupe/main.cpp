@@ -1,4 +1,4 @@
-// main: the troupe command line (run, bench, ops; serving commands come with the pipeline).
+// main: the troupe command line (serve, run, bench, ops).
 #include "apps/openmp_wait_policy.hpp"
 #include "apps/troupe/commands.hpp"
 
@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   troupe::app::add_run_command(app);
   troupe::app::add_bench_command(app);
   troupe::app::add_ops_command(app);
+  troupe::app::add_serve_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
