@@ -616,7 +616,8 @@ void http_frontend::core::management(const kserve::route& route, http::responder
   if (route.endpoint == endpoint::repository_index)
     return reply.send(serve::json_response(repository_index()));
   // Models come from the repository folder only: a body that tries to supply a config or
-  // files (Triton's load parameters) is refused rather than ignored.
+  // files (Triton's load parameters) is refused rather than ignored; other parameters
+  // (unload_dependents) have nothing to act on and are accepted.
   const auto body = reply.request().body();
   if (!body.empty()) {
     simdjson::dom::parser parser;
@@ -625,10 +626,13 @@ void http_frontend::core::management(const kserve::route& route, http::responder
       return reply.send(serve::error_response(errc::parse_error,
                                               "the request body must be a JSON object"));
     simdjson::dom::object params;
-    if (doc["parameters"].get(params) == simdjson::SUCCESS && params.size() > 0)
-      return reply.send(serve::error_response(
-          errc::unsupported, "troupe loads models only from its repository folder; "
-                             "load and unload parameters are not supported"));
+    if (doc["parameters"].get(params) == simdjson::SUCCESS)
+      for (auto field : params)
+        if (field.key == "config" || field.key.substr(0, 5) == "file:")
+          return reply.send(serve::error_response(
+              errc::unsupported, fmt::format("troupe loads models only from its repository "
+                                             "folder; parameter '{}' is not supported",
+                                             field.key)));
   }
   const status st = route.endpoint == endpoint::repository_load ? load_model(route.model)
                                                                  : unload_model(route.model);
@@ -703,10 +707,11 @@ void http_frontend::stop() {
   }
   if (c.worker.joinable())
     c.worker.join();
-  // 3. Admitted requests get most of the time to finish normally.
+  // 3. Admitted requests get half the time to finish normally; the other half is for
+  //    answering the rest and stopping the replicas (their threads end after their batch).
   {
     std::unique_lock lock(c.pending_mutex);
-    c.pending_drained.wait_until(lock, clock_type::now() + (deadline - clock_type::now()) * 3 / 4,
+    c.pending_drained.wait_until(lock, deadline - c.config.exit_timeout / 2,
                                  [&] { return c.pending.empty(); });
   }
   // 4. What is still queued is answered with 503 by the batchers as they shut down.

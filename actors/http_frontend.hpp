@@ -26,7 +26,7 @@ public:
   size_t loaded_versions() const;
 
   /// Graceful stop within the config's exit_timeout: refuse new requests (503), let requests
-  /// already admitted finish for most of the time, answer what is still queued with 503, write
+  /// already admitted finish for half of the time, answer what is still queued with 503, write
   /// the last replies, close. Idempotent.
   void stop();
 

@@ -1,6 +1,9 @@
 // troupe serve: the KServe v2 HTTP server over a model repository, until SIGINT or SIGTERM.
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include <pthread.h>
@@ -97,8 +100,27 @@ int serve(const serve_flags& f) {
   std::printf("troupe serve: %s, stopping (at most %lld s)\n",
               received == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(exit_timeout.count()));
   std::fflush(stdout);
+  // The stop is graceful but bounded: should anything hang past the exit timeout (a batch
+  // that never ends), the process still exits, non-zero.
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(done_mutex);
+    if (!done_cv.wait_for(lock, exit_timeout, [&] { return done; })) {
+      std::fprintf(stderr, "troupe serve: not stopped after %lld s, exiting\n",
+                   static_cast<long long>(exit_timeout.count()));
+      std::_Exit(2);
+    }
+  });
   (*frontend)->stop();
   frontend->reset();
+  {
+    std::lock_guard lock(done_mutex);
+    done = true;
+  }
+  done_cv.notify_all();
+  watchdog.join();
   std::printf("troupe serve: stopped\n");
   std::fflush(stdout);
   return 0;

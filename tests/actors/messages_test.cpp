@@ -83,7 +83,7 @@ TEST_CASE("batch_job and batch_done round-trip, errors and actor handles include
   CHECK(j.next_stages.at(0) == merger);
   CHECK(j.merger == merger);
   CHECK(j.stage_us == std::vector<int64_t>{250, 300});
-  batch_done done{7, 1, to_error(errc::timeout, "late"), {infer_response{{sample_tensor()}, 3}},
+  batch_done done{7, 1, to_error(errc::timeout, "late"), {infer_response{{sample_tensor()}, 3, 0, 0, 0, 0, {}, {}}},
                   {42}};
   auto d = round_trip(t.sys, done);
   CHECK(d.stage_us == std::vector<int64_t>{42});
