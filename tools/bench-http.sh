@@ -56,7 +56,22 @@ CONF
 pids+=($!)
 
 # --- troupe serve: seed CNN with dynamic batching, ResNet-18 ---------------------------------
-mkdir -p "$work/repo/seed_cnn/1" "$work/repo/resnet18/1"
+mkdir -p "$work/repo/seed_cnn/1" "$work/repo/resnet18/1" "$work/repo/identity16/1"
+# The tiny model of the HTTP comparison: 16 floats in, the same 16 out (Identity), so the
+# figure is the frontend's cost, not the model's.
+/usr/bin/python3 - "$work/repo/identity16/1/model.onnx" <<'PY'
+import sys
+from onnx import TensorProto, helper, save
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])
+y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])
+g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity16", [x], [y])
+save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
+PY
+cat > "$work/repo/identity16/config.yaml" <<'CONF'
+max_batch_size: 64
+dynamic_batching:
+  max_queue_delay_microseconds: 100
+CONF
 cp "$models/seed_cnn.onnx" "$work/repo/seed_cnn/1/model.onnx"
 cp "$models/resnet18.onnx" "$work/repo/resnet18/1/model.onnx"
 cat > "$work/repo/seed_cnn/config.yaml" <<'CONF'
@@ -90,6 +105,11 @@ with open(sys.argv[1], "w") as f:
     f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
     f.write("wrk.body = [[%s]]\n" % body)
 PY
+cat > "$work/identity.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":[0.5,-1.25,2,3.5,0.125,-0.75,1,0,4,5.5,-6,7,0.25,8,-9.5,10]}]}'
+LUA
 cat > "$work/resnet.lua" <<LUA
 local json = '{"inputs":[{"name":"$resnet_input","shape":[1,3,224,224],"datatype":"FP32","parameters":{"binary_data_size":602112}}],"outputs":[{"name":"OUT","parameters":{"binary_data":true}}]}'
 LUA
@@ -110,14 +130,27 @@ tiny_cmd_nginx="wrk -t1 -c64 -d${secs_tiny}s -s tiny.lua http://127.0.0.1:$nginx
 tiny_cmd_troupe="wrk -t1 -c64 -d${secs_tiny}s -s tiny.lua http://127.0.0.1:$troupe_port/v2/models/seed_cnn/infer"
 # Warm-up (plan compilation for the batch sizes that appear).
 (cd "$work" && wrk -t1 -c64 -d2s -s tiny.lua "http://127.0.0.1:$troupe_port/v2/models/seed_cnn/infer" > /dev/null)
-best_nginx=0; best_troupe=0
+id_cmd_nginx="wrk -t1 -c64 -d${secs_tiny}s -s identity.lua http://127.0.0.1:$nginx_port/v2/models/identity16/infer"
+id_cmd_troupe="wrk -t1 -c64 -d${secs_tiny}s -s identity.lua http://127.0.0.1:$troupe_port/v2/models/identity16/infer"
+(cd "$work" && wrk -t1 -c64 -d2s -s identity.lua "http://127.0.0.1:$troupe_port/v2/models/identity16/infer" > /dev/null)
+best_nginx=0; best_troupe=0; best_id_nginx=0; best_id_troupe=0
+max_of() { /usr/bin/python3 -c "print(max($1, ${2:-0}))"; }
 for r in $(seq 1 "$rounds"); do
+  out_n="$(cd "$work" && $id_cmd_nginx)"; n="$(echo "$out_n" | rate)"
+  out_t="$(cd "$work" && $id_cmd_troupe)"; t="$(echo "$out_t" | rate)"
+  echo "round $r identity16: nginx $n req/s $(echo "$out_n" | errors) | troupe $t req/s $(echo "$out_t" | errors)" >&2
+  best_id_nginx="$(max_of "$best_id_nginx" "$n")"; best_id_troupe="$(max_of "$best_id_troupe" "$t")"
   out_n="$(cd "$work" && $tiny_cmd_nginx)"; n="$(echo "$out_n" | rate)"
   out_t="$(cd "$work" && $tiny_cmd_troupe)"; t="$(echo "$out_t" | rate)"
-  echo "round $r: nginx $n req/s $(echo "$out_n" | errors) | troupe $t req/s $(echo "$out_t" | errors)" >&2
-  best_nginx="$(/usr/bin/python3 -c "print(max($best_nginx, $n))")"
-  best_troupe="$(/usr/bin/python3 -c "print(max($best_troupe, $t))")"
+  echo "round $r seed_cnn: nginx $n req/s $(echo "$out_n" | errors) | troupe $t req/s $(echo "$out_t" | errors)" >&2
+  best_nginx="$(max_of "$best_nginx" "$n")"; best_troupe="$(max_of "$best_troupe" "$t")"
 done
+raw_cnn_cmd="troupe bench seed_cnn.onnx --batch 1,16,64 --seconds 3 --no-ceiling --json"
+raw_cnn="$("$troupe" bench "$models/seed_cnn.onnx" --batch 1,16,64 --seconds 3 --no-ceiling --json | /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)["results"]
+b = max(r, key=lambda x: x["items_per_s"])
+print("%.0f (batch %d)" % (b["items_per_s"], b["batch"]))')"
 metrics="$(curl -s "http://127.0.0.1:$troupe_port/metrics")"
 avg_batch="$(echo "$metrics" | /usr/bin/python3 -c '
 import re, sys
@@ -144,7 +177,7 @@ raw_best="$(echo "$raw_json" | /usr/bin/python3 -c '
 import json, sys
 r = json.load(sys.stdin)["results"]
 b = max(r, key=lambda x: x["items_per_s"])
-print(f"{b[\"items_per_s\"]:.1f} {b[\"batch\"]}")')"
+print("%.1f %d" % (b["items_per_s"], b["batch"]))')"
 raw_rate="${raw_best% *}"; raw_batch="${raw_best#* }"
 
 ratio() { /usr/bin/python3 -c "print(f'{$1 / $2:.2f}')"; }
@@ -152,8 +185,11 @@ cat <<TABLE
 
 | benchmark | command | result | ratio | target |
 |---|---|---|---|---|
-| nginx fixed JSON reply | \`$tiny_cmd_nginx\` | $best_nginx req/s (best of $rounds) | — | — |
+| nginx fixed JSON reply (identity body) | \`$id_cmd_nginx\` | $best_id_nginx req/s (best of $rounds) | — | — |
+| troupe identity16, HTTP/JSON, batching | \`$id_cmd_troupe\` | $best_id_troupe req/s (best of $rounds) | $(ratio "$best_id_troupe" "$best_id_nginx") × nginx | ≥ 0.5 × |
+| nginx fixed JSON reply (seed CNN body) | \`$tiny_cmd_nginx\` | $best_nginx req/s (best of $rounds) | — | — |
 | troupe seed CNN, HTTP/JSON, batching | \`$tiny_cmd_troupe\` | $best_troupe req/s (best of $rounds, avg batch $avg_batch) | $(ratio "$best_troupe" "$best_nginx") × nginx | ≥ 0.5 × |
+| raw backend seed CNN, best batch | \`$raw_cnn_cmd\` | $raw_cnn img/s | — | — |
 | raw backend ResNet-18, best batch | \`$raw_cmd\` | $raw_rate img/s (batch $raw_batch) | — | — |
 | troupe ResNet-18, binary tensors, c=16 | \`$resnet_cmd\` | $resnet_http img/s (avg batch $resnet_avg_batch) | $(ratio "$resnet_http" "$raw_rate") × raw | ≥ 0.9 × |
 TABLE
