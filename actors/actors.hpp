@@ -28,6 +28,8 @@ using batcher_actor = caf::typed_actor<
     caf::reacts_to<atom::tick, uint64_t>,
     // Queue length, batches in flight and the reply counters.
     caf::replies_to<atom::status>::with<model_status>,
+    // Refuses new requests (unavailable), serves everything admitted, then replies (unload).
+    caf::replies_to<atom::drain>::with<model_status>,
     // Answers everything queued or running with `unavailable`, replies its final counters, quits.
     caf::replies_to<atom::shutdown>::with<model_status>>;
 
@@ -52,6 +54,12 @@ using resource_manager_actor = caf::typed_actor<
     caf::replies_to<atom::status>::with<runtime_status>,
     // Stops every executor and merger it spawned, then quits.
     caf::replies_to<atom::shutdown>::with<caf::ok_atom>>;
+
+/// Carries HTTP frontend requests to batchers with a bounded number outstanding and completes
+/// each HTTP reply from the batcher's answer (http_frontend.cpp).
+using http_bridge_actor = caf::typed_actor<
+    // A request whose reply context is `ticket` in the frontend's pending table, for a batcher.
+    caf::reacts_to<atom::infer, uint64_t, caf::actor, infer_request>>;
 
 // -- factories -------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 // batcher: one per model version; queues, batches and answers every request exactly once.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <unordered_map>
 
@@ -36,6 +37,7 @@ struct batcher_state {
   struct queued {
     infer_request request;
     promise_type promise;
+    steady_time admitted;
   };
   std::unordered_map<uint64_t, queued> waiting;        // admitted, not yet in a batch
   std::unordered_map<uint64_t, promise_type> running;  // in a batch (or held for ordering)
@@ -45,6 +47,9 @@ struct batcher_state {
   struct flight {
     size_t replica = 0;
     std::vector<uint64_t> ids;
+    std::vector<int64_t> queue_us; // of each request
+    int64_t input_us = 0;          // building the batch's inputs
+    int64_t rows = 0;              // the requests' rows (padding excluded)
   };
   std::unordered_map<uint64_t, flight> in_flight;
 
@@ -53,6 +58,8 @@ struct batcher_state {
   std::optional<steady_time> timer_at;
   uint64_t timer_generation = 0;
   bool stopping = false;
+  bool draining = false;
+  std::vector<caf::typed_response_promise<model_status>> drained; // drain requests waiting
   model_status counters;
 };
 
@@ -137,6 +144,19 @@ std::vector<tensor> build_inputs(batcher_state& st, const batch_plan& plan) {
 }
 
 void fail_batch(batcher_pointer self, uint64_t batch_id, const caf::error& err);
+
+/// Answers drain requests once nothing admitted is left unanswered.
+void check_drained(batcher_pointer self) {
+  auto& st = self->state;
+  if (!st.draining || st.drained.empty() || !st.waiting.empty() || !st.running.empty() ||
+      !st.in_flight.empty())
+    return;
+  model_status s = st.counters;
+  s.replicas = static_cast<uint32_t>(st.replicas.size());
+  for (auto& p : st.drained)
+    p.deliver(s);
+  st.drained.clear();
+}
 void on_batch_done(batcher_pointer self, batch_done& done);
 void pump(batcher_pointer self);
 void mark_replica_down(batcher_pointer self, size_t index, const std::string& why);
@@ -148,17 +168,27 @@ void dispatch(batcher_pointer self, batch_plan plan) {
   batch_job job;
   job.batch_id = batch_id;
   job.replica = plan.replica;
+  const auto build_start = std::chrono::steady_clock::now();
   job.values = build_inputs(st, plan);
+  const int64_t input_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now() - build_start)
+                               .count();
   job.batched = st.options.config.max_batch_size > 0;
+  std::vector<int64_t> queue_us;
+  const steady_time now = now_of(self);
   for (uint64_t id : plan.ids) {
     auto it = st.waiting.find(id);
+    queue_us.push_back(
+        std::chrono::duration_cast<std::chrono::microseconds>(now - it->second.admitted).count());
     job.rows.push_back(std::max<int64_t>(1, job.batched ? it->second.request.inputs[0].dim(0) : 1));
     st.running.emplace(id, std::move(it->second.promise));
     st.waiting.erase(it);
   }
   job.next_stages.assign(route.stages.begin() + 1, route.stages.end());
   job.merger = route.merger;
-  st.in_flight.emplace(batch_id, batcher_state::flight{plan.replica, plan.ids});
+  st.in_flight.emplace(batch_id, batcher_state::flight{plan.replica, plan.ids,
+                                                       std::move(queue_us), input_us,
+                                                       std::max<int64_t>(1, plan.rows)});
   ++st.counters.batches;
   auto stage0 = caf::actor_cast<shard_executor_actor>(route.stages.front());
   // Outstanding requests are bounded by the credits: one per batch in flight.
@@ -208,6 +238,21 @@ void on_batch_done(batcher_pointer self, batch_done& done) {
   auto flight = std::move(it->second);
   st.in_flight.erase(it);
   st.credits.release(flight.replica);
+  int64_t infer_us = 0;
+  for (int64_t us : done.stage_us)
+    infer_us += us;
+  for (size_t i = 0; i < flight.ids.size(); ++i) {
+    auto& reply = done.replies[i];
+    reply.queue_us = flight.queue_us[i];
+    reply.compute_input_us = flight.input_us;
+    reply.compute_infer_us = infer_us;
+  }
+  if (!done.replies.empty()) {
+    auto& first = done.replies.front();
+    first.batch_rows = flight.rows;
+    first.stage_devices = st.replicas[flight.replica].route.devices;
+    first.stage_us = std::move(done.stage_us);
+  }
   for (size_t i = 0; i < flight.ids.size(); ++i) {
     ++st.counters.completed;
     deliver(self, flight.ids[i], std::move(done.replies[i]), false);
@@ -221,6 +266,7 @@ void pump(batcher_pointer self) {
   auto& st = self->state;
   if (st.stopping)
     return;
+  check_drained(self);
   const steady_time now = now_of(self);
   for (uint64_t id : st.queue->expire(now)) {
     ++st.counters.timed_out;
@@ -237,6 +283,7 @@ void pump(batcher_pointer self) {
     auto delay = std::max<caf::timespan>(caf::timespan{0}, *next - now);
     self->delayed_send(self, delay, atom::tick_v, generation);
   }
+  check_drained(self);
 }
 
 /// Rows of the request, or an error when its inputs do not match the model.
@@ -340,9 +387,11 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
   return {
     [self](atom::infer, infer_request& req) -> caf::result<infer_response> {
       auto& st = self->state;
-      if (st.stopping) {
+      if (st.stopping || st.draining) {
         ++st.counters.rejected;
-        return to_error(errc::unavailable, fmt::format("model {} is stopping", st.options.model));
+        return to_error(errc::unavailable,
+                        fmt::format("model {} is {}", st.options.model,
+                                    st.stopping ? "stopping" : "being unloaded"));
       }
       auto rows = check_inputs(st, req);
       if (!rows) {
@@ -365,7 +414,7 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
         (void)st.order.expect(p.id);
       if (req.correlation_id != 0)
         st.correlation.emplace(p.id, req.correlation_id);
-      st.waiting.emplace(p.id, batcher_state::queued{std::move(req), promise});
+      st.waiting.emplace(p.id, batcher_state::queued{std::move(req), promise, now_of(self)});
       pump(self);
       return promise;
     },
@@ -389,6 +438,14 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
       pump(self);
     },
     [self](atom::status) { return snapshot(self->state); },
+    [self](atom::drain) -> caf::result<model_status> {
+      auto& st = self->state;
+      st.draining = true;
+      auto promise = self->make_response_promise<model_status>();
+      st.drained.push_back(promise);
+      check_drained(self);
+      return promise;
+    },
     [self](atom::shutdown) {
       auto& st = self->state;
       auto unavailable = [&] {
@@ -427,6 +484,9 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
       st.correlation.clear();
       st.stopping = true;
       auto final_status = snapshot(st);
+      for (auto& p : st.drained)
+        p.deliver(final_status);
+      st.drained.clear();
       self->quit();
       return final_status;
     },

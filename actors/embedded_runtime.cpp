@@ -153,6 +153,29 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   return handle;
 }
 
+caf::expected<model_status> embedded_runtime::unload_model(const std::string& name,
+                                                          int64_t version) {
+  auto it = models_.find({name, version});
+  if (it == models_.end())
+    return to_error(errc::not_found,
+                    fmt::format("model {} version {} is not loaded", name, version));
+  auto handle = it->second;
+  models_.erase(it);
+  auto drained = ask<model_status>(sys_, handle.batcher, atom::drain_v);
+  auto final_status = ask<model_status>(sys_, handle.batcher, atom::shutdown_v);
+  caf::anon_send(manager_, atom::retire_v, name, version);
+  if (!drained)
+    return drained.error();
+  return final_status ? final_status : drained;
+}
+
+std::vector<model_handle> embedded_runtime::models() const {
+  std::vector<model_handle> out;
+  for (const auto& [key, h] : models_)
+    out.push_back(h);
+  return out;
+}
+
 std::optional<model_handle> embedded_runtime::model(const std::string& name,
                                                     int64_t version) const {
   std::optional<model_handle> found;

@@ -54,6 +54,11 @@ public:
   caf::expected<model_handle> load_model(const std::string& name, int64_t version,
                                          const std::filesystem::path& onnx_file,
                                          model_config config, const load_options& options = {});
+  /// Unloads one version: its batcher refuses new requests (unavailable), answers everything
+  /// it admitted, then stops; its replicas are retired. not_found when it is not loaded.
+  caf::expected<model_status> unload_model(const std::string& name, int64_t version);
+  /// Every loaded version.
+  std::vector<model_handle> models() const;
   /// A loaded model; version 0 = the latest loaded.
   std::optional<model_handle> model(const std::string& name, int64_t version = 0) const;
 

@@ -8,7 +8,7 @@ namespace {
 merger_actor::behavior_type merger(merger_actor::pointer) {
   return {
     [](atom::merge, batch_job& job) -> batch_done {
-      batch_done done{job.batch_id, job.replica, {}, {}};
+      batch_done done{job.batch_id, job.replica, {}, {}, std::move(job.stage_us)};
       done.replies.resize(job.rows.size());
       if (!job.batched) {
         // No batch dimension: the batch was one request and the outputs are its own.

@@ -33,6 +33,22 @@ std::optional<errc> errc_of(const caf::error& err) {
   return errc::internal;
 }
 
+std::string message_of(const caf::error& err) {
+  if (err.category() == error_category() && err.context().match_elements<std::string>())
+    return err.context().get_as<std::string>(0);
+  if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+      case caf::sec::request_receiver_down:
+        return "the model stopped before answering";
+      case caf::sec::request_timeout:
+        return "the model did not answer in time";
+      default:
+        break;
+    }
+  }
+  return caf::to_string(err);
+}
+
 void add_troupe_types(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::troupe>();
   cfg.add_error_category(error_category(),

@@ -74,14 +74,24 @@ typename Inspector::result_type inspect(Inspector& f, infer_request& x) {
 }
 
 /// The outputs of one request, in the model's output order (views into the batch output).
+/// The timing split is what frontends report as queue, compute-input and compute-infer
+/// durations; the batch fields are set on the first reply of a batch only, so a frontend
+/// counts each execution once without tracking batch ids.
 struct infer_response {
   std::vector<tensor> outputs;
   uint64_t correlation_id = 0;
+  int64_t queue_us = 0;         // admission to dispatch
+  int64_t compute_input_us = 0; // concatenating the batch's input rows
+  int64_t compute_infer_us = 0; // every stage's run time of the batch
+  int64_t batch_rows = 0;       // rows of the batch (0 on all but the batch's first reply)
+  std::vector<int32_t> stage_devices; // device of each stage (first reply only)
+  std::vector<int64_t> stage_us;      // run time of each stage (first reply only)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, infer_response& x) {
-  return f(caf::meta::type_name("infer_response"), x.outputs, x.correlation_id);
+  return f(caf::meta::type_name("infer_response"), x.outputs, x.correlation_id, x.queue_us,
+           x.compute_input_us, x.compute_infer_us, x.batch_rows, x.stage_devices, x.stage_us);
 }
 
 // -- the batch path --------------------------------------------------------------------------
@@ -96,12 +106,13 @@ struct batch_job {
   std::vector<caf::actor> next_stages; // stages after the receiver (shard_executor_actor)
   caf::actor merger;               // merger_actor of the replica
   bool batched = true;             // false: the model has no batch dimension (one request)
+  std::vector<int64_t> stage_us;   // each stage appends its run time (µs)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_job& x) {
   return f(caf::meta::type_name("batch_job"), x.batch_id, x.replica, x.values, x.rows,
-           x.next_stages, x.merger, x.batched);
+           x.next_stages, x.merger, x.batched, x.stage_us);
 }
 
 /// The outcome of a batch: one response per request in the batch's order, or an error that
@@ -111,11 +122,13 @@ struct batch_done {
   uint64_t replica = 0;
   caf::error error;
   std::vector<infer_response> replies;
+  std::vector<int64_t> stage_us; // the job's stage run times
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_done& x) {
-  return f(caf::meta::type_name("batch_done"), x.batch_id, x.replica, x.error, x.replies);
+  return f(caf::meta::type_name("batch_done"), x.batch_id, x.replica, x.error, x.replies,
+           x.stage_us);
 }
 
 // -- placement -------------------------------------------------------------------------------
@@ -235,6 +248,9 @@ caf::error to_error(const status& st);
 /// The troupe code of an error: its own code for troupe errors, unavailable for CAF's
 /// "actor down" errors, internal for the rest; nullopt for no error.
 std::optional<errc> errc_of(const caf::error& err);
+
+/// The message of an error for a client: the text a troupe error carries, or CAF's rendering.
+std::string message_of(const caf::error& err);
 
 /// Registers troupe's type-ID block and error category; call on the config before the
 /// actor_system is constructed.

@@ -1,4 +1,5 @@
 // shard_executor: a detached actor that owns one stage's session and runs batches on its thread.
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 
@@ -52,13 +53,17 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
       if (st.spec.fault_after_batches > 0 && st.batches == st.spec.fault_after_batches)
         throw std::runtime_error("injected executor fault"); // supervision tests
       auto fail = [&](const status& why) {
-        return batch_done{job.batch_id, job.replica, to_error(why), {}};
+        return batch_done{job.batch_id, job.replica, to_error(why), {}, {}};
       };
       if (!st.load_error)
         return fail(st.load_error);
+      const auto started = std::chrono::steady_clock::now();
       auto outputs = st.model->run(job.values);
       if (!outputs)
         return fail(outputs.error());
+      job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::steady_clock::now() - started)
+                                 .count());
       job.values = std::move(*outputs);
       if (!job.next_stages.empty()) {
         auto next = caf::actor_cast<shard_executor_actor>(job.next_stages.front());

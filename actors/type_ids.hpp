@@ -33,6 +33,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_ATOM(troupe, troupe::atom, shutdown, "shutdown")
   CAF_ADD_ATOM(troupe, troupe::atom, release, "release")
   CAF_ADD_ATOM(troupe, troupe::atom, retire, "retire")
+  CAF_ADD_ATOM(troupe, troupe::atom, drain, "drain")
 
   CAF_ADD_TYPE_ID(troupe, (troupe::tensor))
   CAF_ADD_TYPE_ID(troupe, (troupe::infer_request))

@@ -1,4 +1,4 @@
-// main: the troupe command line (run, bench, ops, plan, load; serve comes with the frontend).
+// main: the troupe command line (serve, run, bench, ops, plan, load).
 #include "apps/openmp_wait_policy.hpp"
 #include "apps/troupe/commands.hpp"
 
@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   troupe::app::add_ops_command(app);
   troupe::app::add_plan_command(app);
   troupe::app::add_load_command(app);
+  troupe::app::add_serve_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

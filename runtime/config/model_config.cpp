@@ -477,8 +477,6 @@ std::filesystem::path model_entry::model_file(int64_t version) const {
   return dir / std::to_string(version) / "model.onnx";
 }
 
-namespace {
-
 expected<model_entry> scan_model(const std::filesystem::path& dir, const std::string& name) {
   namespace fs = std::filesystem;
   model_entry entry;
@@ -544,8 +542,6 @@ expected<model_entry> scan_model(const std::filesystem::path& dir, const std::st
   }
   return entry;
 }
-
-} // namespace
 
 expected<std::vector<model_entry>> scan_repository(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;

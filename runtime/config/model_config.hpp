@@ -96,4 +96,7 @@ struct model_entry {
 /// specific version that does not exist.
 expected<std::vector<model_entry>> scan_repository(const std::filesystem::path& dir);
 
+/// One model folder of a repository (`dir` is <repo>/<name>), checked as scan_repository does.
+expected<model_entry> scan_model(const std::filesystem::path& dir, const std::string& name);
+
 } // namespace troupe

@@ -25,7 +25,7 @@ struct fake_stage_state {
 };
 
 batch_done echo(batch_job& job) {
-  batch_done done{job.batch_id, job.replica, {}, {}};
+  batch_done done{job.batch_id, job.replica, {}, {}, {250}};
   int64_t begin = 0;
   for (int64_t r : job.rows) {
     infer_response resp;
@@ -67,6 +67,9 @@ struct reply_log {
     float value = 0; // first output value on success
     int64_t rows = 0;
     uint64_t correlation = 0;
+    int64_t queue_us = 0;
+    int64_t batch_rows = 0;
+    int64_t infer_us = 0;
   };
   std::vector<entry> entries; // in the order replies arrived
   const entry* find(int tag) const {
@@ -146,7 +149,7 @@ struct fixture : test::deterministic_system {
               [=](infer_response& r) {
                 log->entries.push_back(
                     {tag, std::nullopt, r.outputs.at(0).values<float>()[0], r.outputs[0].dim(0),
-                     r.correlation_id});
+                     r.correlation_id, r.queue_us, r.batch_rows, r.compute_infer_us});
               },
               [=](caf::error& e) { log->entries.push_back({tag, errc_of(e), 0, 0}); });
     });
@@ -367,4 +370,48 @@ TEST_CASE_FIXTURE(fixture, "shutdown answers queued and running requests with un
   CHECK(result->cancelled == 3);
   send(4); // the batcher is gone: the request fails, it does not hang
   CHECK(replies->count(4) == 1);
+}
+
+TEST_CASE_FIXTURE(fixture, "replies carry their queue time, and the first of a batch its rows "
+                           "and stage times") {
+  start(batching_config(8, {4}, 1000us), 1, false);
+  send(1, 2);
+  advance(400us);
+  send(2, 1);
+  advance(600us); // the oldest request's delay is up: one batch of 3 rows
+  REQUIRE(replies->entries.size() == 2);
+  const auto* first = replies->find(1);
+  const auto* second = replies->find(2);
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK(first->queue_us == 1000);
+  CHECK(second->queue_us == 600);
+  CHECK(first->batch_rows == 3);
+  CHECK(second->batch_rows == 0); // counted once per batch
+  CHECK(first->infer_us == 250);  // the fake stage reports 250 µs
+  CHECK(second->infer_us == 250);
+}
+
+TEST_CASE_FIXTURE(fixture, "drain refuses new requests, serves every admitted one, then replies") {
+  start(batching_config(1, {}, 0us));
+  send(1); // running
+  send(2); // queued
+  auto result = std::make_shared<std::optional<model_status>>();
+  sys.spawn([=, b = batcher](caf::event_based_actor* self) {
+    self->request(b, caf::infinite, atom::drain_v).then([=](model_status& s) { *result = s; });
+  });
+  run();
+  CHECK_FALSE(result->has_value());
+  send(3); // refused while draining
+  REQUIRE(replies->find(3));
+  CHECK(replies->find(3)->error == errc::unavailable);
+  release();
+  CHECK_FALSE(result->has_value()); // request 2 is still running
+  release();
+  REQUIRE(result->has_value());
+  CHECK((*result)->completed == 2);
+  REQUIRE(replies->find(1));
+  REQUIRE(replies->find(2));
+  CHECK_FALSE(replies->find(1)->error);
+  CHECK_FALSE(replies->find(2)->error);
 }

@@ -60,24 +60,33 @@ TEST_CASE("infer_request and infer_response round-trip") {
   CHECK(r.priority == 2);
   CHECK(r.timeout_us == 1500);
   CHECK(r.correlation_id == 42);
-  infer_response resp{{sample_tensor()}, 9};
+  infer_response resp{{sample_tensor()}, 9, 120, 7, 3400, 5, {0, 1}, {1700, 1650}};
   auto p = round_trip(t.sys, resp);
   CHECK(bitwise_equal(p.outputs.at(0), resp.outputs[0]));
   CHECK(p.correlation_id == 9);
+  CHECK(p.queue_us == 120);
+  CHECK(p.compute_input_us == 7);
+  CHECK(p.compute_infer_us == 3400);
+  CHECK(p.batch_rows == 5);
+  CHECK(p.stage_devices == std::vector<int32_t>{0, 1});
+  CHECK(p.stage_us == std::vector<int64_t>{1700, 1650});
 }
 
 TEST_CASE("batch_job and batch_done round-trip, errors and actor handles included") {
   test::threaded_system t;
   auto merger = caf::actor_cast<caf::actor>(spawn_merger(t.sys));
-  batch_job job{7, 1, {sample_tensor()}, {1, 1}, {merger}, merger, true};
+  batch_job job{7, 1, {sample_tensor()}, {1, 1}, {merger}, merger, true, {250, 300}};
   auto j = round_trip(t.sys, job);
   CHECK(j.batch_id == 7);
   CHECK(j.replica == 1);
   CHECK(j.rows == std::vector<int64_t>{1, 1});
   CHECK(j.next_stages.at(0) == merger);
   CHECK(j.merger == merger);
-  batch_done done{7, 1, to_error(errc::timeout, "late"), {infer_response{{sample_tensor()}, 3}}};
+  CHECK(j.stage_us == std::vector<int64_t>{250, 300});
+  batch_done done{7, 1, to_error(errc::timeout, "late"), {infer_response{{sample_tensor()}, 3, 0, 0, 0, 0, {}, {}}},
+                  {42}};
   auto d = round_trip(t.sys, done);
+  CHECK(d.stage_us == std::vector<int64_t>{42});
   CHECK(errc_of(d.error) == errc::timeout);
   CHECK(t.sys.render(d.error).find("late") != std::string::npos);
   CHECK(d.replies.at(0).correlation_id == 3);
