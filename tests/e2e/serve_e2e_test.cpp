@@ -565,11 +565,11 @@ TEST_CASE_FIXTURE(server_fixture, "stop answers queued requests with 503 and ref
     return metric_value(call("GET", "/metrics").body,
                         R"(nv_inference_pending_request_count{model="slow",version="1"})") == 1;
   }));
-  const auto started = std::chrono::steady_clock::now();
+  // No wall-clock bound here (timing belongs to benchmarks; 3 s was missed on a loaded
+  // machine): a stop that hangs fails through the test's CTest timeout instead.
   std::thread stopper([&] { frontend->stop(); });
   auto r = queued.read();
   stopper.join();
   CHECK(r.status == 503);
   CHECK(r.error().find("shutting down") != std::string::npos);
-  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
 }
