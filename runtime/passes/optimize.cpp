@@ -40,6 +40,7 @@ expected<shape_map> probe_shapes(const graph& g, size_t max_value_bytes) {
 status optimize_graph(graph& g, size_t max_value_bytes) {
   remove_identities(g);
   fold_batchnorm_into_conv(g);
+  fuse_layer_norm(g);
   prune_unused_initializers(g);
   bool has_conv = false;
   for (const auto& n : g.nodes)

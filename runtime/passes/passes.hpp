@@ -18,6 +18,11 @@ size_t remove_identities(graph& g);
 /// weights and bias. Returns the number of BatchNormalization nodes folded.
 size_t fold_batchnorm_into_conv(graph& g);
 
+/// Rewrites the decomposition exporters emit for LayerNorm over the last axis (ReduceMean,
+/// Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, Mul gamma [, Add beta]) into one
+/// LayerNormalization. Returns the number of decompositions fused.
+size_t fuse_layer_norm(graph& g);
+
 /// Rewrites Conv [+ Add] [+ Relu|Clip|LeakyRelu|Sigmoid] into TroupeFusedConv (post-op sum
 /// and activation). `shapes` (value name -> dims at a probe batch) guards the Add fusion:
 /// it is applied only when the added operand has exactly the convolution's output shape.

@@ -2,8 +2,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <random>
 
 #include "runtime/passes/passes.hpp"
+#include "runtime/session.hpp"
 
 using namespace troupe;
 
@@ -105,4 +107,56 @@ TEST_CASE("fuse_conv_epilogues turns Conv followed by Clip into a clipped fused 
   REQUIRE(g.nodes.size() == 1);
   CHECK(g.nodes[0].attr_string("activation") == "Clip");
   CHECK(g.nodes[0].attr_float("max", 0) == 6.f);
+}
+
+TEST_CASE("fuse_layer_norm turns the exported decomposition into LayerNormalization") {
+  graph g;
+  g.source = "ln.onnx";
+  g.opset = 13;
+  g.inputs = {{"x", dtype::f32, {-1, 5, 8}}};
+  g.initializers["two"] = tensor::scalar(2.f);
+  g.initializers["eps"] = tensor::scalar(1e-5f);
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  tensor gamma = tensor::empty(dtype::f32, {8}), beta = tensor::empty(dtype::f32, {8});
+  for (int i = 0; i < 8; ++i) {
+    gamma.data<float>()[i] = dist(rng);
+    beta.data<float>()[i] = dist(rng);
+  }
+  g.initializers["gamma"] = gamma;
+  g.initializers["beta"] = beta;
+  g.nodes = {make("ReduceMean", {"x"}, {"mean"}), make("Sub", {"x", "mean"}, {"d"}),
+             make("Pow", {"d", "two"}, {"sq"}), make("ReduceMean", {"sq"}, {"var"}),
+             make("Add", {"var", "eps"}, {"ve"}), make("Sqrt", {"ve"}, {"sd"}),
+             make("Div", {"d", "sd"}, {"n"}), make("Mul", {"n", "gamma"}, {"m"}),
+             make("Add", {"m", "beta"}, {"y"})};
+  g.nodes[0].attrs["axes"] = std::vector<int64_t>{-1};
+  g.nodes[3].attrs["axes"] = std::vector<int64_t>{-1};
+  g.outputs = {{"y", dtype::f32, {-1, 5, 8}}};
+
+  graph fused = g;
+  CHECK(fuse_layer_norm(fused) == 1);
+  REQUIRE(fused.nodes.size() == 1);
+  CHECK(fused.nodes[0].op_type == "LayerNormalization");
+  CHECK(fused.nodes[0].inputs == std::vector<std::string>{"x", "gamma", "beta"});
+
+  tensor x = tensor::empty(dtype::f32, {3, 5, 8});
+  for (auto& v : x.values<float>())
+    v = 3.f * dist(rng) + 1.f;
+  session_options plain;
+  plain.optimize = false;
+  auto reference = session::from_graph(g, plain);
+  auto optimized = session::from_graph(g);
+  REQUIRE(reference);
+  REQUIRE(optimized);
+  std::vector<tensor> in{x};
+  auto a = (*reference)->run(in);
+  auto b = (*optimized)->run(in);
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(relative_error((*b)[0], (*a)[0]) < 1e-5);
+  bool has_ln = false;
+  for (const auto& n : (*optimized)->model().nodes)
+    has_ln = has_ln || n.op_type == "LayerNormalization";
+  CHECK(has_ln);
 }
