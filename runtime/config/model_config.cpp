@@ -1,5 +1,6 @@
 // model_config: a model's config.yaml (Triton's keys plus troupe's) and the repository scan.
 #include "runtime/config/model_config.hpp"
+#include "runtime/config/yaml_errors.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -13,30 +14,8 @@ namespace troupe {
 
 namespace {
 
-// Thrown inside the parser only; parse_model_config turns it into a status.
-struct config_error {
-  status error;
-};
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i)
-    out += (i == 0 ? "" : ", ") + items[i];
-  return out;
-}
-
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      return fmt::format("'{}'", node.Scalar());
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-    default:
-      return "nothing";
-  }
-}
+using yaml::describe;
+using yaml::join;
 
 class reader {
 public:
@@ -44,10 +23,7 @@ public:
 
   [[noreturn]] void fail(const YAML::Node& at, const std::string& path,
                          const std::string& message) const {
-    std::string where = file_;
-    if (at.IsDefined() && at.Mark().line >= 0)
-      where += fmt::format(":{}", at.Mark().line + 1);
-    throw config_error{make_error(errc::invalid_argument, "{}: {}: {}", where, path, message)};
+    yaml::fail_at(file_, at, path, message);
   }
 
   [[noreturn]] void expected_form(const YAML::Node& at, const std::string& path,
@@ -457,7 +433,7 @@ expected<model_config> parse_model_config(const std::string& yaml_text, const st
   }
   try {
     return parse(reader{file}, root);
-  } catch (const config_error& e) {
+  } catch (const yaml::yaml_error& e) {
     return e.error;
   } catch (const YAML::Exception& e) {
     return make_error(errc::parse_error, "{}: {}", file, e.what());

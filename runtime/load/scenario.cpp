@@ -1,6 +1,7 @@
 // scenario: a load test script (phases, arrival processes, model and priority mix, payloads)
 // parsed from YAML, with errors that name the file, line and key.
 #include "runtime/load/scenario.hpp"
+#include "runtime/config/yaml_errors.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -50,26 +51,8 @@ std::vector<std::string> scenario::all_models() const {
 
 namespace {
 
-// Thrown inside the parser only; parse_scenario turns it into a status.
-struct scenario_error {
-  status error;
-};
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i)
-    out += (i == 0 ? "" : ", ") + items[i];
-  return out;
-}
-
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar: return fmt::format("'{}'", node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "nothing";
-  }
-}
+using yaml::describe;
+using yaml::join;
 
 // The same reading discipline as model_config.cpp: every value is checked where it is read
 // and every failure carries file:line and the key path.
@@ -79,10 +62,7 @@ public:
 
   [[noreturn]] void fail(const YAML::Node& at, const std::string& path,
                          const std::string& message) const {
-    std::string where = file_;
-    if (at.IsDefined() && at.Mark().line >= 0)
-      where += fmt::format(":{}", at.Mark().line + 1);
-    throw scenario_error{make_error(errc::invalid_argument, "{}: {}: {}", where, path, message)};
+    yaml::fail_at(file_, at, path, message);
   }
 
   [[noreturn]] void expected_form(const YAML::Node& at, const std::string& path,
@@ -413,7 +393,7 @@ expected<scenario> parse_scenario(const std::string& yaml_text, const std::strin
   reader in{file};
   try {
     return scenario_parser{in, base_dir}.top(root);
-  } catch (const scenario_error& e) {
+  } catch (const yaml::yaml_error& e) {
     return e.error;
   } catch (const YAML::Exception& e) {
     return make_error(errc::parse_error, "{}:{}: {}", file, e.mark.line + 1, e.msg);
