@@ -10,7 +10,7 @@ targets=("$@")
 
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DTROUPE_FUZZ=ON -DTROUPE_SANITIZE=ON -DBUILD_TESTING=ON >/dev/null
+  -DTROUPE_FUZZ=ON -DTROUPE_SANITIZE=ON -DTROUPE_CUDA=OFF -DBUILD_TESTING=ON >/dev/null
 cmake --build build-fuzz -j2 --target "${targets[@]}"
 
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1

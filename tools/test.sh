@@ -14,7 +14,7 @@ ctest --test-dir build -j2 --output-on-failure --timeout 600
 
 if [ "${TROUPE_QUICK:-0}" != 1 ]; then
   # ASan + UBSan over the unit tests (not the conformance or whole-model runs: too slow).
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_SANITIZE=ON \
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_SANITIZE=ON -DTROUPE_CUDA=OFF \
     -DTROUPE_TEST_MODELS="$PWD/build/models"
   cmake --build build-asan -j2 --target test_kernels test_runtime
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -23,7 +23,7 @@ if [ "${TROUPE_QUICK:-0}" != 1 ]; then
       build-asan/tests/$t
   done
   # ThreadSanitizer over the actor tests.
-  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_TSAN=ON \
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_TSAN=ON -DTROUPE_CUDA=OFF \
     -DTROUPE_TEST_MODELS="$PWD/build/models"
   cmake --build build-tsan -j2 --target test_actors
   TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/actors/tsan.supp" \
