@@ -87,7 +87,7 @@ status plan::compile_node(const node& n, const op_def& def, const std::string& s
   std::vector<value_desc> descs;
   for (int id : in_ids)
     descs.push_back(id >= 0 ? values_[static_cast<size_t>(id)].desc : value_desc{});
-  build_context bctx{cpu_, opset_, options_.allow_blocked && !fold};
+  build_context bctx{cpu_, opset_, options_.allow_blocked && !fold, options_.packed_weights};
   auto built = def.build(n, descs, bctx);
   if (!built)
     return built.error().with_context(source);

@@ -17,6 +17,9 @@ struct plan_options {
   /// Largest tensor a plan may create; a model asking for more is refused at compile time
   /// (a hostile or corrupt file must not exhaust memory).
   size_t max_value_bytes = size_t{8} << 30;
+  /// Where constant weights are packed, shared with the session's other plans (none: each
+  /// kernel packs its own copy).
+  cpu::packed_weights* packed_weights = nullptr;
 };
 
 /// Per-step wall time of one run, for profiling (`troupe bench --profile`).

@@ -44,6 +44,8 @@ public:
   status validate(std::span<const tensor> inputs) const;
 
   cpu::cpu_context& context() { return cpu_; }
+  /// Constant weights packed for oneDNN, shared by all of this session's plans.
+  const cpu::packed_weights& packed_weights() const { return packed_; }
 
 private:
   session(graph g, session_options options);
@@ -51,6 +53,7 @@ private:
   graph graph_;
   session_options options_;
   cpu::cpu_context cpu_;
+  cpu::packed_weights packed_;
   std::map<std::vector<shape>, std::unique_ptr<plan>> plans_;
   std::thread::id entered_;
 };

@@ -93,7 +93,8 @@ expected<shape> matmul_output_dims(const matmul_spec& spec) {
 }
 
 expected<std::unique_ptr<matmul_op>> matmul_op::create(cpu_context& cpu, const matmul_spec& spec,
-                                                       const float* constant_b) {
+                                                       const tensor* constant_b,
+                                                       packed_weights* packed) {
   auto out_dims = matmul_output_dims(spec);
   if (!out_dims)
     return out_dims.error();
@@ -143,10 +144,7 @@ expected<std::unique_ptr<matmul_op>> matmul_op::create(cpu_context& cpu, const m
     op->dst_mem_ = memory(dst_md, eng, DNNL_MEMORY_NONE);
     if (constant_b) {
       // Packing once here is what makes repeated FC layers fast: run() never reorders.
-      memory user(b_user_md, eng, const_cast<float*>(constant_b));
-      op->b_mem_ = memory(op->pd_.weights_desc(), eng);
-      dnnl::reorder(user, op->b_mem_).execute(cpu.stream(), user, op->b_mem_);
-      cpu.stream().wait();
+      op->b_mem_ = pack_weights(packed, *constant_b, b_user_md, op->pd_.weights_desc(), cpu);
       op->packed_b_ = true;
     } else {
       op->b_mem_ = memory(b_user_md, eng, DNNL_MEMORY_NONE);

@@ -7,6 +7,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "kernels/cpu/cpu_context.hpp"
+#include "kernels/cpu/packed_weights.hpp"
 #include "kernels/shape.hpp"
 
 namespace troupe::cpu {
@@ -30,10 +31,11 @@ expected<shape> matmul_output_dims(const matmul_spec& spec);
 class matmul_op {
 public:
   /// Builds the oneDNN primitive. With `constant_b`, B is reordered now into the layout
-  /// the primitive prefers and `run` ignores its `b` argument. K == 0 or an empty output
-  /// is handled without oneDNN (zeros, or nothing).
+  /// the primitive prefers (shared through `packed` when given) and `run` ignores its `b`
+  /// argument. K == 0 or an empty output is handled without oneDNN (zeros, or nothing).
   static expected<std::unique_ptr<matmul_op>> create(cpu_context& cpu, const matmul_spec& spec,
-                                                     const float* constant_b = nullptr);
+                                                     const tensor* constant_b = nullptr,
+                                                     packed_weights* packed = nullptr);
 
   status run(cpu_context& cpu, const float* a, const float* b, const float* bias, float* dst);
 

@@ -155,7 +155,6 @@ expected<built_op> build_conv(const node& n, std::span<const value_desc> in, bui
 
   return with_dnnl(n, [&]() -> built_op {
     auto& engine = bctx.cpu.engine();
-    auto& stream = bctx.cpu.stream();
     const auto f32 = memory::data_type::f32;
     // A blocked X is consumed as it is; a plain one lets oneDNN pick and is reordered.
     const memory::desc src_md =
@@ -181,10 +180,8 @@ expected<built_op> build_conv(const node& n, std::span<const value_desc> in, bui
     kernel->src = cpu::input_adapter(arriving_md(x), pd.src_desc(), engine);
     const memory::desc user_weights_md = cpu::plain_md(s.weights);
     if (w.constant) {
-      kernel->weights = memory(pd.weights_desc(), engine);
-      memory user(user_weights_md, engine, w.constant->raw());
-      dnnl::reorder(user, kernel->weights).execute(stream, user, kernel->weights);
-      stream.wait();
+      kernel->weights =
+          cpu::pack_weights(bctx.packed, *w.constant, user_weights_md, pd.weights_desc(), bctx.cpu);
     } else {
       kernel->weights_at_run.emplace(user_weights_md, pd.weights_desc(), engine);
     }

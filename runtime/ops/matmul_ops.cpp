@@ -24,10 +24,6 @@ status check_f32_operands(const node& n, std::span<const value_desc> in) {
   return status::ok();
 }
 
-const float* constant_data(const value_desc& d) {
-  return d.constant ? d.constant->data<float>() : nullptr;
-}
-
 class matmul_kernel final : public op_kernel {
 public:
   explicit matmul_kernel(std::unique_ptr<cpu::matmul_op> op) : op_(std::move(op)) {}
@@ -59,7 +55,7 @@ expected<built_op> build_matmul(const node& n, std::span<const value_desc> in,
   auto out_dims = cpu::matmul_output_dims(spec);
   if (!out_dims)
     return out_dims.error().with_context(n.label());
-  auto op = cpu::matmul_op::create(bctx.cpu, spec, constant_data(in[1]));
+  auto op = cpu::matmul_op::create(bctx.cpu, spec, in[1].constant, bctx.packed);
   if (!op)
     return op.error().with_context(n.label());
   shape dims = std::move(*out_dims);
@@ -177,7 +173,7 @@ expected<built_op> build_gemm(const node& n, std::span<const value_desc> in, bui
       cfg.role = c_role::add_after;
     }
   }
-  auto op = cpu::matmul_op::create(bctx.cpu, spec, constant_data(in[1]));
+  auto op = cpu::matmul_op::create(bctx.cpu, spec, in[1].constant, bctx.packed);
   if (!op)
     return op.error().with_context(n.label());
   if (cfg.role == c_role::bias_scaled && c->constant) {

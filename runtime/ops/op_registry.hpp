@@ -12,6 +12,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "kernels/cpu/cpu_context.hpp"
+#include "kernels/cpu/packed_weights.hpp"
 #include "kernels/tensor.hpp"
 #include "runtime/graph.hpp"
 
@@ -60,6 +61,7 @@ struct build_context {
   cpu::cpu_context& cpu;
   int64_t opset;
   bool allow_blocked; // false: every output must be plain (constant folding, graph outputs)
+  cpu::packed_weights* packed = nullptr; // the session's shared packed weights (none: per kernel)
 };
 
 /// A built operator: output descs and the kernel. When `alias_input` >= 0 the single

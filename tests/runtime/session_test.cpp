@@ -3,8 +3,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "runtime/onnx_import.hpp"
+#include "runtime/random_tensor.hpp"
 #include "runtime/session.hpp"
 
 using namespace troupe;
@@ -125,4 +127,42 @@ TEST_CASE("infer_outputs marks output dims that follow the dynamic batch as -1")
   auto fixed_outs = (*fixed)->infer_outputs();
   REQUIRE(fixed_outs);
   CHECK((*fixed_outs)[0].dims == shape{2, 3, 2});
+}
+
+TEST_CASE("plans for several batch sizes share one packed copy of the weights and agree row by row") {
+  for (const std::string name : {"seed_cnn", "bert_encoder"}) {
+    CAPTURE(name);
+    auto s = session::open(std::string(TROUPE_TEST_MODELS_DIR) + "/" + name + ".onnx");
+    REQUIRE(s);
+    std::mt19937_64 rng(std::random_device{}());
+    auto batch_of = [&](int64_t rows) {
+      std::vector<tensor> inputs;
+      for (const auto& in : (*s)->inputs()) {
+        shape dims = in.dims;
+        for (size_t d = 0; d < dims.size(); ++d)
+          if (dims[d] < 0)
+            dims[d] = d == 0 ? rows : 16; // the batch, then any other dynamic dim (a sequence)
+        inputs.push_back(random_tensor(in.type, dims, rng));
+      }
+      return inputs;
+    };
+    auto four = batch_of(4);
+    auto r4 = (*s)->run(four);
+    REQUIRE(r4);
+    const size_t entries = (*s)->packed_weights().entries();
+    const size_t bytes = (*s)->packed_weights().bytes();
+    CHECK(entries > 0);
+    // Batch 1 and batch 3 compile new plans; their weights must come from the same cache.
+    for (int64_t rows : {1, 3}) {
+      std::vector<tensor> part;
+      for (const auto& t : four)
+        part.push_back(t.slice_rows(0, rows).clone());
+      auto r = (*s)->run(part);
+      REQUIRE(r);
+      for (size_t i = 0; i < r->size(); ++i)
+        CHECK(relative_error((*r)[i], (*r4)[i].slice_rows(0, rows).clone()) < 1e-5);
+    }
+    CHECK((*s)->packed_weights().entries() == entries);
+    CHECK((*s)->packed_weights().bytes() == bytes);
+  }
 }
