@@ -1,0 +1,64 @@
+# serve-lib.sh: shell functions shared by the HTTP benchmark scripts (source it): start
+# `troupe serve` on a free port and wait until it is ready, stop it, and measure the seed CNN's
+# capacity with scenarios/capacity.yaml.
+
+serve_lib_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# serve_start TROUPE REPO LOG: starts the server; sets SERVE_PID and SERVE_URL.
+serve_start() {
+  local troupe="$1" repo="$2" log="$3" port=""
+  "$troupe" serve --model-repository "$repo" --http-port 0 > "$log" 2>&1 &
+  SERVE_PID=$!
+  for _ in $(seq 1 300); do
+    port="$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$log")"
+    [ -n "$port" ] && break
+    kill -0 "$SERVE_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    echo "troupe serve did not start:" >&2
+    cat "$log" >&2
+    return 1
+  fi
+  SERVE_URL="http://127.0.0.1:$port"
+  curl -sf "$SERVE_URL/v2/health/ready" > /dev/null
+}
+
+# serve_stop: SIGTERM and wait (the server drains within its exit timeout).
+serve_stop() {
+  if [ -n "${SERVE_PID:-}" ]; then
+    kill -TERM "$SERVE_PID" 2>/dev/null || true
+    wait "$SERVE_PID" 2>/dev/null || true
+    SERVE_PID=""
+  fi
+}
+
+# phase_field JSON PHASE FIELD: one number of a phase of a `troupe load --json` result;
+# FIELD is a key of the phase or latency_ms.<p50|p99|p999>.
+phase_field() {
+  /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))
+phase = next(p for p in run["phases"] if p["name"] == sys.argv[2])
+value = phase
+for key in sys.argv[3].split("."):
+    value = value[key]
+print(value)
+PY
+}
+
+# measure_capacity TROUPE URL OUT_JSON: closed-loop throughput of the seed CNN in req/s.
+measure_capacity() {
+  "$1" load "$serve_lib_root/scenarios/capacity.yaml" --url "$2" --quiet --json "$3" > /dev/null
+  /usr/bin/python3 -c "print(round($(phase_field "$3" capacity throughput)))"
+}
+
+# avg_batch URL MODEL: rows per executed batch since the server started (from /metrics).
+avg_batch() {
+  curl -s "$1/metrics" | /usr/bin/python3 -c '
+import re, sys
+t, m = sys.stdin.read(), sys.argv[1]
+c = float(re.search(r"nv_inference_count\{model=\"%s\",version=\"1\"\} (\S+)" % m, t).group(1))
+e = float(re.search(r"nv_inference_exec_count\{model=\"%s\",version=\"1\"\} (\S+)" % m, t).group(1))
+print(f"{c / e:.1f}" if e else "-")' "$2"
+}
