@@ -57,8 +57,9 @@ for name in none small large; do
   serve_start "$troupe" "$repo" "$work/serve-$name.log"
   "$troupe" load "$repo_root/scenarios/batching-sweep.yaml" --url "$SERVE_URL" \
     --capacity "$capacity" --quiet --json "$work/$name.json" > /dev/null
-  echo "batching-sweep: $name done (avg batch $(avg_batch "$SERVE_URL" seed_cnn))" >&2
-  results+=("$name=$work/$name.json=$(avg_batch "$SERVE_URL" seed_cnn)")
+  batch="$(avg_batch "$SERVE_URL" seed_cnn)"
+  echo "batching-sweep: $name done (avg batch $batch)" >&2
+  results+=("$name=$work/$name.json=$batch")
   serve_stop
 done
 

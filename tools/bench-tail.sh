@@ -20,9 +20,10 @@ trap 'serve_stop; rm -rf "$work"' EXIT
 serve_start "$troupe" "$repo_root/models" "$work/serve.log"
 capacity="$(measure_capacity "$troupe" "$SERVE_URL" "$work/capacity.json")"
 echo "bench-tail: capacity $capacity req/s" >&2
+before="$(batch_counts "$SERVE_URL" seed_cnn)"
 "$troupe" load "$repo_root/scenarios/tail.yaml" --url "$SERVE_URL" --capacity "$capacity" \
   --quiet --json "$work/tail.json" > /dev/null
-batch="$(avg_batch "$SERVE_URL" seed_cnn)"
+batch="$(avg_batch "$SERVE_URL" seed_cnn "$before")"  # over the tail run
 
 /usr/bin/python3 - "$work/tail.json" "$capacity" "$batch" <<'PY'
 import json, sys

@@ -1,6 +1,7 @@
 # serve-lib.sh: shell functions shared by the HTTP benchmark scripts (source it): start
 # `troupe serve` on a free port and wait until it is ready, stop it, and measure the seed CNN's
 # capacity with scenarios/capacity.yaml.
+# shellcheck shell=bash
 
 serve_lib_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -53,12 +54,21 @@ measure_capacity() {
   /usr/bin/python3 -c "print(round($(phase_field "$3" capacity throughput)))"
 }
 
-# avg_batch URL MODEL: rows per executed batch since the server started (from /metrics).
-avg_batch() {
+# batch_counts URL MODEL: "ROWS BATCHES" the model has executed since the server started.
+batch_counts() {
   curl -s "$1/metrics" | /usr/bin/python3 -c '
 import re, sys
 t, m = sys.stdin.read(), sys.argv[1]
-c = float(re.search(r"nv_inference_count\{model=\"%s\",version=\"1\"\} (\S+)" % m, t).group(1))
-e = float(re.search(r"nv_inference_exec_count\{model=\"%s\",version=\"1\"\} (\S+)" % m, t).group(1))
-print(f"{c / e:.1f}" if e else "-")' "$2"
+count = lambda name: re.search(r"%s\{model=\"%s\",version=\"1\"\} (\S+)" % (name, m), t).group(1)
+print(count("nv_inference_count"), count("nv_inference_exec_count"))' "$2"
+}
+
+# avg_batch URL MODEL [SINCE]: rows per executed batch since the server started, or since
+# SINCE (an earlier batch_counts answer).
+avg_batch() {
+  /usr/bin/python3 - "$(batch_counts "$1" "$2")" "${3:-0 0}" <<'PY'
+import sys
+(rows, batches), (rows0, batches0) = (map(float, a.split()) for a in sys.argv[1:])
+print(f"{(rows - rows0) / (batches - batches0):.1f}" if batches > batches0 else "-")
+PY
 }

@@ -41,7 +41,7 @@ def table(configs, capacity):
 
 
 def svg_chart(configs, capacity, slo_ms):
-    w, h, left, right, top, bottom = 760, 440, 70, 150, 50, 55
+    w, h, left, right, top, bottom = 800, 440, 70, 190, 50, 55
     pw, ph = w - left - right, h - top - bottom
     x_max = 130.0
     y_max = nice_ceiling(max([1.2 * capacity] + [p["goodput"] for c in configs
