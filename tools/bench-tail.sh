@@ -31,7 +31,7 @@ run = json.load(open(sys.argv[1]))
 p = next(p for p in run["phases"] if p["name"] == "poisson-70%")
 lat = p["latency_ms"]
 errors = ", ".join(f"{k} {v}" for k, v in sorted(p["errors"].items())) or "0"
-print("| capacity (closed loop, 128 clients) | offered (70 %, Poisson) | p50 | p99 | p99.9 "
+print("| capacity (closed loop, 128 clients, best of 2 × 5 s) | offered (70 %, Poisson) | p50 | p99 | p99.9 "
       f"| goodput (≤ {p['slo_ms']:g} ms) | errors | avg batch |")
 print("|---|---|---|---|---|---|---|---|")
 print(f"| {float(sys.argv[2]):.0f} req/s | {p['offered_rate']:.0f} req/s for "

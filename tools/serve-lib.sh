@@ -34,24 +34,15 @@ serve_stop() {
   fi
 }
 
-# phase_field JSON PHASE FIELD: one number of a phase of a `troupe load --json` result;
-# FIELD is a key of the phase or latency_ms.<p50|p99|p999>.
-phase_field() {
-  /usr/bin/python3 - "$@" <<'PY'
-import json, sys
-run = json.load(open(sys.argv[1]))
-phase = next(p for p in run["phases"] if p["name"] == sys.argv[2])
-value = phase
-for key in sys.argv[3].split("."):
-    value = value[key]
-print(value)
-PY
-}
-
-# measure_capacity TROUPE URL OUT_JSON: closed-loop throughput of the seed CNN in req/s.
+# measure_capacity TROUPE URL OUT_JSON: closed-loop throughput of the seed CNN in req/s, the
+# better of the scenario's capacity phases.
 measure_capacity() {
   "$1" load "$serve_lib_root/scenarios/capacity.yaml" --url "$2" --quiet --json "$3" > /dev/null
-  /usr/bin/python3 -c "print(round($(phase_field "$3" capacity throughput)))"
+  /usr/bin/python3 - "$3" <<'PY'
+import json, sys
+phases = json.load(open(sys.argv[1]))["phases"]
+print(round(max(p["throughput"] for p in phases if p["name"].startswith("capacity"))))
+PY
 }
 
 # batch_counts URL MODEL: "ROWS BATCHES" the model has executed since the server started.

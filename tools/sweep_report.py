@@ -33,8 +33,8 @@ def table(configs, capacity):
         for c in configs:
             p = c["levels"][i][1]
             share = 100 * p["within_slo"] / max(p["sent"], 1)
-            cells += [f"{p['goodput']:.0f} ({share:.0f} %)", f"{p['latency_ms']['p99']:.1f}",
-                      str(p["error_count"])]
+            p99 = f"{p['latency_ms']['p99']:.1f}" if p["ok"] else "—"  # no ok reply to time
+            cells += [f"{p['goodput']:.0f} ({share:.0f} %)", p99, str(p["error_count"])]
         rows.append("| " + " | ".join(cells) + " |")
     batches = ", ".join(f"{c['name']} {c['avg_batch']}" for c in configs)
     return "\n".join(rows) + f"\n\nAverage rows per executed batch over the whole sweep: {batches}.\n"
