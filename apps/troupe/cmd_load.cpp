@@ -2,6 +2,7 @@
 // and writes the summary, JSON, per-second CSV and an HTML report.
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include <caf/all.hpp>
 
@@ -22,6 +23,7 @@ struct load_flags {
   std::string json, csv, html;
   bool quiet = false;
   int cpu_devices = 1;
+  std::optional<double> capacity; // requests per second that `rate: P%` is a share of
 };
 
 bool write_file(const std::string& path, const std::string& text) {
@@ -66,7 +68,7 @@ int run_with(const load_flags& f, const load::scenario& s, load::transport& t) {
 }
 
 int run(const load_flags& f) {
-  auto loaded = load::load_scenario(f.scenario);
+  auto loaded = load::load_scenario(f.scenario, f.capacity);
   if (!loaded)
     return fail(loaded.error());
   load::scenario s = std::move(*loaded);
@@ -132,6 +134,9 @@ void add_load_command(CLI::App& app) {
   url->excludes(repo);
   cmd->add_option("--cpu-devices", flags->cpu_devices, "in-process: CPU devices (disjoint core sets)")
       ->check(CLI::Range(1, 1024));
+  // Checked by the scenario parser, whose error says what a capacity must be.
+  cmd->add_option("--capacity", flags->capacity,
+                  "requests per second that relative rates (`rate: 40%`) are a share of");
   cmd->add_option("--json", flags->json, "write the results as JSON");
   cmd->add_option("--csv", flags->csv, "write the per-second series as CSV");
   cmd->add_option("--html", flags->html, "write a self-contained HTML report");

@@ -10,6 +10,7 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include <yaml-cpp/yaml.h>
 
@@ -144,13 +145,41 @@ public:
     expected_form(node, path, "one of " + join(choices));
   }
 
+  /// A request rate: a number of requests per second, or `P%` of `capacity`. `strict`
+  /// excludes 0. The percentage is resolved here so every later stage sees plain rates.
+  double rate(const YAML::Node& node, const std::string& path, bool strict,
+              std::optional<double> capacity) const {
+    const std::string form = fmt::format("a number {} 0 or a percentage of the capacity (40%)",
+                                         strict ? ">" : ">=");
+    if (!node.IsScalar())
+      expected_form(node, path, form);
+    std::string_view text = node.Scalar();
+    const bool relative = !text.empty() && text.back() == '%';
+    if (relative)
+      text.remove_suffix(1);
+    double value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() ||
+        !std::isfinite(value) || value < 0 || (strict && value == 0))
+      expected_form(node, path, form);
+    if (!relative)
+      return value;
+    if (!capacity)
+      fail(node, path,
+           fmt::format("the relative rate {} needs a capacity: pass `troupe load --capacity "
+                       "REQ_PER_S` (the measured requests per second)",
+                       node.Scalar()));
+    return value * *capacity / 100.0;
+  }
+
 private:
   std::string file_;
 };
 
 class scenario_parser {
 public:
-  scenario_parser(const reader& in, std::filesystem::path base) : in_(in), base_(std::move(base)) {}
+  scenario_parser(const reader& in, std::filesystem::path base, std::optional<double> capacity)
+      : in_(in), base_(std::move(base)), capacity_(capacity) {}
 
   std::string path_of(const std::string& p) const {
     if (p.empty() || base_.empty() || std::filesystem::path(p).is_absolute())
@@ -260,9 +289,9 @@ public:
                        given.insert(key);
                        const bool ramp = a.kind == arrival_kind::ramp;
                        if (key == "rate")
-                         a.rate = in_.number(v, kp, 0, !ramp);
+                         a.rate = in_.rate(v, kp, !ramp, capacity_);
                        else if (key == "to_rate")
-                         a.to_rate = in_.number(v, kp, 0, false);
+                         a.to_rate = in_.rate(v, kp, false, capacity_);
                        else if (key == "cv")
                          a.cv = in_.number(v, kp, 0, true);
                        else if (key == "on_s")
@@ -378,12 +407,14 @@ public:
 private:
   const reader& in_;
   std::filesystem::path base_;
+  std::optional<double> capacity_;
 };
 
 } // namespace
 
 expected<scenario> parse_scenario(const std::string& yaml_text, const std::string& file,
-                                  const std::filesystem::path& base_dir) {
+                                  const std::filesystem::path& base_dir,
+                                  std::optional<double> capacity) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -392,7 +423,10 @@ expected<scenario> parse_scenario(const std::string& yaml_text, const std::strin
   }
   reader in{file};
   try {
-    return scenario_parser{in, base_dir}.top(root);
+    if (capacity && (!std::isfinite(*capacity) || *capacity <= 0))
+      return make_error(errc::invalid_argument, "{}: capacity must be a number > 0, got {}", file,
+                        *capacity);
+    return scenario_parser{in, base_dir, capacity}.top(root);
   } catch (const yaml::yaml_error& e) {
     return e.error;
   } catch (const YAML::Exception& e) {
@@ -400,13 +434,14 @@ expected<scenario> parse_scenario(const std::string& yaml_text, const std::strin
   }
 }
 
-expected<scenario> load_scenario(const std::filesystem::path& file) {
+expected<scenario> load_scenario(const std::filesystem::path& file,
+                                 std::optional<double> capacity) {
   std::ifstream f(file, std::ios::binary);
   if (!f)
     return make_error(errc::not_found, "{}: cannot open", file.string());
   std::stringstream text;
   text << f.rdbuf();
-  auto s = parse_scenario(text.str(), file.string(), file.parent_path());
+  auto s = parse_scenario(text.str(), file.string(), file.parent_path(), capacity);
   if (s && s->name.empty())
     s->name = file.stem().string();
   return s;

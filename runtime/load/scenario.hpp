@@ -25,7 +25,8 @@ const char* to_string(arrival_kind kind);
 
 struct arrival_spec {
   arrival_kind kind = arrival_kind::poisson;
-  double rate = 0;       // requests per second (ramp: the start rate)
+  // Requests per second; YAML may write either as a share of the capacity (`rate: 40%`).
+  double rate = 0;       // ramp: the start rate
   double to_rate = 0;    // ramp only: the end rate
   double cv = 1;         // gamma only
   double on_s = 1;       // bursty only
@@ -97,11 +98,15 @@ struct scenario {
 };
 
 /// Parses scenario YAML; `file` names it in errors ("s.yaml:12: phases[1].arrival.rate:
-/// expected a number > 0, got 'fast'"). Relative dataset paths are taken as relative to
-/// `base_dir`.
+/// expected a number > 0 or a percentage of the capacity (40%), got 'fast'"). Relative dataset
+/// paths are taken as relative to `base_dir`. A rate written as a percentage (`rate: 40%`)
+/// becomes that share of `capacity` (requests per second, measured by the caller); without a
+/// capacity such a rate is an error naming its line and key.
 expected<scenario> parse_scenario(const std::string& yaml_text, const std::string& file,
-                                  const std::filesystem::path& base_dir = {});
+                                  const std::filesystem::path& base_dir = {},
+                                  std::optional<double> capacity = std::nullopt);
 
-expected<scenario> load_scenario(const std::filesystem::path& file);
+expected<scenario> load_scenario(const std::filesystem::path& file,
+                                 std::optional<double> capacity = std::nullopt);
 
 } // namespace troupe::load

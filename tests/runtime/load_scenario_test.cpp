@@ -2,6 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <random>
+
+#include <fmt/format.h>
 
 #include "runtime/load/scenario.hpp"
 
@@ -95,7 +98,8 @@ phases:
 
 TEST_CASE("scenario errors name the file, line and key path") {
   CHECK(error_of("models: [m]\nphases:\n  - duration_s: 5\n    arrival: {process: poisson, rate: fast}\n") ==
-        "s.yaml:4: phases[0].arrival.rate: expected a number > 0, got 'fast'");
+        "s.yaml:4: phases[0].arrival.rate: expected a number > 0 or a percentage of the capacity "
+        "(40%), got 'fast'");
   CHECK(error_of("models: [m]\nphases:\n  - duration_s: 5\n    arrival: {process: warp, rate: 1}\n") ==
         "s.yaml:4: phases[0].arrival.process: expected one of constant, poisson, bursty, gamma, "
         "ramp, closed, got 'warp'");
@@ -130,4 +134,73 @@ TEST_CASE("the scenarios shipped in scenarios/ parse") {
     CHECK(s->name == name);
     CHECK(s->phases.size() >= 2);
   }
+}
+
+TEST_CASE("a rate written as a percentage is that share of the capacity given") {
+  std::mt19937 rng{std::random_device{}()};
+  const double capacity = std::uniform_real_distribution<double>(100, 20000)(rng);
+  const std::string yaml = R"(models: [m]
+phases:
+  - {duration_s: 5, arrival: {process: poisson, rate: 40%}}
+  - {duration_s: 5, arrival: {process: constant, rate: 12.5%}}
+  - {duration_s: 5, arrival: {process: ramp, rate: 0%, to_rate: 120%}}
+  - {duration_s: 5, arrival: {process: bursty, rate: 250, on_s: 1, off_s: 1}}
+)";
+  auto s = parse_scenario(yaml, "s.yaml", {}, capacity);
+  REQUIRE_MESSAGE(s, s.error().to_string());
+  REQUIRE(s->phases.size() == 4);
+  CHECK(s->phases[0].arrival.rate == doctest::Approx(0.4 * capacity));
+  CHECK(s->phases[1].arrival.rate == doctest::Approx(0.125 * capacity));
+  CHECK(s->phases[2].arrival.rate == 0);
+  CHECK(s->phases[2].arrival.to_rate == doctest::Approx(1.2 * capacity));
+  // Absolute rates are untouched by a capacity.
+  CHECK(s->phases[3].arrival.rate == 250);
+}
+
+TEST_CASE("a relative rate without a capacity is an error naming the line and key") {
+  CHECK(error_of("models: [m]\nphases:\n  - duration_s: 5\n    arrival: {process: poisson, rate: 5}\n"
+                 "  - duration_s: 5\n    arrival: {process: ramp, rate: 1, to_rate: 70%}\n") ==
+        "s.yaml:6: phases[1].arrival.to_rate: the relative rate 70% needs a capacity: pass "
+        "`troupe load --capacity REQ_PER_S` (the measured requests per second)");
+  // A scenario with absolute rates only needs none.
+  CHECK(parse_scenario("models: [m]\nphases:\n  - {requests: 3, arrival: {process: poisson, rate: 5}}\n",
+                       "s.yaml"));
+}
+
+TEST_CASE("malformed relative rates and capacities are refused") {
+  const std::string form = "expected a number > 0 or a percentage of the capacity (40%), got ";
+  for (const char* bad : {"%", "x%", "-5%", "0%", "5%%", "nan%"}) {
+    const std::string yaml = fmt::format(
+        "models: [m]\nphases:\n  - {{duration_s: 5, arrival: {{process: poisson, rate: '{}'}}}}\n",
+        bad);
+    auto s = parse_scenario(yaml, "s.yaml", {}, 1000.0);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().message() == fmt::format("s.yaml:3: phases[0].arrival.rate: {}'{}'", form, bad));
+  }
+  auto s = parse_scenario("models: [m]\nphases:\n  - {requests: 3, arrival: {process: poisson, rate: 5%}}\n",
+                          "s.yaml", {}, 0.0);
+  REQUIRE_FALSE(s);
+  CHECK(s.error().message() == "s.yaml: capacity must be a number > 0, got 0");
+}
+
+TEST_CASE("the capacity-relative scenarios in scenarios/ parse with a capacity and refuse without") {
+  const auto dir = std::filesystem::path(TROUPE_SOURCE_DIR) / "scenarios";
+  auto sweep = load_scenario(dir / "batching-sweep.yaml", 1000.0);
+  REQUIRE_MESSAGE(sweep, sweep.error().to_string());
+  std::vector<double> rates;
+  for (const auto& p : sweep->phases)
+    if (p.name != "warm-up")
+      rates.push_back(p.arrival.rate);
+  CHECK(rates == std::vector<double>{100, 250, 400, 550, 700, 850, 1000, 1200});
+  auto tail = load_scenario(dir / "tail.yaml", 1000.0);
+  REQUIRE_MESSAGE(tail, tail.error().to_string());
+  CHECK(tail->phases.back().arrival.rate == doctest::Approx(700));
+  for (const char* name : {"batching-sweep", "tail"}) {
+    auto refused = load_scenario(dir / (std::string(name) + ".yaml"));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message().find("needs a capacity") != std::string::npos);
+  }
+  auto capacity = load_scenario(dir / "capacity.yaml");
+  REQUIRE_MESSAGE(capacity, capacity.error().to_string());
+  CHECK(capacity->phases.back().arrival.kind == arrival_kind::closed);
 }
