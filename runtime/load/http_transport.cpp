@@ -171,28 +171,33 @@ public:
     }
   }
 
+  void prepare(load_request& request) override {
+    if (!request.wire.empty())
+      return;
+    // A failure leaves the request unprepared: submit encodes it again and reports the error.
+    if (auto body = encode(request, request.wire_header_length))
+      request.wire = std::move(*body);
+  }
+
   void submit(load_request request, reply_callback done) override {
     job j;
     j.deadline = steady::now() + std::chrono::microseconds(
                                      request.timeout_us > 0 ? request.timeout_us + 1000000
                                                             : int64_t{3600} * 1000000);
-    expected<std::string> body = [&]() -> expected<std::string> {
-      if (encoding_ == http_encoding::binary) {
-        size_t header = 0;
-        auto b = encode_binary_request(request, header);
-        j.header_length = header;
-        return b;
+    if (request.wire.empty()) {
+      auto body = encode(request, request.wire_header_length);
+      if (!body) {
+        load_reply r;
+        r.error = "encode";
+        r.message = body.error().message();
+        done(std::move(r));
+        return;
       }
-      return encode_json_request(request);
-    }();
-    if (!body) {
-      load_reply r;
-      r.error = "encode";
-      r.message = body.error().message();
-      done(std::move(r));
-      return;
+      request.wire = std::move(*body);
     }
-    j.body = std::move(*body);
+    j.body = std::move(request.wire);
+    if (encoding_ == http_encoding::binary)
+      j.header_length = request.wire_header_length;
     j.request = std::move(request);
     j.done = std::move(done);
     asio::post(ioc_, [this, j = std::move(j)]() mutable { dispatch(std::move(j)); });
@@ -228,6 +233,11 @@ public:
   http_encoding encoding() const { return encoding_; }
 
 private:
+  expected<std::string> encode(const load_request& r, size_t& header_length) const {
+    return encoding_ == http_encoding::binary ? encode_binary_request(r, header_length)
+                                              : encode_json_request(r);
+  }
+
   http_target target_;
   tcp::endpoint endpoint_;
   http_encoding encoding_;

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <queue>
 #include <thread>
@@ -134,7 +135,7 @@ void load_runner::tick_seconds() {
     options_.on_second(row, context);
 }
 
-void load_runner::submit_one(size_t phase_index, double scheduled, std::mt19937_64& rng) {
+load_runner::pending load_runner::make_request(size_t phase_index, std::mt19937_64& rng) {
   const auto& phase = scenario_.phases[phase_index];
   const auto& mix = scenario_.models_of(phase);
   const auto& prios = scenario_.priorities_of(phase);
@@ -156,13 +157,19 @@ void load_runner::submit_one(size_t phase_index, double scheduled, std::mt19937_
   }
   auto& slot = models_.at(mix[m].name);
   payload p = slot.source.next();
-  load_request req;
-  req.model = &slot.info;
-  req.inputs = std::move(p.inputs);
-  req.priority = priority;
-  req.timeout_us = static_cast<int64_t>(std::llround(scenario_.timeout_ms_of(phase) * 1e3));
-  req.id = next_id_++;
+  pending out;
+  out.request.model = &slot.info;
+  out.request.inputs = std::move(p.inputs);
+  out.request.priority = priority;
+  out.request.timeout_us =
+      static_cast<int64_t>(std::llround(scenario_.timeout_ms_of(phase) * 1e3));
+  out.request.id = next_id_++;
+  out.label = p.label;
+  transport_.prepare(out.request);
+  return out;
+}
 
+void load_runner::submit_one(size_t phase_index, double scheduled, pending p) {
   const double sent = clock_.now() - epoch_;
   state_->rec.sent(phase_index, scheduled, sent);
   {
@@ -170,9 +177,8 @@ void load_runner::submit_one(size_t phase_index, double scheduled, std::mt19937_
     ++state_->in_flight;
     ++state_->in_flight_by_phase[phase_index];
   }
-  auto label = p.label;
-  transport_.submit(std::move(req), [st = state_, phase_index, scheduled, sent,
-                                     label](load_reply reply) {
+  transport_.submit(std::move(p.request), [st = state_, phase_index, scheduled, sent,
+                                             label = p.label](load_reply reply) {
     std::lock_guard lock{st->mutex};
     if (st->closed)
       return;
@@ -202,6 +208,7 @@ void load_runner::run_open_phase(size_t index, double start) {
   std::mt19937_64 rng(mix_seed(scenario_.seed, index, 2));
   while (auto offset = schedule.next()) {
     const double target = start + *offset;
+    pending next = make_request(index, rng);
     // Wake at least once per second for the live line, however sparse the schedule.
     for (double now = clock_.now(); now < target; now = clock_.now()) {
       tick_seconds();
@@ -209,7 +216,7 @@ void load_runner::run_open_phase(size_t index, double start) {
       clock_.sleep_until(std::min(target, next_second));
     }
     tick_seconds();
-    submit_one(index, target - epoch_, rng);
+    submit_one(index, target - epoch_, std::move(next));
   }
 }
 
@@ -229,6 +236,12 @@ void load_runner::run_closed_phase(size_t index, double start) {
     state_->closed_phase = index;
     state_->closed_loop_done.clear();
   }
+  // Requests built while the clients wait, so a reply is followed by a quick send.
+  std::deque<pending> spare;
+  auto reply_waiting = [this] {
+    std::lock_guard lock{state_->mutex};
+    return !state_->closed_loop_done.empty();
+  };
   int64_t sent = 0;
   for (;;) {
     double now = clock_.now();
@@ -239,9 +252,19 @@ void load_runner::run_closed_phase(size_t index, double start) {
     while (!ready.empty() && ready.top() <= now && ready.top() < end - 1e-9 && sent < limit) {
       const double at = std::max(ready.top(), start);
       ready.pop();
-      submit_one(index, at - epoch_, rng);
+      pending p;
+      if (spare.empty()) {
+        p = make_request(index, rng);
+      } else {
+        p = std::move(spare.front());
+        spare.pop_front();
+      }
+      submit_one(index, at - epoch_, std::move(p));
       ++sent;
     }
+    const auto wanted = static_cast<size_t>(std::min(phase.arrival.concurrency, limit - sent));
+    while (spare.size() < wanted && !reply_waiting())
+      spare.push_back(make_request(index, rng));
     std::unique_lock lock{state_->mutex};
     for (double done : state_->closed_loop_done)
       ready.push(done + epoch_ + think);

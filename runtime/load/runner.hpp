@@ -58,10 +58,17 @@ private:
     model_info info;
     payload_source source;
   };
+  /// A request built (and encoded by the transport) ahead of its send time, so that the
+  /// send itself is quick and the generator's own work does not count as latency.
+  struct pending {
+    load_request request;
+    std::optional<int64_t> label;
+  };
 
   void run_open_phase(size_t index, double start);
   void run_closed_phase(size_t index, double start);
-  void submit_one(size_t phase, double scheduled, std::mt19937_64& rng);
+  pending make_request(size_t phase, std::mt19937_64& rng);
+  void submit_one(size_t phase, double scheduled, pending p);
   void tick_seconds();
 
   const scenario& scenario_;

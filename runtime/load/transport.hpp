@@ -25,6 +25,10 @@ struct load_request {
   uint32_t priority = 0;             // 0 = the model's default
   int64_t timeout_us = 0;            // 0 = none; also the transport's own give-up deadline
   uint64_t id = 0;
+  /// The request in the transport's wire form (the HTTP body), made by transport::prepare
+  /// ahead of the send time; empty until then.
+  std::string wire;
+  size_t wire_header_length = 0; // binary HTTP: the JSON header's length within `wire`
 };
 
 struct load_reply {
@@ -42,6 +46,10 @@ public:
   virtual ~transport() = default;
   /// The model's metadata (blocking; called before the run starts).
   virtual expected<model_info> describe(const std::string& model) = 0;
+  /// Does the work of a send that needs no server (encoding) ahead of time, so that submit
+  /// only sends: the runner prepares the next requests while it waits for their send time.
+  /// Best effort: submit reports any error, and prepares what was not prepared.
+  virtual void prepare(load_request& /*request*/) {}
   /// Sends one request; `done` is called exactly once, on any thread, possibly before
   /// submit returns. Must not block on the server.
   virtual void submit(load_request request, reply_callback done) = 0;

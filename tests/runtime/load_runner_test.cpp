@@ -66,7 +66,13 @@ public:
     return m;
   }
 
+  void prepare(load_request& r) override {
+    clock_.sleep_until(clock_.now() + prepare_cost); // encoding, done ahead of the send
+    r.wire = "prepared";
+  }
+
   void submit(load_request r, reply_callback done) override {
+    unprepared += r.wire.empty();
     ++per_model[r.model->name];
     ++per_priority[r.priority];
     clock_.sleep_until(clock_.now() + send_cost); // a slow client stalls the generator itself
@@ -97,6 +103,8 @@ public:
   std::string target() const override { return "sim"; }
 
   double send_cost = 0;
+  double prepare_cost = 0;
+  int unprepared = 0; // submits of requests that prepare() had not seen
   std::optional<uint32_t> reject_priority;
   std::map<std::string, int> per_model;
   std::map<uint32_t, int> per_priority;
@@ -198,6 +206,41 @@ TEST_CASE("runner reports its own lag when sending is slower than the schedule")
   CHECK(p.late_sends == 49);
   // Its latency still counts from the schedule: 5 i + 15 ms (send cost) + 1 ms (service).
   CHECK(p.latency.max() == 49 * 5000 + 16000);
+}
+
+TEST_CASE("requests are prepared (encoded) before their send time, so encoding causes no lag") {
+  sim_clock clock;
+  sim_transport server(clock, 0.001);
+  server.prepare_cost = 0.005; // half the gap between sends
+  auto s = one_phase(constant(100), std::nullopt, 50);
+  load_runner runner(s, server, clock);
+  REQUIRE(runner.prepare().is_ok());
+  const auto& p = runner.run().phases[0];
+  CHECK(p.sent == 50);
+  CHECK(server.unprepared == 0);
+  // Only the first request, due at the phase's start, could not be ready before its time.
+  CHECK(p.late_sends == 1);
+  CHECK(p.lag_max_ms == doctest::Approx(5.0));
+  CHECK(p.latency.min() == 1000);
+  CHECK(p.percentile_ms(0.9) == doctest::Approx(1.0));
+
+  // Closed loop: requests wait prepared while the clients' replies are out, so a reply is
+  // followed by a send at once and the latency is the service time alone.
+  sim_clock clock2;
+  sim_transport server2(clock2, 0.010);
+  server2.prepare_cost = 0.001;
+  arrival_spec a;
+  a.kind = arrival_kind::closed;
+  a.concurrency = 4;
+  auto s2 = one_phase(a, 1.0, std::nullopt);
+  load_runner runner2(s2, server2, clock2);
+  REQUIRE(runner2.prepare().is_ok());
+  const auto& p2 = runner2.run().phases[0];
+  CHECK(server2.unprepared == 0);
+  CHECK(p2.sent >= 380);
+  // The first four were built when the phase began (1, 2, 3, 4 ms late); later ones wait ready.
+  CHECK(p2.latency.max() == 14000);
+  CHECK(p2.percentile_ms(0.9) == doctest::Approx(10.0).epsilon(0.01));
 }
 
 TEST_CASE("closed loop keeps exactly `concurrency` requests in flight") {
