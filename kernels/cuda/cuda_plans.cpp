@@ -59,6 +59,17 @@ status check_dims(std::span<const int64_t> dims, const char* op) {
   return status::ok();
 }
 
+/// A normalized axis of a rank >= 1 tensor (normalize_axis lets scalars take axis 0, which
+/// would index past the dims here).
+expected<int64_t> axis_of(int64_t axis, size_t rank, const char* op) {
+  if (rank == 0)
+    return make_error(errc::invalid_argument, "{}: axis {} of a scalar", op, axis);
+  auto a = normalize_axis(axis, static_cast<int64_t>(rank));
+  if (!a)
+    return a.error().with_context(op);
+  return a;
+}
+
 int64_t product(std::span<const int64_t> dims, size_t begin, size_t end) {
   int64_t p = 1;
   for (size_t i = begin; i < end; ++i)
@@ -157,7 +168,6 @@ expected<slice_plan> plan_slice(std::span<const int64_t> dims, std::span<const i
                                 std::span<const int64_t> ends, std::span<const int64_t> axes_in,
                                 std::span<const int64_t> steps) {
   TROUPE_TRY_STATUS(check_dims(dims, "slice"));
-  const auto rank = static_cast<int64_t>(dims.size());
   if (starts.size() != ends.size() || (!axes_in.empty() && axes_in.size() != starts.size()) ||
       (!steps.empty() && steps.size() != starts.size()))
     return make_error(errc::invalid_argument,
@@ -169,9 +179,9 @@ expected<slice_plan> plan_slice(std::span<const int64_t> dims, std::span<const i
   std::vector<bool> seen(dims.size(), false);
   slice_plan p;
   for (size_t i = 0; i < starts.size(); ++i) {
-    auto axis = normalize_axis(axes_in.empty() ? static_cast<int64_t>(i) : axes_in[i], rank);
+    auto axis = axis_of(axes_in.empty() ? static_cast<int64_t>(i) : axes_in[i], dims.size(), "slice");
     if (!axis)
-      return axis.error().with_context("slice");
+      return axis.error();
     const auto a = static_cast<size_t>(*axis);
     if (seen[a])
       return make_error(errc::invalid_argument, "slice: axis {} appears twice", *axis);
@@ -215,9 +225,9 @@ expected<slice_plan> plan_slice(std::span<const int64_t> dims, std::span<const i
 
 expected<std::vector<slice_plan>> plan_split(std::span<const int64_t> dims, int64_t axis,
                                              std::span<const int64_t> sizes) {
-  auto a = normalize_axis(axis, static_cast<int64_t>(dims.size()));
+  auto a = axis_of(axis, dims.size(), "split");
   if (!a)
-    return a.error().with_context("split");
+    return a.error();
   int64_t sum = 0;
   for (int64_t size : sizes) {
     if (size < 0)
@@ -244,9 +254,9 @@ expected<concat_plan> plan_concat(std::span<const shape> inputs, int64_t axis) {
   if (inputs.empty())
     return make_error(errc::invalid_argument, "concat: no inputs");
   const auto& first = inputs.front();
-  auto a = normalize_axis(axis, static_cast<int64_t>(first.size()));
+  auto a = axis_of(axis, first.size(), "concat");
   if (!a)
-    return a.error().with_context("concat");
+    return a.error();
   const auto ax = static_cast<size_t>(*a);
   concat_plan p;
   p.out_dims = first;
@@ -277,12 +287,11 @@ expected<concat_plan> plan_concat(std::span<const shape> inputs, int64_t axis) {
 expected<reduce_plan> plan_reduce(std::span<const int64_t> dims, std::span<const int64_t> axes,
                                   bool keepdims) {
   TROUPE_TRY_STATUS(check_dims(dims, "reduce"));
-  const auto rank = static_cast<int64_t>(dims.size());
   std::vector<bool> reduced(dims.size(), axes.empty());
   for (int64_t axis : axes) {
-    auto a = normalize_axis(axis, rank);
+    auto a = axis_of(axis, dims.size(), "reduce");
     if (!a)
-      return a.error().with_context("reduce");
+      return a.error();
     if (reduced[static_cast<size_t>(*a)])
       return make_error(errc::invalid_argument, "reduce: axis {} appears twice", *a);
     reduced[static_cast<size_t>(*a)] = true;
@@ -316,9 +325,9 @@ expected<gather_plan> plan_gather(std::span<const int64_t> data, std::span<const
                                   int64_t axis) {
   TROUPE_TRY_STATUS(check_dims(data, "gather"));
   TROUPE_TRY_STATUS(check_dims(indices, "gather"));
-  auto a = normalize_axis(axis, static_cast<int64_t>(data.size()));
+  auto a = axis_of(axis, data.size(), "gather");
   if (!a)
-    return a.error().with_context("gather");
+    return a.error();
   const auto ax = static_cast<size_t>(*a);
   gather_plan p;
   p.out_dims.assign(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(ax));
@@ -336,9 +345,9 @@ expected<row_plan> plan_rows(std::span<const int64_t> dims, int64_t axis) {
   TROUPE_TRY_STATUS(check_dims(dims, "row kernel"));
   if (dims.empty())
     return make_error(errc::invalid_argument, "the row kernels need rank >= 1, not a scalar");
-  auto a = normalize_axis(axis, static_cast<int64_t>(dims.size()));
+  auto a = axis_of(axis, dims.size(), "row kernel");
   if (!a)
-    return a.error().with_context("row kernel");
+    return a.error();
   const auto ax = static_cast<size_t>(*a);
   return row_plan{product(dims, 0, ax), product(dims, ax, dims.size())};
 }
