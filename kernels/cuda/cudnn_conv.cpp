@@ -115,15 +115,20 @@ status build(const conv_params& p, const conv_output_dims& out, conv_descriptors
   return status::ok();
 }
 
-/// The first candidate that ran, fits the workspace and keeps the requested math (so strict
-/// FP32 never silently becomes TF32).
+/// The first candidate that ran, fits the workspace and needs no tensor-op math when strict
+/// FP32 was requested; strict FP32 keeps FMA_MATH on the descriptor so it never silently
+/// becomes TF32.
 expected<conv_algo_cache::entry> pick(const cudnnConvolutionFwdAlgoPerf_t* perf, int returned,
                                       cudnnMathType_t math, size_t limit) {
   for (int i = 0; i < returned; ++i) {
     const auto& candidate = perf[i];
-    const bool math_ok = math != CUDNN_FMA_MATH || candidate.mathType == CUDNN_FMA_MATH;
-    if (candidate.status == CUDNN_STATUS_SUCCESS && candidate.memory <= limit && math_ok)
-      return conv_algo_cache::entry{candidate.algo, candidate.memory, candidate.mathType};
+    const bool tensor_ops = candidate.mathType == CUDNN_TENSOR_OP_MATH ||
+                            candidate.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    if (candidate.status != CUDNN_STATUS_SUCCESS || candidate.memory > limit ||
+        (math == CUDNN_FMA_MATH && tensor_ops))
+      continue;
+    return conv_algo_cache::entry{candidate.algo, candidate.memory,
+                                  math == CUDNN_FMA_MATH ? math : candidate.mathType};
   }
   return make_error(errc::unsupported,
                     "cudnn: no convolution algorithm within a {}-byte workspace", limit);
