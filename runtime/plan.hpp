@@ -17,6 +17,9 @@ struct plan_options {
   /// Largest tensor a plan may create; a model asking for more is refused at compile time
   /// (a hostile or corrupt file must not exhaust memory).
   size_t max_value_bytes = size_t{8} << 30;
+  /// The group the collective ops (AllReduceSum, AllGather) of a tensor-parallel rank graph
+  /// exchange through; such a plan fails at run time without one.
+  communicator* comm = nullptr;
 };
 
 /// Per-step wall time of one run, for profiling (`troupe bench --profile`).
