@@ -318,7 +318,7 @@ expected<std::vector<tensor>> plan::run(std::span<const tensor> inputs,
   for (int id : per_run_values_)
     bind_value(id);
 
-  exec_context ectx{cpu_};
+  exec_context ectx{cpu_, options_.comm};
   std::vector<tensor> ins, outs;
   for (auto& s : steps_) {
     ins.clear();

@@ -20,6 +20,9 @@ struct plan_options {
   /// Where constant weights are packed, shared with the session's other plans (none: each
   /// kernel packs its own copy).
   cpu::packed_weights* packed_weights = nullptr;
+  /// The group the collective ops (AllReduceSum, AllGather) of a tensor-parallel rank graph
+  /// exchange through; such a plan fails at run time without one.
+  communicator* comm = nullptr;
 };
 
 /// Per-step wall time of one run, for profiling (`troupe bench --profile`).

@@ -97,7 +97,9 @@ expected<plan*> session::plan_for(std::span<const shape> input_dims) {
     return it->second.get();
   if (plans_.size() >= options_.max_cached_plans)
     plans_.clear();
-  auto p = plan::compile(graph_, input_dims, cpu_, plan_options{options_.allow_blocked, options_.max_value_bytes, &packed_});
+  auto p = plan::compile(graph_, input_dims, cpu_,
+                         plan_options{options_.allow_blocked, options_.max_value_bytes, &packed_,
+                                      options_.comm});
   if (!p)
     return p.error();
   plan* raw = p->get();

@@ -17,6 +17,7 @@ struct session_options {
   bool allow_blocked = true;  // keep oneDNN blocked layouts between operators
   size_t max_cached_plans = 16;
   size_t max_value_bytes = size_t{8} << 30; // see plan_options
+  communicator* comm = nullptr; // see plan_options; not owned, must outlive the session
 };
 
 /// A model ready to run on one CPU backend instance. Plans are compiled on first use of a

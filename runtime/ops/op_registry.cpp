@@ -37,6 +37,7 @@ const op_registry& cpu_registry() {
     register_normalize_ops(r);
     register_elementwise_ops(r);
     register_shape_ops(r);
+    register_collective_ops(r);
     return r;
   }();
   return registry;

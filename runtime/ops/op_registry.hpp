@@ -11,6 +11,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "kernels/communicator.hpp"
 #include "kernels/cpu/cpu_context.hpp"
 #include "kernels/cpu/packed_weights.hpp"
 #include "kernels/tensor.hpp"
@@ -46,6 +47,7 @@ struct value_desc {
 /// Everything a kernel may use while running.
 struct exec_context {
   cpu::cpu_context& cpu;
+  communicator* comm = nullptr; // this shard's group, for the collective ops of a split graph
 };
 
 /// A kernel bound to concrete input shapes. `run` may be called many times; its tensors
@@ -102,6 +104,7 @@ void register_matmul_ops(op_registry&);       // Gemm, MatMul
 void register_normalize_ops(op_registry&);    // Softmax, LogSoftmax, LayerNormalization, ReduceMean
 void register_elementwise_ops(op_registry&);  // unary and broadcasting binary ops, Where, Cast
 void register_shape_ops(op_registry&);        // Reshape, Transpose, Concat, Gather, Slice, ...
+void register_collective_ops(op_registry&);   // AllReduceSum, AllGather (domain "troupe")
 
 /// Helpers for builders: uniform error for a node whose input is bad.
 status bad_input(const node& n, std::string_view message);
