@@ -1,4 +1,5 @@
-// gpu_devices: the GPUs this process can use, described without CUDA types, for code above kernels/.
+// gpu_devices: the GPUs this process can use, described without CUDA types, for code above
+// kernels/.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +11,11 @@
 namespace troupe {
 
 struct gpu_device {
-  int32_t index = 0;        // the CUDA device ordinal
-  std::string name;         // "NVIDIA H200"
-  int32_t sm = 0;           // compute capability as major * 10 + minor (90 for sm_90)
+  int32_t index = 0; // the CUDA device ordinal
+  std::string name;  // "NVIDIA H200"
+  int32_t sm = 0;    // compute capability as major * 10 + minor (90 for sm_90)
   uint64_t total_bytes = 0;
-  uint64_t free_bytes = 0;  // 0 unless measured
+  uint64_t free_bytes = 0; // 0 unless measured
 };
 
 /// The visible GPUs, or `unavailable` with the reason there are none (no driver, no device,

@@ -45,7 +45,7 @@ size_t size_class(size_t bytes) {
 }
 
 block_cache::block_cache(std::unique_ptr<memory_backend> backend, device where)
-  : backend_(std::move(backend)), where_(where) {}
+    : backend_(std::move(backend)), where_(where) {}
 
 block_cache::~block_cache() {
   {
@@ -130,7 +130,7 @@ status block_cache::free_on(void* block, stream_handle stream, bool allocation_s
 }
 
 expected<std::shared_ptr<storage>> block_cache::allocate_storage(size_t bytes,
-                                                                stream_handle stream) {
+                                                                 stream_handle stream) {
   auto block = allocate(bytes, stream);
   if (!block)
     return block.error();

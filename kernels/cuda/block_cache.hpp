@@ -35,10 +35,10 @@ public:
 };
 
 struct cache_stats {
-  uint64_t in_use = 0;       // bytes of blocks handed out (rounded to their size class)
-  uint64_t cached = 0;       // bytes of free blocks kept for reuse
-  uint64_t peak_in_use = 0;  // the most `in_use` has been since creation or reset_peak
-  uint64_t hits = 0;         // allocations served from the cache
+  uint64_t in_use = 0;      // bytes of blocks handed out (rounded to their size class)
+  uint64_t cached = 0;      // bytes of free blocks kept for reuse
+  uint64_t peak_in_use = 0; // the most `in_use` has been since creation or reset_peak
+  uint64_t hits = 0;        // allocations served from the cache
   uint64_t backend_allocations = 0;
 };
 

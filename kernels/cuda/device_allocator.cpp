@@ -129,8 +129,7 @@ block_cache* existing_device_cache(int index) {
   return it == caches().end() ? nullptr : it->second;
 }
 
-expected<std::shared_ptr<storage>> allocate_device(int index, size_t bytes,
-                                                   cudaStream_t stream) {
+expected<std::shared_ptr<storage>> allocate_device(int index, size_t bytes, cudaStream_t stream) {
   auto cache = device_cache(index);
   if (!cache)
     return cache.error();

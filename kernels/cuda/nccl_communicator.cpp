@@ -49,8 +49,8 @@ nccl_communicator::create(std::span<const std::byte> id_bytes, int rank, int siz
 
 nccl_communicator::nccl_communicator(ncclComm_t comm, int rank, int size, int device,
                                      cudaStream_t stream, bool owns_stream)
-  : comm_(comm), rank_(rank), size_(size), device_(device), stream_(stream),
-    owns_stream_(owns_stream) {}
+    : comm_(comm), rank_(rank), size_(size), device_(device), stream_(stream),
+      owns_stream_(owns_stream) {}
 
 nccl_communicator::~nccl_communicator() {
   device_guard on{device_};
@@ -81,12 +81,18 @@ status nccl_communicator::all_reduce_sum(tensor& values) {
   TROUPE_TRY_STATUS(on_device(values, "all_reduce_sum"));
   ncclDataType_t type;
   switch (values.type()) {
-  case dtype::f32: type = ncclFloat32; break;
-  case dtype::f16: type = ncclFloat16; break;
-  case dtype::bf16: type = ncclBfloat16; break;
-  default:
-    return make_error(errc::unsupported, "all_reduce_sum of {} (fp32, fp16, bf16 only)",
-                      to_string(values.type()));
+    case dtype::f32:
+      type = ncclFloat32;
+      break;
+    case dtype::f16:
+      type = ncclFloat16;
+      break;
+    case dtype::bf16:
+      type = ncclBfloat16;
+      break;
+    default:
+      return make_error(errc::unsupported, "all_reduce_sum of {} (fp32, fp16, bf16 only)",
+                        to_string(values.type()));
   }
   if (values.numel() == 0)
     return status::ok();
@@ -130,11 +136,10 @@ status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis
   const size_t chunk = part_bytes / static_cast<size_t>(outer);
   auto* out = static_cast<std::byte*>(whole.raw());
   for (int r = 0; r < size_; ++r)
-    TROUPE_CUDA_TRY(cudaMemcpy2DAsync(out + static_cast<size_t>(r) * chunk,
-                                      chunk * static_cast<size_t>(size_),
-                                      gathered + static_cast<size_t>(r) * part_bytes, chunk,
-                                      chunk, static_cast<size_t>(outer),
-                                      cudaMemcpyDeviceToDevice, stream_));
+    TROUPE_CUDA_TRY(
+        cudaMemcpy2DAsync(out + static_cast<size_t>(r) * chunk, chunk * static_cast<size_t>(size_),
+                          gathered + static_cast<size_t>(r) * part_bytes, chunk, chunk,
+                          static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream_));
   return status::ok(); // the scratch block is freed on stream_, after these copies
 }
 
@@ -145,8 +150,8 @@ status nccl_communicator::broadcast(tensor& values, int root) {
                       size_ - 1);
   if (values.nbytes() == 0)
     return status::ok();
-  TROUPE_CUDA_TRY(ncclBroadcast(values.raw(), values.raw(), values.nbytes(), ncclInt8, root,
-                                comm_, stream_));
+  TROUPE_CUDA_TRY(
+      ncclBroadcast(values.raw(), values.raw(), values.nbytes(), ncclInt8, root, comm_, stream_));
   return status::ok();
 }
 

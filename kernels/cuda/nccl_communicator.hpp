@@ -27,9 +27,9 @@ public:
   /// Joins the group named by `id` (from make_nccl_unique_id) as `rank` of `size` on GPU
   /// `device`; blocks until every rank has joined. With a null `stream` the communicator
   /// creates and owns one.
-  static expected<std::unique_ptr<nccl_communicator>>
-  create(std::span<const std::byte> id, int rank, int size, int device,
-         cudaStream_t stream = nullptr);
+  static expected<std::unique_ptr<nccl_communicator>> create(std::span<const std::byte> id,
+                                                             int rank, int size, int device,
+                                                             cudaStream_t stream = nullptr);
   ~nccl_communicator() override;
   nccl_communicator(const nccl_communicator&) = delete;
   nccl_communicator& operator=(const nccl_communicator&) = delete;

@@ -9,9 +9,8 @@
 
 namespace troupe::cuda {
 
-expected<std::unique_ptr<overlapped_copier>> overlapped_copier::create(int device,
-                                                                       size_t input_bytes,
-                                                                       size_t output_bytes) {
+expected<std::unique_ptr<overlapped_copier>>
+overlapped_copier::create(int device, size_t input_bytes, size_t output_bytes) {
   device_guard on{device};
   TROUPE_TRY_STATUS(on.status());
   std::unique_ptr<overlapped_copier> c{new overlapped_copier};

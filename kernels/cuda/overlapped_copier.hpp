@@ -1,4 +1,5 @@
-// overlapped_copier: double-buffered host↔device copies that overlap the next batch's copy with compute.
+// overlapped_copier: double-buffered host↔device copies that overlap the next batch's copy with
+// compute.
 #pragma once
 
 #include <cstddef>

@@ -12,8 +12,8 @@ status no_nccl() {
 
 expected<std::vector<std::byte>> make_nccl_unique_id() { return no_nccl(); }
 
-expected<std::unique_ptr<communicator>> make_nccl_communicator(std::span<const std::byte>, int,
-                                                               int, int) {
+expected<std::unique_ptr<communicator>> make_nccl_communicator(std::span<const std::byte>, int, int,
+                                                               int) {
   return no_nccl();
 }
 

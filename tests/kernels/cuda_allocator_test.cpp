@@ -41,136 +41,136 @@ struct stream_pair {
 
 TEST_SUITE("gpu") {
 
-TEST_CASE("device storage holds what is copied in and goes back to the cache on release") {
-  std::mt19937 rng{std::random_device{}()};
-  stream_pair streams;
-  auto cache = cuda::device_cache(0);
-  REQUIRE(cache);
-  (*cache)->empty_cache();
-  const auto before = (*cache)->stats();
-  const size_t n = std::uniform_int_distribution<size_t>(1000, 300000)(rng);
-  const auto host = random_floats(n, rng);
-  void* block = nullptr;
-  {
-    auto s = cuda::allocate_device(0, n * sizeof(float), streams.a);
-    REQUIRE(s);
-    CHECK((*s)->where() == device{device::kind::cuda, 0});
-    block = (*s)->data();
-    cudaPointerAttributes attributes{};
-    REQUIRE(cudaPointerGetAttributes(&attributes, block) == cudaSuccess);
-    CHECK(attributes.type == cudaMemoryTypeDevice);
-    CHECK(attributes.device == 0);
-    std::vector<float> back(n, 0.0f);
-    REQUIRE(cudaMemcpyAsync(block, host.data(), n * sizeof(float), cudaMemcpyHostToDevice,
-                            streams.a) == cudaSuccess);
-    REQUIRE(cudaMemcpyAsync(back.data(), block, n * sizeof(float), cudaMemcpyDeviceToHost,
-                            streams.a) == cudaSuccess);
+  TEST_CASE("device storage holds what is copied in and goes back to the cache on release") {
+    std::mt19937 rng{std::random_device{}()};
+    stream_pair streams;
+    auto cache = cuda::device_cache(0);
+    REQUIRE(cache);
+    (*cache)->empty_cache();
+    const auto before = (*cache)->stats();
+    const size_t n = std::uniform_int_distribution<size_t>(1000, 300000)(rng);
+    const auto host = random_floats(n, rng);
+    void* block = nullptr;
+    {
+      auto s = cuda::allocate_device(0, n * sizeof(float), streams.a);
+      REQUIRE(s);
+      CHECK((*s)->where() == device{device::kind::cuda, 0});
+      block = (*s)->data();
+      cudaPointerAttributes attributes{};
+      REQUIRE(cudaPointerGetAttributes(&attributes, block) == cudaSuccess);
+      CHECK(attributes.type == cudaMemoryTypeDevice);
+      CHECK(attributes.device == 0);
+      std::vector<float> back(n, 0.0f);
+      REQUIRE(cudaMemcpyAsync(block, host.data(), n * sizeof(float), cudaMemcpyHostToDevice,
+                              streams.a) == cudaSuccess);
+      REQUIRE(cudaMemcpyAsync(back.data(), block, n * sizeof(float), cudaMemcpyDeviceToHost,
+                              streams.a) == cudaSuccess);
+      REQUIRE(cudaStreamSynchronize(streams.a) == cudaSuccess);
+      CHECK(std::memcmp(back.data(), host.data(), n * sizeof(float)) == 0);
+      CHECK(gpu_memory_use(0).in_use == before.in_use + cuda::size_class(n * sizeof(float)));
+    }
+    const auto after = (*cache)->stats();
+    CHECK(after.in_use == before.in_use);
+    CHECK(after.cached == cuda::size_class(n * sizeof(float)));
+    CHECK(gpu_memory_use(0).cached == after.cached);
+    // Same stream: at once. Other stream: once the free event has completed.
+    auto same = cuda::allocate_device(0, n * sizeof(float), streams.a);
+    REQUIRE(same);
+    CHECK((*same)->data() == block);
+    same->reset();
     REQUIRE(cudaStreamSynchronize(streams.a) == cudaSuccess);
-    CHECK(std::memcmp(back.data(), host.data(), n * sizeof(float)) == 0);
-    CHECK(gpu_memory_use(0).in_use == before.in_use + cuda::size_class(n * sizeof(float)));
+    auto other = cuda::allocate_device(0, n * sizeof(float), streams.b);
+    REQUIRE(other);
+    CHECK((*other)->data() == block);
+    other->reset();
+    (*cache)->empty_cache();
+    CHECK((*cache)->stats().cached == 0);
   }
-  const auto after = (*cache)->stats();
-  CHECK(after.in_use == before.in_use);
-  CHECK(after.cached == cuda::size_class(n * sizeof(float)));
-  CHECK(gpu_memory_use(0).cached == after.cached);
-  // Same stream: at once. Other stream: once the free event has completed.
-  auto same = cuda::allocate_device(0, n * sizeof(float), streams.a);
-  REQUIRE(same);
-  CHECK((*same)->data() == block);
-  same->reset();
-  REQUIRE(cudaStreamSynchronize(streams.a) == cudaSuccess);
-  auto other = cuda::allocate_device(0, n * sizeof(float), streams.b);
-  REQUIRE(other);
-  CHECK((*other)->data() == block);
-  other->reset();
-  (*cache)->empty_cache();
-  CHECK((*cache)->stats().cached == 0);
-}
 
-TEST_CASE("an impossible device allocation is resource_exhausted, not a crash") {
-  auto devices = list_gpus();
-  REQUIRE(devices);
-  auto s = cuda::allocate_device(0, (*devices)[0].total_bytes * 2, nullptr);
-  REQUIRE_FALSE(s);
-  CHECK(s.error().code() == errc::resource_exhausted);
-  CHECK(cuda::allocate_device(99, 16, nullptr).error().code() == errc::invalid_argument);
-}
-
-TEST_CASE("pinned staging buffers are page-locked host memory and are pooled") {
-  stream_pair streams;
-  void* first = nullptr;
-  {
-    auto s = cuda::allocate_pinned(1 << 20, streams.a);
-    REQUIRE(s);
-    CHECK((*s)->where() == device{});
-    first = (*s)->data();
-    cudaPointerAttributes attributes{};
-    REQUIRE(cudaPointerGetAttributes(&attributes, first) == cudaSuccess);
-    CHECK(attributes.type == cudaMemoryTypeHost);
+  TEST_CASE("an impossible device allocation is resource_exhausted, not a crash") {
+    auto devices = list_gpus();
+    REQUIRE(devices);
+    auto s = cuda::allocate_device(0, (*devices)[0].total_bytes * 2, nullptr);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code() == errc::resource_exhausted);
+    CHECK(cuda::allocate_device(99, 16, nullptr).error().code() == errc::invalid_argument);
   }
-  auto again = cuda::allocate_pinned(1 << 20, streams.a);
-  REQUIRE(again);
-  CHECK((*again)->data() == first);
-}
 
-TEST_CASE("the overlapped copier returns every batch's result in order") {
-  std::mt19937 rng{std::random_device{}()};
-  constexpr size_t max_floats = 1 << 18;
-  auto copier = cuda::overlapped_copier::create(0, max_floats * sizeof(float),
-                                                max_floats * sizeof(float));
-  REQUIRE(copier);
-  cublasHandle_t blas = nullptr;
-  REQUIRE(cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS);
-  std::uniform_int_distribution<size_t> count(1, max_floats);
-  const size_t batches = 9;
-  std::vector<std::vector<float>> in, out;
-  for (size_t i = 0; i < batches; ++i) {
-    in.push_back(random_floats(count(rng), rng));
-    out.emplace_back(in.back().size(), std::nanf(""));
+  TEST_CASE("pinned staging buffers are page-locked host memory and are pooled") {
+    stream_pair streams;
+    void* first = nullptr;
+    {
+      auto s = cuda::allocate_pinned(1 << 20, streams.a);
+      REQUIRE(s);
+      CHECK((*s)->where() == device{});
+      first = (*s)->data();
+      cudaPointerAttributes attributes{};
+      REQUIRE(cudaPointerGetAttributes(&attributes, first) == cudaSuccess);
+      CHECK(attributes.type == cudaMemoryTypeHost);
+    }
+    auto again = cuda::allocate_pinned(1 << 20, streams.a);
+    REQUIRE(again);
+    CHECK((*again)->data() == first);
   }
-  std::vector<std::span<const std::byte>> inputs;
-  std::vector<std::span<std::byte>> outputs;
-  for (size_t i = 0; i < batches; ++i) {
-    inputs.push_back(std::as_bytes(std::span{in[i]}));
-    outputs.push_back(std::as_writable_bytes(std::span{out[i]}));
-  }
-  // y = 2·x + batch: exact in float for these magnitudes, and tells batches apart.
-  auto compute = [&](size_t batch, const void* x, void* y, cudaStream_t stream) -> status {
-    const int n = static_cast<int>(in[batch].size());
-    TROUPE_CUDA_TRY(cublasSetStream(blas, stream));
-    const float offset = static_cast<float>(batch);
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(y, x, static_cast<size_t>(n) * sizeof(float),
-                                    cudaMemcpyDeviceToDevice, stream));
-    const float two = 2.0f;
-    TROUPE_CUDA_TRY(cublasSscal(blas, n, &two, static_cast<float*>(y), 1));
-    // Adds `offset` to every element: y += offset · ones, with the ones made by a zero-stride
-    // read of a single device float.
-    auto one = cuda::allocate_device(0, sizeof(float), stream);
-    if (!one)
-      return one.error();
-    const float unit = 1.0f;
-    TROUPE_CUDA_TRY(cudaMemcpyAsync((*one)->data(), &unit, sizeof unit, cudaMemcpyHostToDevice,
-                                    stream));
-    TROUPE_CUDA_TRY(cublasSaxpy(blas, n, &offset, static_cast<const float*>((*one)->data()), 0,
-                                static_cast<float*>(y), 1));
-    return status::ok();
-  };
-  REQUIRE((*copier)->run(inputs, outputs, compute));
-  for (size_t b = 0; b < batches; ++b)
-    for (size_t i = 0; i < in[b].size(); ++i)
-      REQUIRE(out[b][i] == 2.0f * in[b][i] + static_cast<float>(b));
-  (void)cublasDestroy(blas);
-}
 
-TEST_CASE("the overlapped copier rejects a batch larger than its buffers") {
-  auto copier = cuda::overlapped_copier::create(0, 64, 64);
-  REQUIRE(copier);
-  std::vector<std::byte> big(65), small(64);
-  std::vector<std::span<const std::byte>> inputs{big};
-  std::vector<std::span<std::byte>> outputs{small};
-  auto st = (*copier)->run(inputs, outputs,
-                           [](size_t, const void*, void*, cudaStream_t) { return status::ok(); });
-  CHECK(st.code() == errc::invalid_argument);
-}
+  TEST_CASE("the overlapped copier returns every batch's result in order") {
+    std::mt19937 rng{std::random_device{}()};
+    constexpr size_t max_floats = 1 << 18;
+    auto copier =
+        cuda::overlapped_copier::create(0, max_floats * sizeof(float), max_floats * sizeof(float));
+    REQUIRE(copier);
+    cublasHandle_t blas = nullptr;
+    REQUIRE(cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS);
+    std::uniform_int_distribution<size_t> count(1, max_floats);
+    const size_t batches = 9;
+    std::vector<std::vector<float>> in, out;
+    for (size_t i = 0; i < batches; ++i) {
+      in.push_back(random_floats(count(rng), rng));
+      out.emplace_back(in.back().size(), std::nanf(""));
+    }
+    std::vector<std::span<const std::byte>> inputs;
+    std::vector<std::span<std::byte>> outputs;
+    for (size_t i = 0; i < batches; ++i) {
+      inputs.push_back(std::as_bytes(std::span{in[i]}));
+      outputs.push_back(std::as_writable_bytes(std::span{out[i]}));
+    }
+    // y = 2·x + batch: exact in float for these magnitudes, and tells batches apart.
+    auto compute = [&](size_t batch, const void* x, void* y, cudaStream_t stream) -> status {
+      const int n = static_cast<int>(in[batch].size());
+      TROUPE_CUDA_TRY(cublasSetStream(blas, stream));
+      const float offset = static_cast<float>(batch);
+      TROUPE_CUDA_TRY(cudaMemcpyAsync(y, x, static_cast<size_t>(n) * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, stream));
+      const float two = 2.0f;
+      TROUPE_CUDA_TRY(cublasSscal(blas, n, &two, static_cast<float*>(y), 1));
+      // Adds `offset` to every element: y += offset · ones, with the ones made by a zero-stride
+      // read of a single device float.
+      auto one = cuda::allocate_device(0, sizeof(float), stream);
+      if (!one)
+        return one.error();
+      const float unit = 1.0f;
+      TROUPE_CUDA_TRY(
+          cudaMemcpyAsync((*one)->data(), &unit, sizeof unit, cudaMemcpyHostToDevice, stream));
+      TROUPE_CUDA_TRY(cublasSaxpy(blas, n, &offset, static_cast<const float*>((*one)->data()), 0,
+                                  static_cast<float*>(y), 1));
+      return status::ok();
+    };
+    REQUIRE((*copier)->run(inputs, outputs, compute));
+    for (size_t b = 0; b < batches; ++b)
+      for (size_t i = 0; i < in[b].size(); ++i)
+        REQUIRE(out[b][i] == 2.0f * in[b][i] + static_cast<float>(b));
+    (void)cublasDestroy(blas);
+  }
+
+  TEST_CASE("the overlapped copier rejects a batch larger than its buffers") {
+    auto copier = cuda::overlapped_copier::create(0, 64, 64);
+    REQUIRE(copier);
+    std::vector<std::byte> big(65), small(64);
+    std::vector<std::span<const std::byte>> inputs{big};
+    std::vector<std::span<std::byte>> outputs{small};
+    auto st = (*copier)->run(inputs, outputs,
+                             [](size_t, const void*, void*, cudaStream_t) { return status::ok(); });
+    CHECK(st.code() == errc::invalid_argument);
+  }
 
 } // TEST_SUITE

@@ -145,7 +145,8 @@ TEST_CASE("stats count bytes in use, cached and the peak over random traffic") {
   for (int step = 0; step < 2000; ++step) {
     const int action = pick(rng);
     if (action == 0 && !live.empty()) {
-      auto it = std::next(live.begin(), std::uniform_int_distribution<size_t>(0, live.size() - 1)(rng));
+      auto it =
+          std::next(live.begin(), std::uniform_int_distribution<size_t>(0, live.size() - 1)(rng));
       REQUIRE(cache.free(it->first));
       in_use -= it->second.first;
       live.erase(it);

@@ -84,124 +84,132 @@ TEST_CASE("an NCCL id of the wrong length or a bad rank is refused before NCCL i
 
 TEST_SUITE("gpu") {
 
-TEST_CASE("a one-rank NCCL group sums, gathers on any axis and broadcasts its own values") {
-  auto rng = seeded();
-  auto id = make_nccl_unique_id();
-  REQUIRE(id);
-  auto comm = cuda::nccl_communicator::create(*id, 0, 1, 0);
-  REQUIRE(comm);
-  auto& c = **comm;
-  const auto values = random_floats(3 * 4 * 5, rng);
-  tensor t = to_device(values, {3, 4, 5}, 0);
-  REQUIRE(c.all_reduce_sum(t));
-  for (int axis : {0, 1, 2, -1}) {
-    tensor whole = to_device(std::vector<float>(values.size(), -1.0f), {3, 4, 5}, 0);
-    REQUIRE(c.all_gather(t, whole, axis));
+  TEST_CASE("a one-rank NCCL group sums, gathers on any axis and broadcasts its own values") {
+    auto rng = seeded();
+    auto id = make_nccl_unique_id();
+    REQUIRE(id);
+    auto comm = cuda::nccl_communicator::create(*id, 0, 1, 0);
+    REQUIRE(comm);
+    auto& c = **comm;
+    const auto values = random_floats(3 * 4 * 5, rng);
+    tensor t = to_device(values, {3, 4, 5}, 0);
+    REQUIRE(c.all_reduce_sum(t));
+    for (int axis : {0, 1, 2, -1}) {
+      tensor whole = to_device(std::vector<float>(values.size(), -1.0f), {3, 4, 5}, 0);
+      REQUIRE(c.all_gather(t, whole, axis));
+      REQUIRE(c.synchronize());
+      CHECK(to_host(whole) == values);
+    }
+    REQUIRE(c.broadcast(t, 0));
     REQUIRE(c.synchronize());
-    CHECK(to_host(whole) == values);
+    CHECK(to_host(t) == values);
   }
-  REQUIRE(c.broadcast(t, 0));
-  REQUIRE(c.synchronize());
-  CHECK(to_host(t) == values);
-}
 
-TEST_CASE("the NCCL communicator refuses host tensors, bad shapes, dtypes and peers") {
-  auto id = make_nccl_unique_id();
-  REQUIRE(id);
-  auto comm = cuda::nccl_communicator::create(*id, 0, 1, 0);
-  REQUIRE(comm);
-  auto& c = **comm;
-  tensor host = tensor::zeros(dtype::f32, {4});
-  CHECK(c.all_reduce_sum(host).code() == errc::invalid_argument);
-  tensor dev = to_device(std::vector<float>(4, 1.0f), {4}, 0);
-  tensor wrong = to_device(std::vector<float>(6, 1.0f), {6}, 0);
-  CHECK(c.all_gather(dev, wrong, 0).code() == errc::invalid_argument);
-  CHECK(c.all_gather(dev, dev, 1).code() == errc::invalid_argument);
-  tensor ints = tensor::wrap(dtype::i32, {4}, dev.buffer());
-  CHECK(c.all_reduce_sum(ints).code() == errc::unsupported);
-  CHECK(c.broadcast(dev, 1).code() == errc::invalid_argument);
-  CHECK(c.send(dev, 0).code() == errc::invalid_argument); // itself
-  CHECK(c.recv(dev, 3).code() == errc::invalid_argument);
-}
+  TEST_CASE("the NCCL communicator refuses host tensors, bad shapes, dtypes and peers") {
+    auto id = make_nccl_unique_id();
+    REQUIRE(id);
+    auto comm = cuda::nccl_communicator::create(*id, 0, 1, 0);
+    REQUIRE(comm);
+    auto& c = **comm;
+    tensor host = tensor::zeros(dtype::f32, {4});
+    CHECK(c.all_reduce_sum(host).code() == errc::invalid_argument);
+    tensor dev = to_device(std::vector<float>(4, 1.0f), {4}, 0);
+    tensor wrong = to_device(std::vector<float>(6, 1.0f), {6}, 0);
+    CHECK(c.all_gather(dev, wrong, 0).code() == errc::invalid_argument);
+    CHECK(c.all_gather(dev, dev, 1).code() == errc::invalid_argument);
+    tensor ints = tensor::wrap(dtype::i32, {4}, dev.buffer());
+    CHECK(c.all_reduce_sum(ints).code() == errc::unsupported);
+    CHECK(c.broadcast(dev, 1).code() == errc::invalid_argument);
+    CHECK(c.send(dev, 0).code() == errc::invalid_argument); // itself
+    CHECK(c.recv(dev, 3).code() == errc::invalid_argument);
+  }
 
-TEST_CASE("NCCL groups over every GPU sum, gather, broadcast and pass tensors along") {
-  auto count = cuda::device_count();
-  REQUIRE(count);
-  const int n = *count;
-  if (n < 2) {
-    MESSAGE("one GPU: the multi-rank collectives need two or more (covered by one-rank case)");
-    return;
+  TEST_CASE("NCCL groups over every GPU sum, gather, broadcast and pass tensors along") {
+    auto count = cuda::device_count();
+    REQUIRE(count);
+    const int n = *count;
+    if (n < 2) {
+      MESSAGE("one GPU: the multi-rank collectives need two or more (covered by one-rank case)");
+      return;
+    }
+    auto rng = seeded();
+    auto id = make_nccl_unique_id();
+    REQUIRE(id);
+    const shape part{2, 3, 4};
+    std::vector<std::vector<float>> inputs;
+    for (int r = 0; r < n; ++r)
+      inputs.push_back(random_floats(24, rng));
+    std::vector<float> sum(24, 0.0f);
+    for (const auto& in : inputs)
+      for (size_t i = 0; i < sum.size(); ++i)
+        sum[i] += in[i];
+    // Results are compared on the main thread: doctest assertions are not thread-safe.
+    std::vector<std::vector<float>> reduced(n), gathered0(n), gathered2(n), broadcasted(n),
+        received(n);
+    std::vector<std::string> failures(n);
+    std::vector<std::thread> ranks;
+    for (int r = 0; r < n; ++r)
+      ranks.emplace_back([&, r] {
+        auto fail = [&](const status& st) { failures[r] = st.to_string(); };
+        if (auto st = cuda::check(cudaSetDevice(r), "cudaSetDevice"); !st)
+          return fail(st);
+        auto comm = cuda::nccl_communicator::create(*id, r, n, r);
+        if (!comm)
+          return fail(comm.error());
+        auto& c = **comm;
+        auto make = [&](const std::vector<float>& v, shape dims) {
+          auto s = cuda::allocate_device(r, v.size() * sizeof(float), nullptr);
+          (void)cudaMemcpy((*s)->data(), v.data(), v.size() * sizeof(float),
+                           cudaMemcpyHostToDevice);
+          return tensor::wrap(dtype::f32, std::move(dims), *s);
+        };
+        auto read = [&](const tensor& t) {
+          std::vector<float> v(static_cast<size_t>(t.numel()));
+          (void)cudaMemcpy(v.data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost);
+          return v;
+        };
+        tensor t = make(inputs[r], part);
+        tensor whole0 = make(std::vector<float>(24 * n), {2 * n, 3, 4});
+        tensor whole2 = make(std::vector<float>(24 * n), {2, 3, 4 * n});
+        tensor b = make(inputs[r], part);
+        tensor ring = make(std::vector<float>(24), part);
+        status st = c.all_gather(t, whole0, 0);
+        if (st)
+          st = c.all_gather(t, whole2, 2);
+        if (st)
+          st = c.all_reduce_sum(t);
+        if (st)
+          st = c.broadcast(b, n - 1);
+        // A ring: even ranks send first, odd ranks receive first, so no pair waits on itself.
+        const int next = (r + 1) % n, prev = (r + n - 1) % n;
+        tensor mine = make(inputs[r], part);
+        if (st && r % 2 == 0)
+          st = c.send(mine, next);
+        if (st)
+          st = c.recv(ring, prev);
+        if (st && r % 2 == 1)
+          st = c.send(mine, next);
+        if (st)
+          st = c.synchronize();
+        if (!st)
+          return fail(st);
+        reduced[r] = read(t);
+        gathered0[r] = read(whole0);
+        gathered2[r] = read(whole2);
+        broadcasted[r] = read(b);
+        received[r] = read(ring);
+      });
+    for (auto& t : ranks)
+      t.join();
+    for (int r = 0; r < n; ++r) {
+      INFO("rank ", r);
+      REQUIRE(failures[r].empty());
+      CHECK(reduced[r] == sum);
+      CHECK(gathered0[r] == concat(inputs, part, 0));
+      CHECK(gathered2[r] == concat(inputs, part, 2));
+      CHECK(broadcasted[r] == inputs[n - 1]);
+      CHECK(received[r] == inputs[(r + n - 1) % n]);
+    }
   }
-  auto rng = seeded();
-  auto id = make_nccl_unique_id();
-  REQUIRE(id);
-  const shape part{2, 3, 4};
-  std::vector<std::vector<float>> inputs;
-  for (int r = 0; r < n; ++r)
-    inputs.push_back(random_floats(24, rng));
-  std::vector<float> sum(24, 0.0f);
-  for (const auto& in : inputs)
-    for (size_t i = 0; i < sum.size(); ++i)
-      sum[i] += in[i];
-  // Results are compared on the main thread: doctest assertions are not thread-safe.
-  std::vector<std::vector<float>> reduced(n), gathered0(n), gathered2(n), broadcasted(n),
-      received(n);
-  std::vector<std::string> failures(n);
-  std::vector<std::thread> ranks;
-  for (int r = 0; r < n; ++r)
-    ranks.emplace_back([&, r] {
-      auto fail = [&](const status& st) { failures[r] = st.to_string(); };
-      if (auto st = cuda::check(cudaSetDevice(r), "cudaSetDevice"); !st)
-        return fail(st);
-      auto comm = cuda::nccl_communicator::create(*id, r, n, r);
-      if (!comm)
-        return fail(comm.error());
-      auto& c = **comm;
-      auto make = [&](const std::vector<float>& v, shape dims) {
-        auto s = cuda::allocate_device(r, v.size() * sizeof(float), nullptr);
-        (void)cudaMemcpy((*s)->data(), v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice);
-        return tensor::wrap(dtype::f32, std::move(dims), *s);
-      };
-      auto read = [&](const tensor& t) {
-        std::vector<float> v(static_cast<size_t>(t.numel()));
-        (void)cudaMemcpy(v.data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost);
-        return v;
-      };
-      tensor t = make(inputs[r], part);
-      tensor whole0 = make(std::vector<float>(24 * n), {2 * n, 3, 4});
-      tensor whole2 = make(std::vector<float>(24 * n), {2, 3, 4 * n});
-      tensor b = make(inputs[r], part);
-      tensor ring = make(std::vector<float>(24), part);
-      status st = c.all_gather(t, whole0, 0);
-      if (st) st = c.all_gather(t, whole2, 2);
-      if (st) st = c.all_reduce_sum(t);
-      if (st) st = c.broadcast(b, n - 1);
-      // A ring: even ranks send first, odd ranks receive first, so no pair waits on itself.
-      const int next = (r + 1) % n, prev = (r + n - 1) % n;
-      tensor mine = make(inputs[r], part);
-      if (st && r % 2 == 0) st = c.send(mine, next);
-      if (st) st = c.recv(ring, prev);
-      if (st && r % 2 == 1) st = c.send(mine, next);
-      if (st) st = c.synchronize();
-      if (!st)
-        return fail(st);
-      reduced[r] = read(t);
-      gathered0[r] = read(whole0);
-      gathered2[r] = read(whole2);
-      broadcasted[r] = read(b);
-      received[r] = read(ring);
-    });
-  for (auto& t : ranks)
-    t.join();
-  for (int r = 0; r < n; ++r) {
-    INFO("rank ", r);
-    REQUIRE(failures[r].empty());
-    CHECK(reduced[r] == sum);
-    CHECK(gathered0[r] == concat(inputs, part, 0));
-    CHECK(gathered2[r] == concat(inputs, part, 2));
-    CHECK(broadcasted[r] == inputs[n - 1]);
-    CHECK(received[r] == inputs[(r + n - 1) % n]);
-  }
-}
 
 } // TEST_SUITE
