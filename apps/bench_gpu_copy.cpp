@@ -2,6 +2,7 @@
 // serial loop, printed as markdown table rows for tools/gpu-check.sh.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <vector>

@@ -5,12 +5,14 @@
 # on a GPU machine that has only the NVIDIA stack.
 #   tools/gpu-bundle.sh [archive]     (default build-gpu/gpu-bundle.tar.gz)
 # TROUPE_GPU_MODELS: exported models to include (default "seed_cnn bert_encoder"), read from
-# TROUPE_TEST_MODELS (default build/models).
+# TROUPE_TEST_MODELS (default: the folder build/ was configured with, else build/models).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build-gpu
+build="build-gpu"
 archive=${1:-$build/gpu-bundle.tar.gz}
-models_dir=${TROUPE_TEST_MODELS:-$PWD/build/models}
+# The models the main build was configured with, else build/models.
+configured=$(sed -n 's/^TROUPE_TEST_MODELS:PATH=//p' build/CMakeCache.txt 2>/dev/null || true)
+models_dir=${TROUPE_TEST_MODELS:-${configured:-$PWD/build/models}}
 models=${TROUPE_GPU_MODELS:-seed_cnn bert_encoder}
 limit_mb=40
 

@@ -56,7 +56,8 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
   echo "- GPU: ${gpu:-unknown (no nvidia-smi)}"
   echo "- bundle: commit $(cat "$root/COMMIT" 2>/dev/null || echo unknown), $(date -u +%F)"
   echo "- libraries: $libpath"
-  [ ${#missing[@]} -eq 0 ] || echo "- MISSING: ${missing[*]} (install the nvidia-*-cu13 wheels or the toolkit)"
+  [ ${#missing[@]} -eq 0 ] ||
+    echo "- MISSING: ${missing[*]} (libcuda comes with the driver; the others with the CUDA 13 toolkit or the nvidia-*-cu13 wheels)"
   echo
   echo "## Tests"
   echo
@@ -79,7 +80,8 @@ for t in "$root"/bin/test_*; do
     124) result="TIMEOUT"; failed=1 ;;
     *) result="FAILED ($rc)"; failed=1 ;;
   esac
-  summary=$(grep -E '^\[doctest\] test cases:|skipped:' "$out/$name.log" | tail -1 | tr '|' '/')
+  summary=$(grep -hE '^\[doctest\] test cases:|GPU test cases skipped:' "$out/$name.log" |
+    tr '|' '/' | paste -sd ';' -)
   echo "| $name | $result | ${summary:-see $name.log} |" >> "$report"
 done
 
@@ -98,15 +100,22 @@ for b in "$root"/bin/bench_gpu_*; do
     > "$out/$name.log" 2>&1
   rc=$?
   grep '^|' "$out/$name.log" >> "$report"
-  [ $rc -eq 0 ] || echo "| $name | exit $rc | see $name.log |" >> "$report"
+  case $rc in
+    0) ;;
+    77) echo "| $name | skipped | $(head -1 "$out/$name.log" | tr '|' '/') |" >> "$report" ;;
+    *) echo "| $name | FAILED (exit $rc) | see $name.log |" >> "$report"; failed=1 ;;
+  esac
 done
 
-if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-  timeout "$(left)" python3 "$root/tools/gpu_torch_bench.py" > "$out/torch.log" 2>&1
-  grep '^|' "$out/torch.log" >> "$report"
-else
-  echo "| torch | PyTorch comparison | missing: \`import torch\` (with CUDA) failed |" >> "$report"
-fi
+torch_state=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "no-cuda")' \
+  2>/dev/null || echo missing)
+case $torch_state in
+  cuda)
+    timeout "$(left)" python3 "$root/tools/gpu_torch_bench.py" > "$out/torch.log" 2>&1
+    grep '^|' "$out/torch.log" >> "$report" ;;
+  no-cuda) echo "| torch | PyTorch comparison | skipped: torch imports but sees no GPU |" >> "$report" ;;
+  *) echo "| torch | PyTorch comparison | skipped: \`import torch\` fails (PyTorch is missing) |" >> "$report" ;;
+esac
 
 cat "$report"
 echo

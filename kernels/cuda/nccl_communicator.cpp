@@ -126,6 +126,8 @@ status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis
     TROUPE_CUDA_TRY(ncclAllGather(part.raw(), whole.raw(), part_bytes, ncclInt8, comm_, stream_));
     return status::ok();
   }
+  device_guard on{device_}; // the copies' stream belongs to this device
+  TROUPE_TRY_STATUS(on.status());
   // Otherwise gather into a scratch block, then interleave: rank r's rows of `chunk` bytes go
   // to columns [r·chunk, (r+1)·chunk) of each of the `outer` result rows (a strided copy).
   auto scratch = allocate_device(device_, part_bytes * static_cast<size_t>(size_), stream_);

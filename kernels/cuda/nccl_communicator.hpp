@@ -39,6 +39,8 @@ public:
   int device_index() const { return device_; }
   cudaStream_t stream() const { return stream_; }
 
+  /// fp16/bf16 are summed by NCCL in their own type at each step, not in fp32 as the
+  /// interface asks; an exact variant needs the Cast kernel around an fp32 all-reduce.
   status all_reduce_sum(tensor& values) override;
   status all_gather(const tensor& part, tensor& whole, int axis) override;
   status broadcast(tensor& values, int root) override;
