@@ -197,7 +197,8 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       auto& st = self->state;
       runtime_status out;
       for (const auto& d : st.devices)
-        out.devices.push_back(device_status{d.index, d.cores, d.memory, d.used, d.stages, "cpu", {}});
+        out.devices.push_back(
+            device_status{d.index, d.cores, d.memory, d.used, d.stages, "cpu", {}});
       for (const auto& g : st.gpus) {
         const auto use = gpu_memory_use(g.index);
         out.devices.push_back(device_status{g.index, {}, g.total_bytes, use.in_use + use.cached,
