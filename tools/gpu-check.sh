@@ -27,14 +27,16 @@ for py in python3 python; do
   while read -r site; do
     [ -d "$site/nvidia" ] && while read -r d; do candidates+=("$d"); done < <(
       find "$site/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u)
-  done < <("$py" -c 'import site; print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' 2>/dev/null)
+  done < <("$py" -c 'import site
+print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' 2>/dev/null)
   break
 done
 while read -r lib; do candidates+=("$(dirname "$lib")"); done < <(
   ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1|libcudnn\.so\.9|libnccl\.so\.2/ {print $NF}')
 libpath=$root/lib
 missing=()
-for want in libcuda.so.1 libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9 libnccl.so.2; do
+for want in libcuda.so.1 libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9 \
+  libnccl.so.2; do
   found=
   for d in "${candidates[@]}"; do
     if [ -e "$d/$want" ]; then found=$d; break; fi
@@ -57,7 +59,8 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
   echo "- bundle: commit $(cat "$root/COMMIT" 2>/dev/null || echo unknown), $(date -u +%F)"
   echo "- libraries: $libpath"
   [ ${#missing[@]} -eq 0 ] ||
-    echo "- MISSING: ${missing[*]} (libcuda comes with the driver; the others with the CUDA 13 toolkit or the nvidia-*-cu13 wheels)"
+    echo "- MISSING: ${missing[*]} (libcuda comes with the driver; the others with the" \
+      "CUDA 13 toolkit or the nvidia-*-cu13 wheels)"
   echo
   echo "## Tests"
   echo
@@ -81,7 +84,7 @@ for t in "$root"/bin/test_*; do
     *) result="FAILED ($rc)"; failed=1 ;;
   esac
   summary=$(grep -hE '^\[doctest\] test cases:|GPU test cases skipped:' "$out/$name.log" |
-    tr '|' '/' | paste -sd ';' -)
+    tr '|' '/' | paste -sd ' ' -)
   echo "| $name | $result | ${summary:-see $name.log} |" >> "$report"
 done
 
@@ -112,10 +115,10 @@ torch_state=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available(
 case $torch_state in
   cuda)
     timeout "$(left)" python3 "$root/tools/gpu_torch_bench.py" > "$out/torch.log" 2>&1
-    grep '^|' "$out/torch.log" >> "$report" ;;
-  no-cuda) echo "| torch | PyTorch comparison | skipped: torch imports but sees no GPU |" >> "$report" ;;
-  *) echo "| torch | PyTorch comparison | skipped: \`import torch\` fails (PyTorch is missing) |" >> "$report" ;;
-esac
+    grep '^|' "$out/torch.log" ;;
+  no-cuda) echo "| torch | PyTorch comparison | skipped: torch imports but sees no GPU |" ;;
+  *) echo "| torch | PyTorch comparison | skipped: \`import torch\` fails (PyTorch is missing) |" ;;
+esac >> "$report"
 
 cat "$report"
 echo

@@ -36,9 +36,11 @@ def main():
     pinned = pageable.pin_memory()
     dev = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
     gb = nbytes / 1e9
-    row(f"pageable host→device, {args.mib} MiB", gb / best_seconds(args.reps, lambda: dev.copy_(pageable)), "GB/s")
-    row(f"pinned host→device, {args.mib} MiB", gb / best_seconds(args.reps, lambda: dev.copy_(pinned)), "GB/s")
-    row(f"pinned device→host, {args.mib} MiB", gb / best_seconds(args.reps, lambda: pinned.copy_(dev)), "GB/s")
+    for case, dst, src in [("pageable host→device", dev, pageable),
+                           ("pinned host→device", dev, pinned),
+                           ("pinned device→host", pinned, dev)]:
+        seconds = best_seconds(args.reps, lambda: dst.copy_(src))
+        row(f"{case}, {args.mib} MiB", gb / seconds, "GB/s")
 
     count = 1000
 
