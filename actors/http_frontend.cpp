@@ -464,7 +464,8 @@ std::string http_frontend::core::metadata_of(const serve::model_signature& sig,
 void http_frontend::core::refresh_device_metrics() {
   if (auto st = runtime->status())
     for (const auto& d : st->devices)
-      metrics.set_device_memory(d.index, d.memory_bytes, d.used_bytes);
+      if (d.kind == "cpu") // GPU ordinals would share the CPU devices' labels
+        metrics.set_device_memory(d.index, d.memory_bytes, d.used_bytes);
 }
 
 status http_frontend::core::load_model(const std::string& name) {

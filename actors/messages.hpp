@@ -183,12 +183,16 @@ struct device_status {
   uint64_t memory_bytes = 0;
   uint64_t used_bytes = 0;
   uint32_t stages = 0; // shard executors placed here
+  // "cpu" (a core set) or "cuda" (index is the CUDA ordinal; used_bytes is what troupe's
+  // caching allocator holds there, in use or cached).
+  std::string kind = "cpu";
+  std::string name; // the GPU's model; empty for CPU devices
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, device_status& x) {
   return f(caf::meta::type_name("device_status"), x.index, x.cores, x.memory_bytes,
-           x.used_bytes, x.stages);
+           x.used_bytes, x.stages, x.kind, x.name);
 }
 
 struct replica_status {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "actors/actors.hpp"
+#include "kernels/gpu_devices.hpp"
 
 namespace troupe {
 
@@ -36,6 +37,7 @@ struct model_record {
 struct resource_state {
   static inline const char* name = "troupe.resource_manager";
   std::vector<device_info> devices;
+  std::vector<gpu_device> gpus; // listed for status; no executor runs on them yet
   std::map<std::pair<std::string, int64_t>, model_record> models;
   // executor -> (model, slot, stage): who to restart when it goes down
   std::map<caf::actor_addr, std::tuple<std::pair<std::string, int64_t>, uint32_t, size_t>> owners;
@@ -102,8 +104,10 @@ void stop_replica(rm_pointer self, model_record& m, replica_record& r) {
 }
 
 resource_manager_actor::behavior_type resource_manager(rm_pointer self,
-                                                       std::vector<device_info> devices) {
+                                                       std::vector<device_info> devices,
+                                                       std::vector<gpu_device> gpus) {
   self->state.devices = std::move(devices);
+  self->state.gpus = std::move(gpus);
   // Supervision: an executor that dies while its replica is placed is restarted with the same
   // spec (without an injected fault) and its batcher gets the new route.
   self->set_down_handler([self](caf::down_msg& msg) {
@@ -193,7 +197,13 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       auto& st = self->state;
       runtime_status out;
       for (const auto& d : st.devices)
-        out.devices.push_back(device_status{d.index, d.cores, d.memory, d.used, d.stages});
+        out.devices.push_back(
+            device_status{d.index, d.cores, d.memory, d.used, d.stages, "cpu", {}});
+      for (const auto& g : st.gpus) {
+        const auto use = gpu_memory_use(g.index);
+        out.devices.push_back(device_status{g.index, {}, g.total_bytes, use.in_use + use.cached,
+                                            0, "cuda", g.name});
+      }
       for (const auto& [key, m] : st.models)
         for (const auto& r : m.replicas)
           out.replicas.push_back(replica_status{key.first, key.second, r.slot, r.devices,
@@ -252,7 +262,11 @@ caf::expected<resource_manager_actor> spawn_resource_manager(caf::actor_system& 
     for (size_t c = begin; c < end; ++c)
       devices[d].cores.push_back(cores[c]);
   }
-  return sys.spawn(resource_manager, std::move(devices));
+  // GPUs are listed without touching their memory (no CUDA context); none is an error-free
+  // answer on machines without a GPU or a CUDA build.
+  auto gpus = list_gpus();
+  return sys.spawn(resource_manager, std::move(devices),
+                   gpus ? std::move(*gpus) : std::vector<gpu_device>{});
 }
 
 } // namespace troupe

@@ -16,6 +16,7 @@ void add_ops_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_load_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_devices_command(CLI::App& app);
 
 /// Parses "0,1,4-7" into core ids; throws CLI::ValidationError on bad text.
 std::vector<int> parse_core_list(const std::string& text);

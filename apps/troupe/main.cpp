@@ -1,4 +1,4 @@
-// main: the troupe command line (serve, run, bench, ops, plan, load).
+// main: the troupe command line (serve, run, bench, ops, plan, load, devices).
 #include "apps/openmp_wait_policy.hpp"
 #include "apps/troupe/commands.hpp"
 
@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   troupe::app::add_plan_command(app);
   troupe::app::add_load_command(app);
   troupe::app::add_serve_command(app);
+  troupe::app::add_devices_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

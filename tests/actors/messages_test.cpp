@@ -104,11 +104,15 @@ TEST_CASE("placement and status messages round-trip") {
   placement p{{replica_route{1, {}, {}, {0, 1}}}};
   CHECK(round_trip(t.sys, p).replicas.at(0).devices == std::vector<int32_t>{0, 1});
   CHECK(round_trip(t.sys, replica_route{4, {}, {}, {2}}).slot == 4);
-  runtime_status rs{{device_status{0, {0, 1}, 1 << 20, 512, 2}}, {replica_status{"m", 1, 0, {0}, 3}}};
+  runtime_status rs{{device_status{0, {0, 1}, 1 << 20, 512, 2, "cpu", {}},
+                     device_status{0, {}, 80 << 20, 0, 0, "cuda", "NVIDIA H200"}},
+                    {replica_status{"m", 1, 0, {0}, 3}}};
   auto rr = round_trip(t.sys, rs);
   CHECK(rr.devices.at(0).cores == std::vector<int32_t>{0, 1});
   CHECK(rr.replicas.at(0).restarts == 3);
-  CHECK(round_trip(t.sys, device_status{1, {3}, 9, 4, 1}).used_bytes == 4);
+  CHECK(rr.devices.at(1).kind == "cuda");
+  CHECK(rr.devices.at(1).name == "NVIDIA H200");
+  CHECK(round_trip(t.sys, device_status{1, {3}, 9, 4, 1, "cpu", {}}).used_bytes == 4);
   CHECK(round_trip(t.sys, replica_status{"q", 2, 1, {}, 0}).model == "q");
   model_status ms;
   ms.model = "m";

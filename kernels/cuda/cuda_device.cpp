@@ -1,0 +1,55 @@
+// cuda_device: device enumeration through the CUDA runtime, with the reason when there is none.
+#include "kernels/cuda/cuda_device.hpp"
+
+#include "kernels/cuda/cuda_error.hpp"
+
+namespace troupe::cuda {
+
+expected<int> device_count() {
+  int count = 0;
+  if (auto st = check(cudaGetDeviceCount(&count), "cudaGetDeviceCount"); !st)
+    return st.with_context("no usable CUDA device");
+  if (count == 0)
+    return make_error(errc::unavailable, "no usable CUDA device: the driver sees none "
+                                         "(check CUDA_VISIBLE_DEVICES)");
+  return count;
+}
+
+expected<std::vector<gpu_device>> list_devices(bool measure_free) {
+  auto count = device_count();
+  if (!count)
+    return count.error();
+  std::vector<gpu_device> devices;
+  for (int i = 0; i < *count; ++i) {
+    cudaDeviceProp prop{};
+    TROUPE_TRY_STATUS(check(cudaGetDeviceProperties(&prop, i), "cudaGetDeviceProperties"));
+    gpu_device d;
+    d.index = i;
+    d.name = prop.name;
+    d.sm = prop.major * 10 + prop.minor;
+    d.total_bytes = prop.totalGlobalMem;
+    if (measure_free) {
+      device_guard on{i};
+      TROUPE_TRY_STATUS(on.status());
+      size_t free = 0, total = 0;
+      TROUPE_TRY_STATUS(check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo"));
+      d.free_bytes = free;
+    }
+    devices.push_back(std::move(d));
+  }
+  return devices;
+}
+
+device_guard::device_guard(int index) {
+  status_ = check(cudaGetDevice(&previous_), "cudaGetDevice");
+  if (status_ && previous_ != index)
+    status_ = check(cudaSetDevice(index), "cudaSetDevice");
+}
+
+device_guard::~device_guard() {
+  int now = -1;
+  if (status_ && cudaGetDevice(&now) == cudaSuccess && now != previous_)
+    (void)cudaSetDevice(previous_);
+}
+
+} // namespace troupe::cuda

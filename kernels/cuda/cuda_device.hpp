@@ -1,0 +1,35 @@
+// cuda_device: enumerating CUDA devices and switching the calling thread's current device.
+#pragma once
+
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/gpu_devices.hpp"
+#include "kernels/status.hpp"
+
+namespace troupe::cuda {
+
+/// The visible devices (name, sm version, memory); `unavailable` naming the cause when the
+/// driver is missing or too old, the library is the toolkit's stub, or there is no device.
+expected<std::vector<gpu_device>> list_devices(bool measure_free);
+
+/// Number of visible devices, or `unavailable` as for list_devices.
+expected<int> device_count();
+
+/// Makes `index` the calling thread's current device for its scope and restores the previous
+/// one after; check `status()` before relying on it.
+class device_guard {
+public:
+  explicit device_guard(int index);
+  ~device_guard();
+  device_guard(const device_guard&) = delete;
+  device_guard& operator=(const device_guard&) = delete;
+  const troupe::status& status() const { return status_; }
+
+private:
+  int previous_ = -1;
+  troupe::status status_;
+};
+
+} // namespace troupe::cuda

@@ -1,0 +1,158 @@
+// device_allocator: cudaMalloc / cudaHostAlloc backends with pooled events, one cache per device.
+#include "kernels/cuda/device_allocator.hpp"
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "kernels/cuda/cuda_device.hpp"
+#include "kernels/cuda/cuda_error.hpp"
+
+namespace troupe::cuda {
+
+namespace {
+
+class cuda_backend final : public memory_backend {
+public:
+  cuda_backend(int index, bool pinned_host) : index_(index), pinned_(pinned_host) {}
+
+  ~cuda_backend() override {
+    device_guard on{index_};
+    for (auto* e : idle_events_)
+      (void)cudaEventDestroy(static_cast<cudaEvent_t>(e));
+  }
+
+  expected<void*> allocate(size_t bytes) override {
+    device_guard on{index_};
+    TROUPE_TRY_STATUS(on.status());
+    void* block = nullptr;
+    if (pinned_)
+      TROUPE_CUDA_TRY(cudaHostAlloc(&block, bytes, cudaHostAllocPortable));
+    else
+      TROUPE_CUDA_TRY(cudaMalloc(&block, bytes));
+    return block;
+  }
+
+  void deallocate(void* block) override {
+    device_guard on{index_};
+    (void)(pinned_ ? cudaFreeHost(block) : cudaFree(block));
+  }
+
+  expected<event_handle> record(stream_handle stream) override {
+    auto* s = static_cast<cudaStream_t>(stream);
+    if (pinned_) {
+      // A staging buffer serves streams of any device; an event must be created on the device
+      // of the stream it is recorded on, so these are made per use instead of pooled.
+      int on_device = 0;
+      TROUPE_CUDA_TRY(cudaStreamGetDevice(s, &on_device));
+      device_guard on{on_device};
+      TROUPE_TRY_STATUS(on.status());
+      cudaEvent_t event = nullptr;
+      TROUPE_CUDA_TRY(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+      if (auto st = check(cudaEventRecord(event, s), "cudaEventRecord"); !st) {
+        (void)cudaEventDestroy(event);
+        return st;
+      }
+      return static_cast<event_handle>(event);
+    }
+    device_guard on{index_};
+    TROUPE_TRY_STATUS(on.status());
+    cudaEvent_t event = nullptr;
+    if (!idle_events_.empty()) {
+      event = static_cast<cudaEvent_t>(idle_events_.back());
+      idle_events_.pop_back();
+    } else {
+      TROUPE_CUDA_TRY(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    }
+    if (auto st = check(cudaEventRecord(event, s), "cudaEventRecord"); !st) {
+      idle_events_.push_back(event);
+      return st;
+    }
+    return static_cast<event_handle>(event);
+  }
+
+  bool done(event_handle event) override {
+    // cudaErrorNotReady is the expected "still running" answer, not a sticky error.
+    return cudaEventQuery(static_cast<cudaEvent_t>(event)) == cudaSuccess;
+  }
+
+  void wait(event_handle event) override {
+    (void)cudaEventSynchronize(static_cast<cudaEvent_t>(event));
+  }
+
+  // Called by block_cache under its lock, so the pool needs no lock of its own.
+  void release(event_handle event) override {
+    if (pinned_)
+      (void)cudaEventDestroy(static_cast<cudaEvent_t>(event));
+    else
+      idle_events_.push_back(event);
+  }
+
+private:
+  int index_;
+  bool pinned_;
+  std::vector<event_handle> idle_events_;
+};
+
+std::mutex caches_mutex;
+
+// Leaked on purpose: tensors in static objects may release blocks during exit.
+std::map<int, block_cache*>& caches() {
+  static auto* table = new std::map<int, block_cache*>;
+  return *table;
+}
+
+} // namespace
+
+std::unique_ptr<memory_backend> make_cuda_backend(int index, bool pinned_host) {
+  return std::make_unique<cuda_backend>(index, pinned_host);
+}
+
+expected<block_cache*> device_cache(int index) {
+  std::lock_guard lock{caches_mutex};
+  if (auto it = caches().find(index); it != caches().end())
+    return it->second;
+  auto count = device_count();
+  if (!count)
+    return count.error();
+  if (index < 0 || index >= *count)
+    return make_error(errc::invalid_argument, "CUDA device {} does not exist ({} visible)", index,
+                      *count);
+  auto* cache = new block_cache(make_cuda_backend(index, false), device{device::kind::cuda, index});
+  caches().emplace(index, cache);
+  return cache;
+}
+
+block_cache* existing_device_cache(int index) {
+  std::lock_guard lock{caches_mutex};
+  auto it = caches().find(index);
+  return it == caches().end() ? nullptr : it->second;
+}
+
+expected<std::shared_ptr<storage>> allocate_device(int index, size_t bytes, cudaStream_t stream) {
+  auto cache = device_cache(index);
+  if (!cache)
+    return cache.error();
+  return (*cache)->allocate_storage(bytes, stream);
+}
+
+expected<block_cache*> pinned_cache() {
+  static block_cache* cache = nullptr;
+  std::lock_guard lock{caches_mutex};
+  if (!cache) {
+    auto count = device_count();
+    if (!count)
+      return count.error();
+    cache = new block_cache(make_cuda_backend(0, true), device{});
+  }
+  return cache;
+}
+
+expected<std::shared_ptr<storage>> allocate_pinned(size_t bytes, cudaStream_t stream) {
+  auto cache = pinned_cache();
+  if (!cache)
+    return cache.error();
+  return (*cache)->allocate_storage(bytes, stream);
+}
+
+} // namespace troupe::cuda

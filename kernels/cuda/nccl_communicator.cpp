@@ -1,0 +1,179 @@
+// nccl_communicator: collectives and point-to-point transfers of device tensors through NCCL.
+#include "kernels/cuda/nccl_communicator.hpp"
+
+#include <cstring>
+
+#include "kernels/cuda/cuda_device.hpp"
+#include "kernels/cuda/cuda_error.hpp"
+#include "kernels/cuda/device_allocator.hpp"
+
+namespace troupe::cuda {
+
+std::vector<std::byte> nccl_id_bytes(const ncclUniqueId& id) {
+  std::vector<std::byte> bytes(sizeof id.internal);
+  std::memcpy(bytes.data(), id.internal, sizeof id.internal);
+  return bytes;
+}
+
+expected<ncclUniqueId> nccl_id_from_bytes(std::span<const std::byte> bytes) {
+  ncclUniqueId id;
+  if (bytes.size() != sizeof id.internal)
+    return make_error(errc::invalid_argument, "an NCCL unique id has {} bytes, not {}",
+                      sizeof id.internal, bytes.size());
+  std::memcpy(id.internal, bytes.data(), bytes.size());
+  return id;
+}
+
+expected<std::unique_ptr<nccl_communicator>>
+nccl_communicator::create(std::span<const std::byte> id_bytes, int rank, int size, int device,
+                          cudaStream_t stream) {
+  if (size < 1 || rank < 0 || rank >= size)
+    return make_error(errc::invalid_argument, "NCCL rank {} of a group of {}", rank, size);
+  auto id = nccl_id_from_bytes(id_bytes);
+  if (!id)
+    return id.error();
+  device_guard on{device};
+  TROUPE_TRY_STATUS(on.status());
+  const bool owns_stream = stream == nullptr;
+  if (owns_stream)
+    TROUPE_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  ncclComm_t comm = nullptr;
+  if (auto st = check(ncclCommInitRank(&comm, size, *id, rank), "ncclCommInitRank"); !st) {
+    if (owns_stream)
+      (void)cudaStreamDestroy(stream);
+    return st;
+  }
+  return std::unique_ptr<nccl_communicator>(
+      new nccl_communicator(comm, rank, size, device, stream, owns_stream));
+}
+
+nccl_communicator::nccl_communicator(ncclComm_t comm, int rank, int size, int device,
+                                     cudaStream_t stream, bool owns_stream)
+    : comm_(comm), rank_(rank), size_(size), device_(device), stream_(stream),
+      owns_stream_(owns_stream) {}
+
+nccl_communicator::~nccl_communicator() {
+  device_guard on{device_};
+  // Finalize flushes what is still in flight; destroy alone would not wait for it.
+  (void)ncclCommFinalize(comm_);
+  (void)ncclCommDestroy(comm_);
+  if (owns_stream_)
+    (void)cudaStreamDestroy(stream_);
+}
+
+status nccl_communicator::on_device(const tensor& t, const char* what) const {
+  if (!t.defined() || (t.numel() > 0 && !t.raw()))
+    return make_error(errc::invalid_argument, "{}: the tensor has no buffer", what);
+  if (t.where() != device{device::kind::cuda, device_})
+    return make_error(errc::invalid_argument, "{}: the tensor is not on CUDA device {}", what,
+                      device_);
+  return status::ok();
+}
+
+status nccl_communicator::valid_peer(int peer, const char* what) const {
+  if (peer < 0 || peer >= size_ || peer == rank_)
+    return make_error(errc::invalid_argument, "{}: peer {} is not another rank of 0..{}", what,
+                      peer, size_ - 1);
+  return status::ok();
+}
+
+status nccl_communicator::all_reduce_sum(tensor& values) {
+  TROUPE_TRY_STATUS(on_device(values, "all_reduce_sum"));
+  ncclDataType_t type;
+  switch (values.type()) {
+    case dtype::f32:
+      type = ncclFloat32;
+      break;
+    case dtype::f16:
+      type = ncclFloat16;
+      break;
+    case dtype::bf16:
+      type = ncclBfloat16;
+      break;
+    default:
+      return make_error(errc::unsupported, "all_reduce_sum of {} (fp32, fp16, bf16 only)",
+                        to_string(values.type()));
+  }
+  if (values.numel() == 0)
+    return status::ok();
+  TROUPE_CUDA_TRY(ncclAllReduce(values.raw(), values.raw(), static_cast<size_t>(values.numel()),
+                                type, ncclSum, comm_, stream_));
+  return status::ok();
+}
+
+status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis) {
+  TROUPE_TRY_STATUS(on_device(part, "all_gather"));
+  TROUPE_TRY_STATUS(on_device(whole, "all_gather"));
+  const int64_t rank = part.rank();
+  if (axis < -rank || axis >= rank)
+    return make_error(errc::invalid_argument, "all_gather: axis {} of a rank-{} tensor", axis,
+                      rank);
+  const auto a = static_cast<size_t>(axis < 0 ? axis + rank : axis);
+  shape expected_dims = part.dims();
+  expected_dims[a] *= size_;
+  if (whole.type() != part.type() || whole.dims() != expected_dims)
+    return make_error(errc::invalid_argument,
+                      "all_gather: the result must be {} {} (the part's dims, axis {} times {})",
+                      to_string(part.type()), to_string(expected_dims), a, size_);
+  const size_t part_bytes = part.nbytes();
+  if (part_bytes == 0)
+    return status::ok();
+  // NCCL gathers rank-major: that is the result when no dim before `axis` exceeds 1.
+  int64_t outer = 1;
+  for (size_t d = 0; d < a; ++d)
+    outer *= part.dims()[d];
+  if (outer == 1) {
+    TROUPE_CUDA_TRY(ncclAllGather(part.raw(), whole.raw(), part_bytes, ncclInt8, comm_, stream_));
+    return status::ok();
+  }
+  device_guard on{device_}; // the copies' stream belongs to this device
+  TROUPE_TRY_STATUS(on.status());
+  // Otherwise gather into a scratch block, then interleave: rank r's rows of `chunk` bytes go
+  // to columns [r·chunk, (r+1)·chunk) of each of the `outer` result rows (a strided copy).
+  auto scratch = allocate_device(device_, part_bytes * static_cast<size_t>(size_), stream_);
+  if (!scratch)
+    return scratch.error();
+  auto* gathered = static_cast<std::byte*>((*scratch)->data());
+  TROUPE_CUDA_TRY(ncclAllGather(part.raw(), gathered, part_bytes, ncclInt8, comm_, stream_));
+  const size_t chunk = part_bytes / static_cast<size_t>(outer);
+  auto* out = static_cast<std::byte*>(whole.raw());
+  for (int r = 0; r < size_; ++r)
+    TROUPE_CUDA_TRY(
+        cudaMemcpy2DAsync(out + static_cast<size_t>(r) * chunk, chunk * static_cast<size_t>(size_),
+                          gathered + static_cast<size_t>(r) * part_bytes, chunk, chunk,
+                          static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream_));
+  return status::ok(); // the scratch block is freed on stream_, after these copies
+}
+
+status nccl_communicator::broadcast(tensor& values, int root) {
+  TROUPE_TRY_STATUS(on_device(values, "broadcast"));
+  if (root < 0 || root >= size_)
+    return make_error(errc::invalid_argument, "broadcast: root {} is not a rank of 0..{}", root,
+                      size_ - 1);
+  if (values.nbytes() == 0)
+    return status::ok();
+  TROUPE_CUDA_TRY(
+      ncclBroadcast(values.raw(), values.raw(), values.nbytes(), ncclInt8, root, comm_, stream_));
+  return status::ok();
+}
+
+status nccl_communicator::send(const tensor& values, int peer) {
+  TROUPE_TRY_STATUS(on_device(values, "send"));
+  TROUPE_TRY_STATUS(valid_peer(peer, "send"));
+  TROUPE_CUDA_TRY(ncclSend(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_));
+  return status::ok();
+}
+
+status nccl_communicator::recv(tensor& values, int peer) {
+  TROUPE_TRY_STATUS(on_device(values, "recv"));
+  TROUPE_TRY_STATUS(valid_peer(peer, "recv"));
+  TROUPE_CUDA_TRY(ncclRecv(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_));
+  return status::ok();
+}
+
+status nccl_communicator::synchronize() {
+  TROUPE_CUDA_TRY(cudaStreamSynchronize(stream_));
+  return status::ok();
+}
+
+} // namespace troupe::cuda

@@ -1,0 +1,66 @@
+// nccl_communicator: the communicator interface over NCCL, for shards on GPUs of one or many nodes.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include "kernels/communicator.hpp"
+
+namespace troupe::cuda {
+
+/// The bytes of an ncclUniqueId, the form in which it travels in messages between processes.
+std::vector<std::byte> nccl_id_bytes(const ncclUniqueId& id);
+/// The id back from its bytes; `invalid_argument` unless there are exactly NCCL_UNIQUE_ID_BYTES.
+expected<ncclUniqueId> nccl_id_from_bytes(std::span<const std::byte> bytes);
+
+/// One rank of an NCCL group. Every call enqueues its work on `stream()` and returns without
+/// waiting for the device: work enqueued later on that stream sees the result (give the
+/// shard's compute stream at creation to need no other synchronization); `synchronize` waits.
+/// Tensors must live on this communicator's GPU.
+class nccl_communicator final : public communicator {
+public:
+  /// Joins the group named by `id` (from make_nccl_unique_id) as `rank` of `size` on GPU
+  /// `device`; blocks until every rank has joined. With a null `stream` the communicator
+  /// creates and owns one.
+  static expected<std::unique_ptr<nccl_communicator>> create(std::span<const std::byte> id,
+                                                             int rank, int size, int device,
+                                                             cudaStream_t stream = nullptr);
+  ~nccl_communicator() override;
+  nccl_communicator(const nccl_communicator&) = delete;
+  nccl_communicator& operator=(const nccl_communicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int device_index() const { return device_; }
+  cudaStream_t stream() const { return stream_; }
+
+  /// fp16/bf16 are summed by NCCL in their own type at each step, not in fp32 as the
+  /// interface asks; an exact variant needs the Cast kernel around an fp32 all-reduce.
+  status all_reduce_sum(tensor& values) override;
+  status all_gather(const tensor& part, tensor& whole, int axis) override;
+  status broadcast(tensor& values, int root) override;
+  status send(const tensor& values, int peer) override;
+  status recv(tensor& values, int peer) override;
+  /// Waits until everything enqueued on stream() so far has finished.
+  status synchronize();
+
+private:
+  nccl_communicator(ncclComm_t comm, int rank, int size, int device, cudaStream_t stream,
+                    bool owns_stream);
+  status on_device(const tensor& t, const char* what) const;
+  status valid_peer(int peer, const char* what) const;
+
+  ncclComm_t comm_;
+  int rank_;
+  int size_;
+  int device_;
+  cudaStream_t stream_;
+  bool owns_stream_;
+};
+
+} // namespace troupe::cuda

@@ -1,0 +1,219 @@
+// Tests of the NCCL communicator: the unique id's bytes here, the collectives on every GPU present.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "kernels/cuda/cuda_device.hpp"
+#include "kernels/cuda/cuda_error.hpp"
+#include "kernels/cuda/device_allocator.hpp"
+#include "kernels/cuda/nccl_communicator.hpp"
+#include "kernels/gpu_collectives.hpp"
+
+using namespace troupe;
+
+namespace {
+
+std::mt19937 seeded() { return std::mt19937{std::random_device{}()}; }
+
+// A device tensor holding `values` (copied synchronously).
+tensor to_device(const std::vector<float>& values, shape dims, int index) {
+  auto s = cuda::allocate_device(index, values.size() * sizeof(float), nullptr);
+  REQUIRE(s);
+  REQUIRE(cudaMemcpy((*s)->data(), values.data(), values.size() * sizeof(float),
+                     cudaMemcpyHostToDevice) == cudaSuccess);
+  return tensor::wrap(dtype::f32, std::move(dims), *s);
+}
+
+std::vector<float> to_host(const tensor& t) {
+  std::vector<float> values(static_cast<size_t>(t.numel()));
+  REQUIRE(cudaMemcpy(values.data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost) == cudaSuccess);
+  return values;
+}
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng) {
+  std::uniform_int_distribution<int> value(-1000, 1000); // integers: sums are exact
+  std::vector<float> v(n);
+  for (auto& x : v)
+    x = static_cast<float>(value(rng));
+  return v;
+}
+
+// The parts concatenated along `axis` of dims `part` (the CPU reference for all_gather).
+std::vector<float> concat(const std::vector<std::vector<float>>& parts, const shape& part,
+                          size_t axis) {
+  int64_t outer = 1, inner = 1;
+  for (size_t d = 0; d < part.size(); ++d)
+    (d < axis ? outer : inner) *= part[d];
+  std::vector<float> whole;
+  for (int64_t o = 0; o < outer; ++o)
+    for (const auto& p : parts)
+      whole.insert(whole.end(), p.begin() + o * inner, p.begin() + (o + 1) * inner);
+  return whole;
+}
+
+} // namespace
+
+TEST_CASE("an NCCL unique id survives the round trip through bytes") {
+  auto id = make_nccl_unique_id();
+  REQUIRE(id);
+  CHECK(id->size() == NCCL_UNIQUE_ID_BYTES);
+  auto back = cuda::nccl_id_from_bytes(*id);
+  REQUIRE(back);
+  CHECK(cuda::nccl_id_bytes(*back) == *id);
+  auto rng = seeded();
+  std::vector<std::byte> random(NCCL_UNIQUE_ID_BYTES);
+  for (auto& b : random)
+    b = static_cast<std::byte>(rng());
+  CHECK(cuda::nccl_id_bytes(*cuda::nccl_id_from_bytes(random)) == random);
+}
+
+TEST_CASE("an NCCL id of the wrong length or a bad rank is refused before NCCL is called") {
+  std::vector<std::byte> short_id(NCCL_UNIQUE_ID_BYTES - 1);
+  CHECK(cuda::nccl_id_from_bytes(short_id).error().code() == errc::invalid_argument);
+  auto id = make_nccl_unique_id();
+  REQUIRE(id);
+  CHECK(cuda::nccl_communicator::create(*id, 2, 2, 0).error().code() == errc::invalid_argument);
+  CHECK(cuda::nccl_communicator::create(*id, 0, 0, 0).error().code() == errc::invalid_argument);
+  CHECK(cuda::nccl_communicator::create(short_id, 0, 1, 0).error().code() ==
+        errc::invalid_argument);
+}
+
+TEST_SUITE("gpu") {
+
+  TEST_CASE("a one-rank NCCL group sums, gathers on any axis and broadcasts its own values") {
+    auto rng = seeded();
+    auto id = make_nccl_unique_id();
+    REQUIRE(id);
+    auto comm = cuda::nccl_communicator::create(*id, 0, 1, 0);
+    REQUIRE(comm);
+    auto& c = **comm;
+    const auto values = random_floats(3 * 4 * 5, rng);
+    tensor t = to_device(values, {3, 4, 5}, 0);
+    REQUIRE(c.all_reduce_sum(t));
+    for (int axis : {0, 1, 2, -1}) {
+      tensor whole = to_device(std::vector<float>(values.size(), -1.0f), {3, 4, 5}, 0);
+      REQUIRE(c.all_gather(t, whole, axis));
+      REQUIRE(c.synchronize());
+      CHECK(to_host(whole) == values);
+    }
+    REQUIRE(c.broadcast(t, 0));
+    REQUIRE(c.synchronize());
+    CHECK(to_host(t) == values);
+  }
+
+  TEST_CASE("the NCCL communicator refuses host tensors, bad shapes, dtypes and peers") {
+    auto id = make_nccl_unique_id();
+    REQUIRE(id);
+    auto comm = cuda::nccl_communicator::create(*id, 0, 1, 0);
+    REQUIRE(comm);
+    auto& c = **comm;
+    tensor host = tensor::zeros(dtype::f32, {4});
+    CHECK(c.all_reduce_sum(host).code() == errc::invalid_argument);
+    tensor dev = to_device(std::vector<float>(4, 1.0f), {4}, 0);
+    tensor wrong = to_device(std::vector<float>(6, 1.0f), {6}, 0);
+    CHECK(c.all_gather(dev, wrong, 0).code() == errc::invalid_argument);
+    CHECK(c.all_gather(dev, dev, 1).code() == errc::invalid_argument);
+    tensor ints = tensor::wrap(dtype::i32, {4}, dev.buffer());
+    CHECK(c.all_reduce_sum(ints).code() == errc::unsupported);
+    CHECK(c.broadcast(dev, 1).code() == errc::invalid_argument);
+    CHECK(c.send(dev, 0).code() == errc::invalid_argument); // itself
+    CHECK(c.recv(dev, 3).code() == errc::invalid_argument);
+  }
+
+  TEST_CASE("NCCL groups over every GPU sum, gather, broadcast and pass tensors along") {
+    auto count = cuda::device_count();
+    REQUIRE(count);
+    const int n = *count;
+    if (n < 2) {
+      MESSAGE("one GPU: the multi-rank collectives need two or more (covered by one-rank case)");
+      return;
+    }
+    auto rng = seeded();
+    auto id = make_nccl_unique_id();
+    REQUIRE(id);
+    const shape part{2, 3, 4};
+    std::vector<std::vector<float>> inputs;
+    for (int r = 0; r < n; ++r)
+      inputs.push_back(random_floats(24, rng));
+    std::vector<float> sum(24, 0.0f);
+    for (const auto& in : inputs)
+      for (size_t i = 0; i < sum.size(); ++i)
+        sum[i] += in[i];
+    // Results are compared on the main thread: doctest assertions are not thread-safe.
+    std::vector<std::vector<float>> reduced(n), gathered0(n), gathered2(n), broadcasted(n),
+        received(n);
+    std::vector<std::string> failures(n);
+    std::vector<std::thread> ranks;
+    for (int r = 0; r < n; ++r)
+      ranks.emplace_back([&, r] {
+        auto fail = [&](const status& st) { failures[r] = st.to_string(); };
+        if (auto st = cuda::check(cudaSetDevice(r), "cudaSetDevice"); !st)
+          return fail(st);
+        auto comm = cuda::nccl_communicator::create(*id, r, n, r);
+        if (!comm)
+          return fail(comm.error());
+        auto& c = **comm;
+        auto make = [&](const std::vector<float>& v, shape dims) {
+          auto s = cuda::allocate_device(r, v.size() * sizeof(float), nullptr);
+          if (!s) { // the collectives then refuse the undefined tensor
+            failures[r] = s.error().to_string();
+            return tensor{};
+          }
+          (void)cudaMemcpy((*s)->data(), v.data(), v.size() * sizeof(float),
+                           cudaMemcpyHostToDevice);
+          return tensor::wrap(dtype::f32, std::move(dims), *s);
+        };
+        auto read = [&](const tensor& t) {
+          std::vector<float> v(static_cast<size_t>(t.numel()));
+          (void)cudaMemcpy(v.data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost);
+          return v;
+        };
+        tensor t = make(inputs[r], part);
+        tensor whole0 = make(std::vector<float>(24 * n), {2 * n, 3, 4});
+        tensor whole2 = make(std::vector<float>(24 * n), {2, 3, 4 * n});
+        tensor b = make(inputs[r], part);
+        tensor ring = make(std::vector<float>(24), part);
+        status st = c.all_gather(t, whole0, 0);
+        if (st)
+          st = c.all_gather(t, whole2, 2);
+        if (st)
+          st = c.all_reduce_sum(t);
+        if (st)
+          st = c.broadcast(b, n - 1);
+        // A ring: even ranks send first, odd ranks receive first, so no pair waits on itself.
+        const int next = (r + 1) % n, prev = (r + n - 1) % n;
+        tensor mine = make(inputs[r], part);
+        if (st && r % 2 == 0)
+          st = c.send(mine, next);
+        if (st)
+          st = c.recv(ring, prev);
+        if (st && r % 2 == 1)
+          st = c.send(mine, next);
+        if (st)
+          st = c.synchronize();
+        if (!st)
+          return fail(st);
+        reduced[r] = read(t);
+        gathered0[r] = read(whole0);
+        gathered2[r] = read(whole2);
+        broadcasted[r] = read(b);
+        received[r] = read(ring);
+      });
+    for (auto& t : ranks)
+      t.join();
+    for (int r = 0; r < n; ++r) {
+      INFO("rank ", r);
+      REQUIRE(failures[r].empty());
+      CHECK(reduced[r] == sum);
+      CHECK(gathered0[r] == concat(inputs, part, 0));
+      CHECK(gathered2[r] == concat(inputs, part, 2));
+      CHECK(broadcasted[r] == inputs[n - 1]);
+      CHECK(received[r] == inputs[(r + n - 1) % n]);
+    }
+  }
+
+} // TEST_SUITE
