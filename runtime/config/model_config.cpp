@@ -1,6 +1,6 @@
 // model_config: a model's config.yaml (Triton's keys plus troupe's) and the repository scan.
 #include "runtime/config/model_config.hpp"
-#include "runtime/config/yaml_errors.hpp"
+#include "runtime/config/yaml_reader.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -17,107 +17,7 @@ namespace {
 using yaml::describe;
 using yaml::join;
 
-class reader {
-public:
-  explicit reader(std::string file) : file_(std::move(file)) {}
-
-  [[noreturn]] void fail(const YAML::Node& at, const std::string& path,
-                         const std::string& message) const {
-    yaml::fail_at(file_, at, path, message);
-  }
-
-  [[noreturn]] void expected_form(const YAML::Node& at, const std::string& path,
-                                  const std::string& form) const {
-    fail(at, path, fmt::format("expected {}, got {}", form, describe(at)));
-  }
-
-  /// Calls handle(key, value, key_path) for every entry; unknown and repeated keys fail.
-  template <class F>
-  void for_each_key(const YAML::Node& map, const std::string& path,
-                    const std::vector<std::string>& allowed, F&& handle) const {
-    if (map.IsNull())
-      return;
-    if (!map.IsMap())
-      expected_form(map, path.empty() ? "(top level)" : path, "a map");
-    std::set<std::string> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node key = it->first;
-      if (!key.IsScalar())
-        expected_form(key, path, "scalar keys");
-      const std::string& name = key.Scalar();
-      const std::string key_path = path.empty() ? name : path + "." + name;
-      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
-        fail(key, key_path, fmt::format("unknown key, expected one of {}", join(allowed)));
-      if (!seen.insert(name).second)
-        fail(key, key_path, "key given twice");
-      handle(name, it->second, key_path);
-    }
-  }
-
-  int64_t integer(const YAML::Node& node, const std::string& path, int64_t min, int64_t max,
-                  const std::string& form) const {
-    if (!node.IsScalar())
-      expected_form(node, path, form);
-    const std::string& text = node.Scalar();
-    int64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max)
-      expected_form(node, path, form);
-    return value;
-  }
-
-  int64_t at_least(const YAML::Node& node, const std::string& path, int64_t min) const {
-    return integer(node, path, min, std::numeric_limits<int64_t>::max(),
-                   fmt::format("an integer >= {}", min));
-  }
-
-  bool boolean(const YAML::Node& node, const std::string& path) const {
-    static const std::vector<std::string> truths{"true", "True", "TRUE"};
-    static const std::vector<std::string> lies{"false", "False", "FALSE"};
-    if (node.IsScalar()) {
-      if (std::find(truths.begin(), truths.end(), node.Scalar()) != truths.end())
-        return true;
-      if (std::find(lies.begin(), lies.end(), node.Scalar()) != lies.end())
-        return false;
-    }
-    expected_form(node, path, "true or false");
-  }
-
-  std::string text(const YAML::Node& node, const std::string& path, const std::string& form) const {
-    if (!node.IsScalar() || node.Scalar().empty())
-      expected_form(node, path, form);
-    return node.Scalar();
-  }
-
-  /// A list of integers >= min; a single scalar counts as a list of one.
-  std::vector<int64_t> integers(const YAML::Node& node, const std::string& path,
-                                int64_t min) const {
-    std::vector<int64_t> out;
-    if (node.IsScalar()) {
-      out.push_back(at_least(node, path, min));
-      return out;
-    }
-    if (!node.IsSequence())
-      expected_form(node, path, fmt::format("a list of integers >= {}", min));
-    for (size_t i = 0; i < node.size(); ++i)
-      out.push_back(at_least(node[i], fmt::format("{}[{}]", path, i), min));
-    return out;
-  }
-
-  template <class F>
-  void for_each_item(const YAML::Node& node, const std::string& path, const std::string& form,
-                     F&& handle) const {
-    if (node.IsNull())
-      return;
-    if (!node.IsSequence())
-      expected_form(node, path, form);
-    for (size_t i = 0; i < node.size(); ++i)
-      handle(node[i], fmt::format("{}[{}]", path, i));
-  }
-
-private:
-  std::string file_;
-};
+using yaml::reader;
 
 constexpr int64_t max_sane_batch = int64_t{1} << 24;
 constexpr int64_t max_microseconds = int64_t{1} << 50; // ~35 years; keeps time_point math safe
@@ -323,7 +223,7 @@ model_config parse(const reader& in, const YAML::Node& root) {
                               c.parallelism.tensor_parallel =
                                   in.integer(x, p, 1, 1024, "an integer >= 1");
                             } else {
-                              c.parallelism.micro_batch = in.at_least(x, p, 1);
+                              c.parallelism.micro_batch = in.integer(x, p, 1);
                               micro_node = x;
                             }
                           });
@@ -335,7 +235,7 @@ model_config parse(const reader& in, const YAML::Node& root) {
                               in.for_each_key(x, p, {"num_versions"},
                                               [&](const std::string&, const YAML::Node& n,
                                                   const std::string& np) {
-                                                c.versions.num_versions = in.at_least(n, np, 1);
+                                                c.versions.num_versions = in.integer(n, np, 1);
                                               });
                             } else if (k == "all") {
                               c.versions.which = version_policy::kind::all;
@@ -432,7 +332,7 @@ expected<model_config> parse_model_config(const std::string& yaml_text, const st
                       e.mark.column + 1, e.msg);
   }
   try {
-    return parse(reader{file}, root);
+    return parse(reader{file, reader::empties::allowed}, root);
   } catch (const yaml::yaml_error& e) {
     return e.error;
   } catch (const YAML::Exception& e) {

@@ -1,7 +1,7 @@
 // scenario: a load test script (phases, arrival processes, model and priority mix, payloads)
 // parsed from YAML, with errors that name the file, line and key.
 #include "runtime/load/scenario.hpp"
-#include "runtime/config/yaml_errors.hpp"
+#include "runtime/config/yaml_reader.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -55,95 +55,11 @@ namespace {
 using yaml::describe;
 using yaml::join;
 
-// The same reading discipline as model_config.cpp: every value is checked where it is read
-// and every failure carries file:line and the key path.
-class reader {
+// The shared discipline (runtime/config/yaml_reader.hpp) plus request rates, which may be
+// relative to a capacity given on the command line.
+class reader : public yaml::reader {
 public:
-  explicit reader(std::string file) : file_(std::move(file)) {}
-
-  [[noreturn]] void fail(const YAML::Node& at, const std::string& path,
-                         const std::string& message) const {
-    yaml::fail_at(file_, at, path, message);
-  }
-
-  [[noreturn]] void expected_form(const YAML::Node& at, const std::string& path,
-                                  const std::string& form) const {
-    fail(at, path, fmt::format("expected {}, got {}", form, describe(at)));
-  }
-
-  template <class F>
-  void for_each_key(const YAML::Node& map, const std::string& path,
-                    const std::vector<std::string>& allowed, F&& handle) const {
-    if (!map.IsMap())
-      expected_form(map, path.empty() ? "(top level)" : path, "a map");
-    std::set<std::string> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node key = it->first;
-      if (!key.IsScalar())
-        expected_form(key, path, "scalar keys");
-      const std::string& name = key.Scalar();
-      const std::string key_path = path.empty() ? name : path + "." + name;
-      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
-        fail(key, key_path, fmt::format("unknown key, expected one of {}", join(allowed)));
-      if (!seen.insert(name).second)
-        fail(key, key_path, "key given twice");
-      handle(name, it->second, key_path);
-    }
-  }
-
-  template <class F>
-  void for_each_item(const YAML::Node& node, const std::string& path, const std::string& form,
-                     F&& handle) const {
-    if (!node.IsSequence() || node.size() == 0)
-      expected_form(node, path, form);
-    for (size_t i = 0; i < node.size(); ++i)
-      handle(node[i], fmt::format("{}[{}]", path, i));
-  }
-
-  int64_t integer(const YAML::Node& node, const std::string& path, int64_t min,
-                  int64_t max = std::numeric_limits<int64_t>::max()) const {
-    const std::string form = max == std::numeric_limits<int64_t>::max()
-                                 ? fmt::format("an integer >= {}", min)
-                                 : fmt::format("an integer in [{}, {}]", min, max);
-    if (!node.IsScalar())
-      expected_form(node, path, form);
-    const std::string& text = node.Scalar();
-    int64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || value < min || value > max)
-      expected_form(node, path, form);
-    return value;
-  }
-
-  /// A finite number; `strict` excludes `min` itself.
-  double number(const YAML::Node& node, const std::string& path, double min, bool strict) const {
-    const std::string form = fmt::format("a number {} {}", strict ? ">" : ">=", min);
-    if (!node.IsScalar())
-      expected_form(node, path, form);
-    const std::string& text = node.Scalar();
-    double value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value) ||
-        value < min || (strict && value == min))
-      expected_form(node, path, form);
-    return value;
-  }
-
-  std::string text(const YAML::Node& node, const std::string& path, const std::string& form) const {
-    if (!node.IsScalar() || node.Scalar().empty())
-      expected_form(node, path, form);
-    return node.Scalar();
-  }
-
-  /// One of `choices`, as its index.
-  size_t choice(const YAML::Node& node, const std::string& path,
-                const std::vector<std::string>& choices) const {
-    if (node.IsScalar())
-      for (size_t i = 0; i < choices.size(); ++i)
-        if (node.Scalar() == choices[i])
-          return i;
-    expected_form(node, path, "one of " + join(choices));
-  }
+  explicit reader(std::string file) : yaml::reader(std::move(file), empties::refused) {}
 
   /// A request rate: a number of requests per second, or `P%` of `capacity`. `strict`
   /// excludes 0. The percentage is resolved here so every later stage sees plain rates.
@@ -171,9 +87,6 @@ public:
                        node.Scalar()));
     return value * *capacity / 100.0;
   }
-
-private:
-  std::string file_;
 };
 
 class scenario_parser {
