@@ -155,7 +155,7 @@ struct pipeline_settings {
 
 /// One pipeline row: the planner's prediction for `stages` single-core devices, then the same
 /// cut served through the actors (closed loop, two full batches of one-row requests in flight
-/// so the stages can overlap). Returns measured items per second.
+/// so the stages can overlap; the better of two windows). Returns measured items per second.
 std::optional<double> pipeline_row(caf::actor_system& sys, const pipeline_settings& s,
                                    const planner::model_cost& cost,
                                    const planner::device_spec& device, int stages, int64_t micro,
@@ -196,7 +196,12 @@ std::optional<double> pipeline_row(caf::actor_system& sys, const pipeline_settin
     return std::nullopt;
   }
   tensor input = tensor::zeros(dtype::f32, s.item);
+  // The better of two windows: one disturbance from outside (this is a shared VM) does not
+  // decide a row.
   auto r = measure(sys, *h, input, static_cast<int>(2 * s.batch), s.seconds);
+  if (auto again = measure(sys, *h, input, static_cast<int>(2 * s.batch), s.seconds);
+      again.throughput > r.throughput)
+    r = std::move(again);
   (*rt)->shutdown();
   // Per batch: every micro-batch's run time summed, predicted and measured.
   const double micros = micro > 0 ? std::ceil(static_cast<double>(s.batch) / static_cast<double>(micro)) : 1;
@@ -253,9 +258,9 @@ int pipeline_bench(const pipeline_settings& s) {
   cfg.set("logger.console", caf::atom("none"));
   caf::actor_system sys{cfg};
   std::printf("%s, batch %lld, %lld one-row requests in flight, max_batches_in_flight 2, "
-              "one thread per stage\n\n",
+              "one thread per stage, better of two %.0f s windows\n\n",
               std::filesystem::path(s.onnx).stem().c_str(), static_cast<long long>(s.batch),
-              static_cast<long long>(2 * s.batch));
+              static_cast<long long>(2 * s.batch), s.seconds);
   std::cout << "| plan | micro-batch | predicted items/s | measured items/s | prediction error "
                "| speedup vs 1 stage | stage ms per batch, predicted | measured | stage busy "
                "| errors |\n"
