@@ -74,14 +74,19 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   auto devices = status();
   if (!devices)
     return devices.error();
-  if (devices->devices.empty())
-    return to_error(errc::internal, "the resource manager has no devices");
-  const auto& device0 = devices->devices.front();
+  // Stages run on CPU devices (core sets); devices without cores are listed, not served on.
+  std::vector<device_status> cpus;
+  for (const auto& d : devices->devices)
+    if (!d.cores.empty())
+      cpus.push_back(d);
+  if (cpus.empty())
+    return to_error(errc::internal, "the resource manager has no CPU devices");
+  const auto& device0 = cpus.front();
   serve::pipeline_request plan_req;
   plan_req.parallelism = config.parallelism;
   plan_req.max_batch_size = config.max_batch_size;
-  plan_req.devices = std::max<int>(1, static_cast<int>(devices->devices.size() /
-                                                       static_cast<size_t>(instances)));
+  plan_req.devices =
+      std::max<int>(1, static_cast<int>(cpus.size() / static_cast<size_t>(instances)));
   plan_req.device_memory = static_cast<double>(device0.memory_bytes);
   plan_req.boundaries = options.boundaries;
   plan_req.device_speed = [&]() -> expected<planner::device_spec> {
