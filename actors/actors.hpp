@@ -35,14 +35,18 @@ using batcher_actor = caf::typed_actor<
 
 /// One stage of one replica, on one device; runs its sub-graph on its own thread (detached).
 using shard_executor_actor = caf::typed_actor<
-    // Runs the stage on the batch and passes it to the next stage or the merger (delegation,
-    // so the final batch_done goes straight to the batcher that asked).
-    caf::replies_to<atom::run, batch_job>::with<batch_done>>;
+    // Runs the stage on a micro-batch and sends it on to the next stage, or to the merger when
+    // it is the last stage or the run failed.
+    caf::reacts_to<atom::run, stage_job>>;
 
-/// The end of a replica's chain: splits the batch output into per-request replies.
+/// The ends of a replica's pipeline: cuts a batch into micro-batches for stage 0, reassembles
+/// what the last stage returns and splits it into per-request replies.
 using merger_actor = caf::typed_actor<
-    // Splits the last stage's outputs by the job's rows into views, in the batcher's order.
-    caf::replies_to<atom::merge, batch_job>::with<batch_done>>;
+    // Sends the batch through the stages as micro-batches; replies once, when all are back
+    // or the first failed (a stage that stops fails every batch it may hold).
+    caf::replies_to<atom::run, batch_job>::with<batch_done>,
+    // A micro-batch back from the last stage, or from the stage that failed it.
+    caf::reacts_to<atom::merge, stage_job>>;
 
 /// Knows the devices, places replicas on them and supervises their executors.
 using resource_manager_actor = caf::typed_actor<
@@ -76,8 +80,8 @@ caf::expected<batcher_actor> spawn_batcher(caf::actor_system& sys, batcher_optio
 
 struct shard_spec {
   std::string onnx_path;
-  std::vector<std::string> cut_values; // empty: the whole model is this one stage
-  int stage = 0;                       // 0 or 1 when cut_values is set
+  std::vector<std::vector<std::string>> boundaries; // empty: the whole model is this one stage
+  int stage = 0;                                    // index into the boundaries' stages
   cpu::cpu_limits limits;
   int64_t fault_after_batches = -1; // test only: throw while handling this (1-based) batch
 };

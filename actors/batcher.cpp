@@ -184,18 +184,19 @@ void dispatch(batcher_pointer self, batch_plan plan) {
     st.running.emplace(id, std::move(it->second.promise));
     st.waiting.erase(it);
   }
-  job.next_stages.assign(route.stages.begin() + 1, route.stages.end());
-  job.merger = route.merger;
+  job.stages = route.stages;
+  job.micro_rows = st.options.config.parallelism.micro_batch;
   st.in_flight.emplace(batch_id, batcher_state::flight{plan.replica, plan.ids,
                                                        std::move(queue_us), input_us,
                                                        std::max<int64_t>(1, plan.rows)});
   ++st.counters.batches;
-  auto stage0 = caf::actor_cast<shard_executor_actor>(route.stages.front());
-  // Outstanding requests are bounded by the credits: one per batch in flight.
-  self->request(stage0, caf::infinite, atom::run_v, std::move(job))
+  auto merger = caf::actor_cast<merger_actor>(route.merger);
+  // Outstanding requests are bounded by the credits: one per batch in flight. The merger
+  // runs the batch through the stages as micro-batches and answers once.
+  self->request(merger, caf::infinite, atom::run_v, std::move(job))
       .then([self](batch_done& done) { on_batch_done(self, done); },
             [self, batch_id](caf::error& err) {
-              // The request itself failed: the stage died (bounced or lost it). Stop using
+              // The request itself failed: the merger died (bounced or lost it). Stop using
               // the replica until its supervisor restarts it, failing what it held.
               auto& st = self->state;
               if (auto it = st.in_flight.find(batch_id); it != st.in_flight.end())

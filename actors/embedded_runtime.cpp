@@ -2,36 +2,11 @@
 #include "actors/embedded_runtime.hpp"
 
 #include "runtime/onnx_import.hpp"
-#include "runtime/session.hpp"
-#include "runtime/split_graph.hpp"
+#include "runtime/planner/device_speed.hpp"
 
 namespace troupe {
 
 namespace {
-
-/// Weights plus the activation arena of a stage at `rows` rows.
-expected<uint64_t> stage_bytes(graph g, int64_t rows) {
-  uint64_t weights = 0;
-  for (const auto& [name, t] : g.initializers)
-    weights += t.nbytes();
-  std::vector<shape> dims;
-  for (const auto& in : g.inputs) {
-    shape d = in.dims;
-    for (auto& x : d)
-      if (x < 0)
-        x = rows;
-    dims.push_back(std::move(d));
-  }
-  session_options options;
-  options.limits.threads = 1;
-  auto s = session::from_graph(std::move(g), options);
-  if (!s)
-    return s.error();
-  auto p = (*s)->plan_for(dims);
-  if (!p)
-    return p.error();
-  return weights + (*p)->arena_bytes();
-}
 
 template <class T>
 caf::expected<T> ask(caf::actor_system& sys, const auto& dest, auto... xs) {
@@ -95,25 +70,41 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   if (config.instance_groups.empty())
     instances = 1;
 
-  // Memory of each stage at the largest batch, measured on this (non-actor) thread.
-  const int64_t rows = std::max<int64_t>(1, config.max_batch_size);
-  std::vector<uint64_t> bytes;
-  if (options.cut_values.empty()) {
-    auto b = stage_bytes(*g, rows);
-    if (!b)
-      return to_error(b.error());
-    bytes.push_back(*b);
-  } else {
-    auto split = split_graph_at(*g, options.cut_values);
-    if (!split)
-      return to_error(split.error());
-    for (auto* part : {&split->first, &split->second}) {
-      auto b = stage_bytes(std::move(*part), rows);
-      if (!b)
-        return to_error(b.error());
-      bytes.push_back(*b);
-    }
-  }
+  // The stages and their memory, planned on this (non-actor) thread.
+  auto devices = status();
+  if (!devices)
+    return devices.error();
+  // Stages run on CPU devices (core sets); devices without cores are listed, not served on.
+  std::vector<device_status> cpus;
+  for (const auto& d : devices->devices)
+    if (!d.cores.empty())
+      cpus.push_back(d);
+  if (cpus.empty())
+    return to_error(errc::internal, "the resource manager has no CPU devices");
+  const auto& device0 = cpus.front();
+  serve::pipeline_request plan_req;
+  plan_req.parallelism = config.parallelism;
+  plan_req.max_batch_size = config.max_batch_size;
+  plan_req.devices =
+      std::max<int>(1, static_cast<int>(cpus.size() / static_cast<size_t>(instances)));
+  plan_req.device_memory = static_cast<double>(device0.memory_bytes);
+  plan_req.boundaries = options.boundaries;
+  plan_req.device_speed = [&]() -> expected<planner::device_spec> {
+    cpu::cpu_limits limits;
+    limits.threads = static_cast<int>(device0.cores.size());
+    limits.cores.assign(device0.cores.begin(), device0.cores.end());
+    auto speed = planner::cpu_device_speed(limits, planner::default_speed_cache());
+    if (!speed)
+      return speed.error();
+    planner::device_spec spec;
+    spec.memory_bytes = static_cast<double>(device0.memory_bytes);
+    spec.gflops = speed->gflops;
+    spec.mem_gbps = speed->mem_gbps;
+    return spec;
+  };
+  auto plan = serve::choose_pipeline(*g, plan_req);
+  if (!plan)
+    return to_error(plan.error().with_context(fmt::format("model {}", name)));
 
   model_handle handle;
   handle.name = name;
@@ -121,6 +112,7 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   handle.inputs = g->inputs;
   handle.outputs = g->outputs;
   handle.max_batch_size = config.max_batch_size;
+  handle.plan = *plan;
   batcher_options bo;
   bo.model = name;
   bo.version = version;
@@ -136,8 +128,8 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   req.model = name;
   req.version = version;
   req.onnx_path = onnx_file.string();
-  req.cut_values = options.cut_values;
-  req.stage_bytes = bytes;
+  req.boundaries = plan->boundaries;
+  req.stage_bytes = plan->stage_bytes;
   req.instances = instances;
   req.max_batch_size = handle.max_batch_size;
   req.owner = caf::actor_cast<caf::actor>(handle.batcher);

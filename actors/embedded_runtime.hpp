@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/actors.hpp"
+#include "runtime/serve/pipeline_plan.hpp"
 
 namespace troupe {
 
@@ -21,11 +22,13 @@ struct model_handle {
   std::vector<value_info> inputs;  // in the order infer_request::inputs must follow
   std::vector<value_info> outputs; // in the order infer_response::outputs has
   int64_t max_batch_size = 0;
+  serve::pipeline_choice plan; // stages, their cuts, micro-batch and what was predicted
 };
 
 struct load_options {
-  /// A manual pipeline cut: each replica runs as two stages (split_graph_at).
-  std::vector<std::string> cut_values;
+  /// A manual pipeline cut (split_graph_stages boundaries, in the optimized graph's names):
+  /// each replica runs boundaries.size() + 1 stages, whatever parallelism.pipeline_stages says.
+  std::vector<std::vector<std::string>> boundaries;
   /// Test only: stage 0 of replica 0 throws while handling this (1-based) batch.
   int64_t fault_after_batches = -1;
 };
@@ -48,9 +51,11 @@ public:
   /// Loads every serving version of every model in a repository (scan_repository).
   caf::expected<std::vector<model_handle>> load_repository(const std::filesystem::path& dir,
                                                            const load_options& options = {});
-  /// Loads one model version: measures the memory of its stages (weights and the activation
-  /// arena at max_batch_size, compiled here on the calling thread), spawns its batcher and
-  /// asks the resource manager to place its instance_group replicas.
+  /// Loads one model version: chooses its pipeline stages (config.parallelism, see
+  /// serve::choose_pipeline; `auto` plans over the devices one replica may use), measures the
+  /// memory of its stages (weights and the activation arena at max_batch_size or micro_batch,
+  /// compiled here on the calling thread), spawns its batcher and asks the resource manager
+  /// to place its instance_group replicas.
   caf::expected<model_handle> load_model(const std::string& name, int64_t version,
                                          const std::filesystem::path& onnx_file,
                                          model_config config, const load_options& options = {});

@@ -110,7 +110,7 @@ struct http_frontend::core : std::enable_shared_from_this<http_frontend::core> {
   status unload_model(const std::string& name);
   std::string repository_index();
   void refresh_device_metrics();
-  std::string metadata_of(const serve::model_signature& sig, const model_config& config);
+  std::string metadata_of(const serve::model_signature& sig, const serve::pipeline_choice& plan);
   void management(const kserve::route& route, http::responder reply);
 };
 
@@ -403,7 +403,7 @@ void http_frontend::core::run_jobs() {
 }
 
 std::string http_frontend::core::metadata_of(const serve::model_signature& sig,
-                                              const model_config& config) {
+                                              const serve::pipeline_choice& plan) {
   kserve::model_metadata m;
   m.name = sig.name;
   m.versions = {std::to_string(sig.version)};
@@ -428,12 +428,40 @@ std::string http_frontend::core::metadata_of(const serve::model_signature& sig,
   w.key("max_batch_size");
   w.integer(sig.max_batch_size);
   w.raw(',');
+  // The plan served: stages, the values cut between them, and what the planner predicted.
   w.key("pipeline_stages");
-  w.integer(config.parallelism.pipeline_stages);
+  w.integer(plan.stages);
   w.raw(',');
   w.key("tensor_parallel");
-  w.integer(config.parallelism.tensor_parallel);
+  w.integer(plan.tensor_parallel);
   w.raw(',');
+  w.key("micro_batch");
+  w.integer(plan.micro_batch);
+  w.raw(',');
+  w.key("chosen_by");
+  w.string(plan.chosen_by);
+  w.raw(',');
+  w.key("cuts");
+  w.raw('[');
+  for (size_t b = 0; b < plan.boundaries.size(); ++b) {
+    w.raw(b ? ",[" : "[");
+    for (size_t v = 0; v < plan.boundaries[b].size(); ++v) {
+      w.raw(v ? "," : "");
+      w.string(plan.boundaries[b][v]);
+    }
+    w.raw(']');
+  }
+  w.raw("],");
+  if (plan.predicted_items_per_s > 0) {
+    w.key("predicted");
+    w.raw('{');
+    w.key("items_per_s");
+    w.number(plan.predicted_items_per_s);
+    w.raw(',');
+    w.key("latency_ms");
+    w.number(plan.predicted_latency_ms);
+    w.raw("},");
+  }
   w.key("replicas");
   w.raw('[');
   if (auto st = runtime->status()) {
@@ -523,7 +551,9 @@ status http_frontend::core::load_model(const std::string& name) {
     served->sig.inputs = h->inputs;
     served->batcher = caf::actor_cast<caf::actor>(h->batcher);
     served->metrics = &metrics.model(name, c.version);
-    served->metadata_json = metadata_of(served->sig, entry->config);
+    served->metadata_json = metadata_of(served->sig, h->plan);
+    metrics.set_plan(*served->metrics, h->plan.stages, h->plan.tensor_parallel,
+                     h->plan.micro_batch);
     std::unique_lock lock(table_mutex);
     table[name][c.version] = std::move(served);
     unavailable.erase(name);

@@ -96,23 +96,40 @@ typename Inspector::result_type inspect(Inspector& f, infer_response& x) {
 
 // -- the batch path --------------------------------------------------------------------------
 
-/// A batch on its way through a replica: the batcher builds it, each stage replaces `values`
-/// by its outputs and passes it on, the merger splits it into per-request replies.
+/// A batch for a replica: the batcher sends it to the replica's merger, which cuts it into
+/// micro-batches, sends them through the stages and answers with the per-request replies.
 struct batch_job {
   uint64_t batch_id = 0;
   uint64_t replica = 0;            // the batcher's credit index of the replica
-  std::vector<tensor> values;      // batch inputs for stage 0, activations after it
+  std::vector<tensor> values;      // the batch's inputs, rows concatenated
   std::vector<int64_t> rows;       // rows of each request, in the batcher's order
-  std::vector<caf::actor> next_stages; // stages after the receiver (shard_executor_actor)
-  caf::actor merger;               // merger_actor of the replica
+  std::vector<caf::actor> stages;  // shard_executor_actor handles, in pipeline order
   bool batched = true;             // false: the model has no batch dimension (one request)
-  std::vector<int64_t> stage_us;   // each stage appends its run time (µs)
+  int64_t micro_rows = 0;          // rows per micro-batch; 0 = the whole batch at once
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_job& x) {
   return f(caf::meta::type_name("batch_job"), x.batch_id, x.replica, x.values, x.rows,
-           x.next_stages, x.merger, x.batched, x.stage_us);
+           x.stages, x.batched, x.micro_rows);
+}
+
+/// One micro-batch on its way through the stages: each stage replaces `values` by its outputs
+/// and passes it on; the last one (or a failing one, with `error` set) sends it to the merger.
+struct stage_job {
+  uint64_t batch_id = 0;
+  uint32_t micro = 0;                  // index of the micro-batch within its batch
+  std::vector<tensor> values;          // the stage's inputs, its outputs after it ran
+  std::vector<caf::actor> next_stages; // stages after the receiver (shard_executor_actor)
+  caf::actor merger;                   // merger_actor of the replica
+  std::vector<int64_t> stage_us;       // each stage appends its run time (µs)
+  caf::error error;                    // set by the stage that failed
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_job& x) {
+  return f(caf::meta::type_name("stage_job"), x.batch_id, x.micro, x.values, x.next_stages,
+           x.merger, x.stage_us, x.error);
 }
 
 /// The outcome of a batch: one response per request in the batch's order, or an error that
@@ -122,7 +139,7 @@ struct batch_done {
   uint64_t replica = 0;
   caf::error error;
   std::vector<infer_response> replies;
-  std::vector<int64_t> stage_us; // the job's stage run times
+  std::vector<int64_t> stage_us; // run time of each stage, summed over the micro-batches
 };
 
 template <class Inspector>
@@ -151,7 +168,7 @@ struct placement_request {
   std::string model;
   int64_t version = 1;
   std::string onnx_path;
-  std::vector<std::string> cut_values; // pipeline cut: empty = one stage
+  std::vector<std::vector<std::string>> boundaries; // split_graph_stages cuts: empty = one stage
   std::vector<uint64_t> stage_bytes;   // weights + activation arena of each stage
   int64_t instances = 1;
   int64_t max_batch_size = 0;
@@ -162,7 +179,7 @@ struct placement_request {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, placement_request& x) {
   return f(caf::meta::type_name("placement_request"), x.model, x.version, x.onnx_path,
-           x.cut_values, x.stage_bytes, x.instances, x.max_batch_size, x.owner,
+           x.boundaries, x.stage_bytes, x.instances, x.max_batch_size, x.owner,
            x.fault_after_batches);
 }
 

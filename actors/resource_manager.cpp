@@ -1,5 +1,7 @@
 // resource_manager: CPU devices as core sets, replica placement by memory, executor supervision.
+#include <limits>
 #include <map>
+#include <tuple>
 #include <numeric>
 #include <sched.h>
 #include <unistd.h>
@@ -61,19 +63,35 @@ cpu::cpu_limits limits_of(const device_info& d) {
   return l;
 }
 
-/// Greedy placement: each stage on the device with the most free memory that holds it.
+/// Greedy placement of each replica's stages: a stage goes to a device this replica does not
+/// use yet (so consecutive stages overlap on different cores), then to the one with the
+/// fewest stages, then to the one with the most free memory; it must hold the stage. With
+/// more stages than devices, stages share devices (and their cores): correct, but a pipeline
+/// gains nothing from stages that take turns on the same cores.
 /// Returns the devices per replica, or how many replicas would fit.
 std::variant<std::vector<std::vector<int32_t>>, int64_t>
 plan_placement(std::vector<device_info> devices, const placement_request& req) {
   std::vector<std::vector<int32_t>> result;
   for (int64_t r = 0; r < req.instances; ++r) {
     std::vector<int32_t> chosen;
+    std::vector<uint32_t> mine(devices.size(), 0); // stages of this replica per device
     for (uint64_t bytes : req.stage_bytes) {
-      auto best = std::max_element(devices.begin(), devices.end(),
-                                   [](auto& a, auto& b) { return a.free() < b.free(); });
-      if (best == devices.end() || best->free() < bytes)
+      device_info* best = nullptr;
+      for (auto& d : devices) {
+        if (d.free() < bytes)
+          continue;
+        const auto key = [&](const device_info& x) {
+          return std::make_tuple(mine[static_cast<size_t>(x.index)], x.stages,
+                                 std::numeric_limits<uint64_t>::max() - x.free());
+        };
+        if (!best || key(d) < key(*best))
+          best = &d;
+      }
+      if (!best)
         return static_cast<int64_t>(r);
       best->used += bytes;
+      ++best->stages;
+      ++mine[static_cast<size_t>(best->index)];
       chosen.push_back(best->index);
     }
     result.push_back(std::move(chosen));
@@ -135,8 +153,7 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       if (st.models.count(key))
         return to_error(errc::invalid_argument, fmt::format("model {} version {} is already placed",
                                                             req.model, req.version));
-      if (req.instances < 1 || req.stage_bytes.empty() ||
-          req.stage_bytes.size() != (req.cut_values.empty() ? 1u : 2u))
+      if (req.instances < 1 || req.stage_bytes.size() != req.boundaries.size() + 1)
         return to_error(errc::invalid_argument,
                         fmt::format("model {}: need >= 1 instance and one size per stage",
                                     req.model));
@@ -170,7 +187,7 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
           ++dev.stages;
           shard_spec spec;
           spec.onnx_path = req.onnx_path;
-          spec.cut_values = req.cut_values;
+          spec.boundaries = req.boundaries;
           spec.stage = static_cast<int>(s);
           spec.limits = limits_of(dev);
           spec.fault_after_batches = (r == 0 && s == 0) ? req.fault_after_batches : -1;

@@ -1,12 +1,12 @@
-// shard_executor: a detached actor that owns one stage's session and runs batches on its thread.
+// shard_executor: a detached actor that owns one stage's session and runs micro-batches on its
+// thread.
 #include <chrono>
 #include <memory>
 #include <stdexcept>
 
 #include "actors/actors.hpp"
-#include "runtime/onnx_import.hpp"
+#include "runtime/serve/pipeline_plan.hpp"
 #include "runtime/session.hpp"
-#include "runtime/split_graph.hpp"
 
 namespace troupe {
 
@@ -23,19 +23,14 @@ struct shard_state {
 /// Loads the stage on the executor's own thread: the session's plans, oneDNN primitives and
 /// core pinning all belong to the thread that runs them.
 status load_stage(shard_state& st) {
-  auto g = load_onnx(st.spec.onnx_path);
-  if (!g)
-    return g.error();
-  graph part = std::move(*g);
-  if (!st.spec.cut_values.empty()) {
-    auto split = split_graph_at(part, st.spec.cut_values);
-    if (!split)
-      return split.error();
-    part = st.spec.stage == 0 ? std::move(split->first) : std::move(split->second);
-  }
+  auto part = serve::load_stage_graph(st.spec.onnx_path, st.spec.boundaries,
+                                      static_cast<size_t>(st.spec.stage));
+  if (!part)
+    return part.error();
   session_options options;
   options.limits = st.spec.limits;
-  auto s = session::from_graph(std::move(part), options);
+  options.optimize = false; // load_stage_graph optimized it before cutting
+  auto s = session::from_graph(std::move(*part), options);
   if (!s)
     return s.error();
   st.model = std::move(*s);
@@ -47,13 +42,16 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
   self->state.spec = std::move(spec);
   self->state.load_error = load_stage(self->state);
   return {
-    [self](atom::run, batch_job& job) -> caf::result<batch_done> {
+    [self](atom::run, stage_job& job) {
       auto& st = self->state;
       ++st.batches;
       if (st.spec.fault_after_batches > 0 && st.batches == st.spec.fault_after_batches)
         throw std::runtime_error("injected executor fault"); // supervision tests
+      auto merger = caf::actor_cast<merger_actor>(job.merger);
       auto fail = [&](const status& why) {
-        return batch_done{job.batch_id, job.replica, to_error(why), {}, {}};
+        job.error = to_error(why.with_context(fmt::format("stage {}", st.spec.stage)));
+        job.values.clear();
+        self->send(merger, atom::merge_v, std::move(job));
       };
       if (!st.load_error)
         return fail(st.load_error);
@@ -65,13 +63,11 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
                                  std::chrono::steady_clock::now() - started)
                                  .count());
       job.values = std::move(*outputs);
-      if (!job.next_stages.empty()) {
-        auto next = caf::actor_cast<shard_executor_actor>(job.next_stages.front());
-        job.next_stages.erase(job.next_stages.begin());
-        return self->delegate(next, atom::run_v, std::move(job));
-      }
-      auto merger = caf::actor_cast<merger_actor>(job.merger);
-      return self->delegate(merger, atom::merge_v, std::move(job));
+      if (job.next_stages.empty())
+        return self->send(merger, atom::merge_v, std::move(job));
+      auto next = caf::actor_cast<shard_executor_actor>(job.next_stages.front());
+      job.next_stages.erase(job.next_stages.begin());
+      self->send(next, atom::run_v, std::move(job));
     },
   };
 }

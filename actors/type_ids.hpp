@@ -9,6 +9,7 @@ namespace troupe {
 struct infer_request;
 struct infer_response;
 struct batch_job;
+struct stage_job;
 struct batch_done;
 struct replica_route;
 struct placement_request;
@@ -47,4 +48,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe, (troupe::replica_status))
   CAF_ADD_TYPE_ID(troupe, (troupe::model_status))
   CAF_ADD_TYPE_ID(troupe, (troupe::runtime_status))
+  CAF_ADD_TYPE_ID(troupe, (troupe::stage_job))
 CAF_END_TYPE_ID_BLOCK(troupe)

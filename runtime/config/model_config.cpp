@@ -304,6 +304,9 @@ model_config parse(const reader& in, const YAML::Node& root) {
                           "be padded, got {}",
                           c.max_batch_size, allowed.back()));
   }
+  if (c.parallelism.micro_batch > 0 && c.max_batch_size == 0)
+    in.fail(micro_node, "parallelism.micro_batch",
+            "expected no micro_batch when max_batch_size is 0 (no batch dimension to cut)");
   if (c.parallelism.micro_batch > 0 && c.max_batch_size > 0 &&
       c.parallelism.micro_batch > c.max_batch_size)
     in.fail(micro_node, "parallelism.micro_batch",

@@ -43,6 +43,18 @@ serve_metrics::serve_metrics() {
                               "Requests sent to the model and not yet answered", mv));
   batch_size_ = must(r.add_histogram("troupe_batch_size", "Rows of each executed batch", mv,
                                      metrics::exponential_buckets(1, 2, 11)));
+  const std::vector<std::string> stage_labels{"model", "version", "stage"};
+  stage_busy_ = must(r.add_counter("troupe_stage_busy_us",
+                                   "Cumulative time a pipeline stage ran batches", stage_labels));
+  stage_batches_ = must(r.add_counter("troupe_stage_batches",
+                                      "Batches a pipeline stage ran (all micro-batches of a "
+                                      "batch count once)", stage_labels));
+  stages_ = must(r.add_gauge("troupe_model_pipeline_stages",
+                             "Pipeline stages of each replica of the model", mv));
+  tensor_parallel_ = must(r.add_gauge("troupe_model_tensor_parallel",
+                                      "Tensor-parallel degree of each stage", mv));
+  micro_batch_ = must(r.add_gauge("troupe_model_micro_batch",
+                                  "Rows per pipeline micro-batch (0: the whole batch)", mv));
   device_busy_ = must(r.add_counter("troupe_device_busy_us",
                                     "Cumulative time a device ran stages", {"device"}));
   utilization_ = must(r.add_gauge("troupe_device_utilization",
@@ -74,6 +86,9 @@ model_metrics& serve_metrics::model(std::string_view name, int64_t version) {
   m.compute_output_us = &output_us_->with(labels);
   m.pending = &pending_->with(labels);
   m.batch_size = &batch_size_->with(labels);
+  m.pipeline_stages = &stages_->with(labels);
+  m.tensor_parallel = &tensor_parallel_->with(labels);
+  m.micro_batch = &micro_batch_->with(labels);
   return models_.emplace(std::move(key), std::move(m)).first->second;
 }
 
@@ -98,6 +113,18 @@ void serve_metrics::batch(model_metrics& m, int64_t rows, const std::vector<int3
   m.batch_size->observe(static_cast<double>(rows));
   for (size_t i = 0; i < devices.size() && i < stage_us.size(); ++i)
     device_busy_->with({std::to_string(devices[i])}).inc(static_cast<double>(stage_us[i]));
+  for (size_t i = 0; i < stage_us.size(); ++i) {
+    const auto stage = std::to_string(i);
+    stage_busy_->with({m.name, m.version, stage}).inc(static_cast<double>(stage_us[i]));
+    stage_batches_->with({m.name, m.version, stage}).inc();
+  }
+}
+
+void serve_metrics::set_plan(model_metrics& m, int64_t stages, int64_t tensor_parallel,
+                             int64_t micro_batch) {
+  m.pipeline_stages->set(static_cast<double>(stages));
+  m.tensor_parallel->set(static_cast<double>(tensor_parallel));
+  m.micro_batch->set(static_cast<double>(micro_batch));
 }
 
 void serve_metrics::set_device_memory(int32_t device, uint64_t total_bytes, uint64_t used_bytes) {

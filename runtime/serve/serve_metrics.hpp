@@ -34,6 +34,9 @@ struct model_metrics {
   metrics::counter* compute_output_us = nullptr;
   metrics::gauge* pending = nullptr;
   metrics::histogram* batch_size = nullptr;
+  metrics::gauge* pipeline_stages = nullptr;
+  metrics::gauge* tensor_parallel = nullptr;
+  metrics::gauge* micro_batch = nullptr;
   std::string name, version;
 };
 
@@ -49,6 +52,8 @@ public:
   /// Once per executed batch: its rows and the run time of each stage on its device.
   void batch(model_metrics& m, int64_t rows, const std::vector<int32_t>& devices,
              const std::vector<int64_t>& stage_us);
+  /// The parallelism plan a model version is served with.
+  void set_plan(model_metrics& m, int64_t stages, int64_t tensor_parallel, int64_t micro_batch);
   void set_device_memory(int32_t device, uint64_t total_bytes, uint64_t used_bytes);
 
   /// Text exposition; first refreshes each device's utilization over the time since the last
@@ -60,8 +65,10 @@ public:
 private:
   metrics::registry registry_;
   metrics::counter_family *success_, *failure_, *inferences_, *executions_, *request_us_,
-      *queue_us_, *input_us_, *infer_us_, *output_us_, *device_busy_;
-  metrics::gauge_family *pending_, *utilization_, *memory_total_, *memory_used_;
+      *queue_us_, *input_us_, *infer_us_, *output_us_, *device_busy_, *stage_busy_,
+      *stage_batches_;
+  metrics::gauge_family *pending_, *utilization_, *memory_total_, *memory_used_, *stages_,
+      *tensor_parallel_, *micro_batch_;
   metrics::histogram_family* batch_size_;
 
   std::mutex mutex_;

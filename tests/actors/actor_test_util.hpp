@@ -128,17 +128,20 @@ struct temp_dir {
   }
 };
 
-/// The exported seed CNN (tools/export_models.py), when present.
-inline std::optional<std::filesystem::path> seed_cnn_path() {
+/// An exported reference model (tools/export_models.py), when present.
+inline std::optional<std::filesystem::path> test_model_path(const std::string& name) {
   std::vector<std::filesystem::path> candidates;
   if (const char* dir = std::getenv("TROUPE_TEST_MODELS"))
-    candidates.emplace_back(std::filesystem::path(dir) / "seed_cnn.onnx");
-  candidates.emplace_back(std::filesystem::path(TROUPE_TEST_MODELS_DIR) / "seed_cnn.onnx");
+    candidates.emplace_back(std::filesystem::path(dir) / (name + ".onnx"));
+  candidates.emplace_back(std::filesystem::path(TROUPE_TEST_MODELS_DIR) / (name + ".onnx"));
   for (const auto& c : candidates)
     if (std::filesystem::exists(c))
       return c;
   return std::nullopt;
 }
+
+/// The exported seed CNN, when present.
+inline std::optional<std::filesystem::path> seed_cnn_path() { return test_model_path("seed_cnn"); }
 
 inline tensor random_rows(shape dims, std::mt19937& rng) {
   tensor t = tensor::empty(dtype::f32, std::move(dims));

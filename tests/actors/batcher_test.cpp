@@ -1,5 +1,6 @@
 // batcher_test: batching, priority, timeouts, queue limits and ordering on the deterministic
-// CAF scheduler, with fake stages the test releases batch by batch.
+// CAF scheduler, with a fake replica (standing in for merger and stages) that the test releases
+// batch by batch.
 #include <doctest/doctest.h>
 
 #include <map>
@@ -11,9 +12,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A stage that echoes its inputs as outputs. In hold mode it keeps each batch until the test
-/// sends `release`, so a batch can be "running" while time passes.
-using fake_stage_actor = shard_executor_actor::extend<caf::reacts_to<atom::release>>;
+/// A replica (the merger the batcher sends batches to) that echoes its inputs as outputs. In
+/// hold mode it keeps each batch until the test sends `release`, so a batch can be "running"
+/// while time passes.
+using fake_stage_actor = merger_actor::extend<caf::reacts_to<atom::release>>;
 
 struct fake_log {
   std::vector<std::vector<int64_t>> batches; // rows per request, per batch received
@@ -57,6 +59,7 @@ fake_stage_actor::behavior_type fake_stage(fake_stage_actor::stateful_pointer<fa
       self->state.held.erase(self->state.held.begin());
       promise.deliver(echo(job));
     },
+    [](atom::merge, stage_job&) {}, // no stages behind this fake
   };
 }
 
@@ -103,15 +106,12 @@ struct fixture : test::deterministic_system {
   std::shared_ptr<reply_log> replies = std::make_shared<reply_log>();
   batcher_actor batcher;
   std::vector<fake_stage_actor> stages;
-  std::vector<merger_actor> mergers;
 
   // Everything this test spawned must end, or the actor_system's destructor waits forever.
   ~fixture() {
     caf::anon_send_exit(batcher, caf::exit_reason::user_shutdown);
     for (auto& s : stages)
       caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-    for (auto& m : mergers)
-      caf::anon_send_exit(m, caf::exit_reason::user_shutdown);
     run();
   }
 
@@ -127,9 +127,8 @@ struct fixture : test::deterministic_system {
     for (int r = 0; r < replicas; ++r) {
       auto stage = sys.spawn(fake_stage, stage_log, hold);
       stages.push_back(stage);
-      mergers.push_back(spawn_merger(sys));
-      replica_route route{static_cast<uint32_t>(r), {caf::actor_cast<caf::actor>(stage)},
-                          caf::actor_cast<caf::actor>(mergers.back()), {0}};
+      auto handle = caf::actor_cast<caf::actor>(stage);
+      replica_route route{static_cast<uint32_t>(r), {handle}, handle, {0}};
       caf::anon_send(batcher, atom::replica_v, route);
     }
     run();

@@ -72,17 +72,29 @@ TEST_CASE("infer_request and infer_response round-trip") {
   CHECK(p.stage_us == std::vector<int64_t>{1700, 1650});
 }
 
-TEST_CASE("batch_job and batch_done round-trip, errors and actor handles included") {
+TEST_CASE("batch_job, stage_job and batch_done round-trip, errors and actor handles included") {
   test::threaded_system t;
   auto merger = caf::actor_cast<caf::actor>(spawn_merger(t.sys));
-  batch_job job{7, 1, {sample_tensor()}, {1, 1}, {merger}, merger, true, {250, 300}};
+  batch_job job{7, 1, {sample_tensor()}, {1, 1}, {merger}, true, 3};
   auto j = round_trip(t.sys, job);
   CHECK(j.batch_id == 7);
   CHECK(j.replica == 1);
+  CHECK(bitwise_equal(j.values.at(0), job.values[0]));
   CHECK(j.rows == std::vector<int64_t>{1, 1});
-  CHECK(j.next_stages.at(0) == merger);
-  CHECK(j.merger == merger);
-  CHECK(j.stage_us == std::vector<int64_t>{250, 300});
+  CHECK(j.stages.at(0) == merger);
+  CHECK(j.batched);
+  CHECK(j.micro_rows == 3);
+  stage_job part{7, 2, {sample_tensor()}, {merger}, merger, {250, 300},
+                 to_error(errc::internal, "stage 1 broke")};
+  auto sj = round_trip(t.sys, part);
+  CHECK(sj.batch_id == 7);
+  CHECK(sj.micro == 2);
+  CHECK(bitwise_equal(sj.values.at(0), part.values[0]));
+  CHECK(sj.next_stages.at(0) == merger);
+  CHECK(sj.merger == merger);
+  CHECK(sj.stage_us == std::vector<int64_t>{250, 300});
+  CHECK(errc_of(sj.error) == errc::internal);
+  CHECK(t.sys.render(sj.error).find("stage 1 broke") != std::string::npos);
   batch_done done{7, 1, to_error(errc::timeout, "late"), {infer_response{{sample_tensor()}, 3, 0, 0, 0, 0, {}, {}}},
                   {42}};
   auto d = round_trip(t.sys, done);
@@ -95,11 +107,11 @@ TEST_CASE("batch_job and batch_done round-trip, errors and actor handles include
 
 TEST_CASE("placement and status messages round-trip") {
   test::threaded_system t;
-  placement_request req{"m", 3, "/x/model.onnx", {"h"}, {100, 200}, 2, 8, {}, -1};
+  placement_request req{"m", 3, "/x/model.onnx", {{"h"}, {"g", "x"}}, {100, 200, 300}, 2, 8, {}, -1};
   auto r = round_trip(t.sys, req);
   CHECK(r.model == "m");
-  CHECK(r.cut_values == std::vector<std::string>{"h"});
-  CHECK(r.stage_bytes == std::vector<uint64_t>{100, 200});
+  CHECK(r.boundaries == std::vector<std::vector<std::string>>{{"h"}, {"g", "x"}});
+  CHECK(r.stage_bytes == std::vector<uint64_t>{100, 200, 300});
   CHECK(r.instances == 2);
   placement p{{replica_route{1, {}, {}, {0, 1}}}};
   CHECK(round_trip(t.sys, p).replicas.at(0).devices == std::vector<int32_t>{0, 1});

@@ -46,7 +46,7 @@ TEST_CASE("a replica cut into two stages answers like the whole model") {
   auto rt = embedded_runtime::start(t.sys);
   REQUIRE(rt);
   load_options lo;
-  lo.cut_values = {"h"};
+  lo.boundaries = {{"h"}};
   auto h = (*rt)->load_model("mlp", 1, onnx, simple_config(8, true), lo);
   REQUIRE(h);
   std::mt19937 rng(std::random_device{}());
@@ -123,7 +123,7 @@ TEST_CASE("an executor that throws is restarted: only its batch fails, later bat
   REQUIRE(rt);
   load_options lo;
   lo.fault_after_batches = 2;
-  lo.cut_values = {"h"};
+  lo.boundaries = {{"h"}};
   auto h = (*rt)->load_model("mlp", 1, onnx, simple_config(4, false), lo);
   REQUIRE(h);
   std::mt19937 rng(1);

@@ -556,6 +556,27 @@ TEST_CASE_FIXTURE(server_fixture, "metrics count successes, failures by reason a
   CHECK(t.find("troupe_device_utilization{device=\"0\"}") != std::string::npos);
 }
 
+TEST_CASE_FIXTURE(server_fixture, "a model configured as a 2-stage micro-batched pipeline shows "
+                                  "its plan in metadata and metrics and answers like the model") {
+  add_model("piped", "max_batch_size: 4\nparallelism: {pipeline_stages: 2, micro_batch: 1}\n");
+  start();
+  auto meta = call("GET", "/v2/models/piped");
+  REQUIRE(meta.status == 200);
+  CHECK(meta.body.find(R"("pipeline_stages":2,"tensor_parallel":1,"micro_batch":1,)"
+                       R"("chosen_by":"config","cuts":[[")") != std::string::npos);
+  CHECK(meta.body.find(R"("predicted":{"items_per_s":)") != std::string::npos);
+  const auto x = random_floats(48, std::random_device{}());
+  auto r = call("POST", "/v2/models/piped/infer", infer_body(x, 3));
+  REQUIRE(r.status == 200);
+  check_close(output_data(r.body), reference(x, 3)); // same weights as mlp (same seed)
+  const auto t = call("GET", "/metrics").body;
+  CHECK(metric_value(t, R"(troupe_model_pipeline_stages{model="piped",version="1"})") == 2);
+  CHECK(metric_value(t, R"(troupe_model_micro_batch{model="piped",version="1"})") == 1);
+  CHECK(metric_value(t, R"(troupe_model_tensor_parallel{model="piped",version="1"})") == 1);
+  CHECK(metric_value(t, R"(troupe_stage_batches{model="piped",version="1",stage="1"})") == 1);
+  CHECK(metric_value(t, R"(troupe_stage_busy_us{model="piped",version="1",stage="0"})") > 0);
+}
+
 TEST_CASE_FIXTURE(server_fixture, "stop answers queued requests with 503 and refuses new ones") {
   config.exit_timeout = std::chrono::seconds(2);
   start();

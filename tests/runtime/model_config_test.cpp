@@ -305,3 +305,32 @@ TEST_CASE("scan_repository rejects bad model names, bad versions and bad configs
   }
   CHECK(scan_repository("/nonexistent/troupe/repo").error().code() == errc::not_found);
 }
+
+TEST_CASE("parallelism values out of range are errors that name the parallelism key") {
+  auto stages0 = error_of("parallelism: {pipeline_stages: 0}\n");
+  CHECK(contains(stages0, "parallelism.pipeline_stages: expected an integer >= 1 or auto"));
+  CHECK(contains(stages0, "got '0'"));
+  auto negative = error_of("parallelism: {pipeline_stages: -2}\n");
+  CHECK(contains(negative, "parallelism.pipeline_stages: expected an integer >= 1 or auto"));
+  auto fraction = error_of("parallelism: {pipeline_stages: 1.5}\n");
+  CHECK(contains(fraction, "parallelism.pipeline_stages:"));
+  auto tp = error_of("parallelism: {tensor_parallel: 0}\n");
+  CHECK(contains(tp, "parallelism.tensor_parallel: expected an integer >= 1"));
+  auto tp_auto = error_of("parallelism: {tensor_parallel: auto}\n");
+  CHECK(contains(tp_auto, "parallelism.tensor_parallel: expected an integer >= 1"));
+  auto micro0 = error_of("max_batch_size: 4\nparallelism: {micro_batch: 0}\n");
+  CHECK(contains(micro0, "parallelism.micro_batch:"));
+  auto unbatched = error_of("parallelism: {micro_batch: 2}\n");
+  CHECK(contains(unbatched, "parallelism.micro_batch: expected no micro_batch when "
+                            "max_batch_size is 0"));
+  auto unknown = error_of("parallelism: {stages: 2}\n");
+  CHECK(contains(unknown, "parallelism.stages: unknown key"));
+  auto list = error_of("parallelism: [2]\n");
+  CHECK(contains(list, "parallelism"));
+  auto ok = parse_model_config("max_batch_size: 8\nparallelism: {pipeline_stages: 3, micro_batch: 2}\n",
+                               "m/config.yaml");
+  REQUIRE(ok);
+  CHECK(ok->parallelism.pipeline_stages == 3);
+  CHECK(ok->parallelism.micro_batch == 2);
+  CHECK(ok->parallelism.tensor_parallel == 1);
+}

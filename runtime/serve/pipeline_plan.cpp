@@ -1,0 +1,172 @@
+// pipeline_plan: stage choice for serving (config, planner or manual) and stage graphs.
+#include "runtime/serve/pipeline_plan.hpp"
+
+#include <algorithm>
+
+#include "runtime/onnx_import.hpp"
+#include "runtime/passes/passes.hpp"
+#include "runtime/planner/placement.hpp"
+#include "runtime/session.hpp"
+#include "runtime/split_graph.hpp"
+
+namespace troupe::serve {
+
+namespace {
+
+/// The optimized, sorted graph the planner's names refer to.
+status prepare(graph& g) {
+  TROUPE_TRY_STATUS(optimize_graph(g));
+  return g.sort_topologically();
+}
+
+/// The pool of one replica of `stages` devices, as the planner models it.
+planner::device_pool pool_of(int stages, const pipeline_request& req,
+                             const planner::device_spec& speed) {
+  planner::device_pool pool;
+  pool.nodes = 1;
+  pool.devices_per_node = stages;
+  pool.device = speed;
+  pool.device.memory_bytes = req.device_memory > 0 ? req.device_memory : 1e18;
+  // Stages of one process hand tensors over by reference: the link costs next to nothing.
+  pool.link_gbps = 1e3;
+  return pool;
+}
+
+} // namespace
+
+expected<uint64_t> stage_memory(graph g, int64_t rows, bool optimize) {
+  uint64_t weights = 0;
+  for (const auto& [name, t] : g.initializers)
+    weights += t.nbytes();
+  std::vector<shape> dims;
+  for (const auto& in : g.inputs) {
+    shape d = in.dims;
+    for (auto& x : d)
+      if (x < 0)
+        x = rows;
+    dims.push_back(std::move(d));
+  }
+  session_options options;
+  options.limits.threads = 1;
+  options.optimize = optimize;
+  auto s = session::from_graph(std::move(g), options);
+  if (!s)
+    return s.error();
+  auto p = (*s)->plan_for(dims);
+  if (!p)
+    return p.error();
+  return weights + (*p)->arena_bytes();
+}
+
+expected<graph> load_stage_graph(const std::string& onnx_path,
+                                 std::span<const std::vector<std::string>> boundaries,
+                                 size_t stage) {
+  auto g = load_onnx(onnx_path);
+  if (!g)
+    return g.error();
+  TROUPE_TRY_STATUS(prepare(*g));
+  if (boundaries.empty())
+    return std::move(*g);
+  if (stage > boundaries.size())
+    return make_error(errc::invalid_argument, "stage {} of a {}-stage cut", stage,
+                      boundaries.size() + 1);
+  auto parts = split_graph_stages(*g, boundaries);
+  if (!parts)
+    return parts.error();
+  return std::move((*parts)[stage]);
+}
+
+expected<pipeline_choice> choose_pipeline(const graph& source, const pipeline_request& req) {
+  const auto& p = req.parallelism;
+  if (p.tensor_parallel > 1)
+    return make_error(errc::unsupported,
+                      "parallelism.tensor_parallel: {}: tensor-parallel serving is not "
+                      "implemented yet; use 1",
+                      p.tensor_parallel);
+  if (p.micro_batch > 0 && req.max_batch_size <= 0)
+    return make_error(errc::invalid_argument,
+                      "parallelism.micro_batch: {}: needs a batch dimension (max_batch_size > 0)",
+                      p.micro_batch);
+  pipeline_choice choice;
+  choice.micro_batch = p.micro_batch;
+  const int64_t batch = std::max<int64_t>(1, req.max_batch_size);
+  // A stage never runs more rows than a micro-batch, so its arena is sized for one.
+  const int64_t rows = p.micro_batch > 0 ? std::min(p.micro_batch, batch) : batch;
+
+  if (req.boundaries.empty() && p.pipeline_stages == 1) {
+    choice.chosen_by = "config";
+    auto bytes = stage_memory(source, rows, true);
+    if (!bytes)
+      return bytes.error();
+    choice.stage_bytes = {*bytes};
+    return choice;
+  }
+
+  graph g = source;
+  if (!req.boundaries.empty()) {
+    TROUPE_TRY_STATUS(prepare(g));
+    choice.chosen_by = "manual";
+    choice.boundaries = req.boundaries;
+  } else {
+    if (!req.device_speed)
+      return make_error(errc::internal, "choose_pipeline: no device speed to plan with");
+    auto speed = req.device_speed();
+    if (!speed)
+      return speed.error();
+    // analyze_model optimizes and sorts as prepare() does: its names are the executors'.
+    auto analysis = planner::analyze_model(std::move(g));
+    if (!analysis)
+      return analysis.error();
+    g = analysis->optimized;
+    planner::planner_options options;
+    options.batch = static_cast<double>(batch);
+    options.micro_batch = static_cast<double>(p.micro_batch);
+    options.tensor_parallel = 1;
+    const bool automatic = p.pipeline_stages == parallelism_config::automatic;
+    const int first = automatic ? 1 : static_cast<int>(p.pipeline_stages);
+    const int last = automatic ? std::max(1, req.devices) : first;
+    std::optional<planner::placement_candidate> best;
+    std::string why_not;
+    for (int k = first; k <= last; ++k) {
+      options.stages = k;
+      auto c = planner::evaluate_candidate(analysis->cost, pool_of(k, req, *speed), options, k, 1);
+      // A fixed K is served even where the planner thinks it does not fit: the resource
+      // manager checks the measured stage sizes against the devices.
+      const bool usable = !c.stage_list.empty() && (c.fits || !automatic);
+      if (!usable) {
+        why_not = c.why_not;
+        continue;
+      }
+      if (!best || c.replica_items_per_s > best->replica_items_per_s * 1.01)
+        best = std::move(c);
+    }
+    if (!best)
+      return make_error(errc::invalid_argument, "parallelism.pipeline_stages: {}: {}",
+                        automatic ? std::string("auto") : std::to_string(p.pipeline_stages),
+                        why_not);
+    choice.chosen_by = automatic ? "planner" : "config";
+    choice.boundaries = best->boundaries;
+    choice.predicted_items_per_s = best->replica_items_per_s;
+    choice.predicted_latency_ms = best->latency_ms;
+  }
+  choice.stages = static_cast<int64_t>(choice.boundaries.size()) + 1;
+  if (choice.boundaries.empty()) {
+    auto bytes = stage_memory(std::move(g), rows, false);
+    if (!bytes)
+      return bytes.error();
+    choice.stage_bytes = {*bytes};
+    return choice;
+  }
+  auto parts = split_graph_stages(g, choice.boundaries);
+  if (!parts)
+    return parts.error();
+  for (auto& part : *parts) {
+    auto bytes = stage_memory(std::move(part), rows, false);
+    if (!bytes)
+      return bytes.error();
+    choice.stage_bytes.push_back(*bytes);
+  }
+  return choice;
+}
+
+} // namespace troupe::serve

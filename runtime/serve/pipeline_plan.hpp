@@ -1,0 +1,60 @@
+// pipeline_plan: how a served model is cut into pipeline stages (from its config or the
+// planner) and the stage graph each shard executor loads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/config/model_config.hpp"
+#include "runtime/graph.hpp"
+#include "runtime/planner/cost_model.hpp"
+
+namespace troupe::serve {
+
+/// What the serving runtime knows when it plans one model's replicas.
+struct pipeline_request {
+  parallelism_config parallelism;
+  int64_t max_batch_size = 0;
+  int devices = 1;           // devices one replica may use (pipeline_stages: auto tries 1..this)
+  double device_memory = 0;  // bytes per device
+  /// The device speed for cost estimates; called only when a cut must be chosen (K > 1 or
+  /// auto), because calibrating a device the first time takes about a second.
+  std::function<expected<planner::device_spec>()> device_speed;
+  /// A manual cut (tests, benchmarks): boundaries[k] as split_graph_stages takes them, in the
+  /// optimized graph's names. Overrides pipeline_stages.
+  std::vector<std::vector<std::string>> boundaries;
+};
+
+/// The plan a model is served with.
+struct pipeline_choice {
+  int64_t stages = 1;
+  int64_t tensor_parallel = 1;
+  int64_t micro_batch = 0;    // rows per micro-batch; 0 = the whole batch
+  std::string chosen_by;      // "config", "planner" or "manual"
+  std::vector<std::vector<std::string>> boundaries; // stages - 1 cuts
+  std::vector<uint64_t> stage_bytes; // weights + activation arena of each stage
+  double predicted_items_per_s = 0;  // one replica; 0 when nothing was predicted
+  double predicted_latency_ms = 0;   // one full batch through the pipeline
+};
+
+/// Chooses the stages of a model: pipeline_stages K cuts it into K stages balanced by the
+/// cost model (stage_cutter), `auto` asks the planner for the K in 1..devices with the best
+/// predicted replica throughput (a larger K only when it is more than 1% faster), and a
+/// manual cut is taken as given. Errors name the config key: tensor_parallel > 1 (not served
+/// yet), micro_batch without a batch dimension, a K the model cannot be cut into.
+expected<pipeline_choice> choose_pipeline(const graph& g, const pipeline_request& req);
+
+/// The graph stage `stage` of `boundaries` runs: the model optimized and sorted as the
+/// planner analysed it, then cut (the whole optimized model when boundaries are empty).
+/// Sessions built from it must not optimize again.
+expected<graph> load_stage_graph(const std::string& onnx_path,
+                                 std::span<const std::vector<std::string>> boundaries,
+                                 size_t stage);
+
+/// Weights plus the activation arena of `g` at `rows` rows (dynamic dims take `rows`).
+expected<uint64_t> stage_memory(graph g, int64_t rows, bool optimize);
+
+} // namespace troupe::serve

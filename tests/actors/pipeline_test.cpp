@@ -1,0 +1,294 @@
+// pipeline_test: K-stage replicas with and without micro-batches against the unsharded session
+// on real models, and one answer per batch (and request) when a stage fails or stops.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "actors/embedded_runtime.hpp"
+#include "runtime/session.hpp"
+#include "tests/actors/actor_test_util.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Sends every request at once (one requester actor each) and returns the replies in request
+/// order; the calling thread waits in a scoped actor's receive.
+std::vector<caf::expected<infer_response>> infer_all(caf::actor_system& sys, batcher_actor b,
+                                                     const std::vector<infer_request>& reqs) {
+  caf::scoped_actor self{sys};
+  auto sink = caf::actor{self};
+  for (size_t i = 0; i < reqs.size(); ++i)
+    self->spawn([=, req = reqs[i]](caf::event_based_actor* a) {
+      a->request(b, caf::infinite, atom::infer_v, req)
+          .then([=](infer_response& r) { a->send(sink, uint64_t{i}, std::move(r)); },
+                [=](caf::error& e) { a->send(sink, uint64_t{i}, std::move(e)); });
+    });
+  std::vector<caf::expected<infer_response>> out(reqs.size(), caf::sec::request_timeout);
+  std::vector<int> count(reqs.size(), 0);
+  for (size_t n = 0; n < reqs.size(); ++n)
+    self->receive([&](uint64_t i, infer_response& r) { out.at(i) = std::move(r); ++count.at(i); },
+                  [&](uint64_t i, caf::error& e) { out.at(i) = std::move(e); ++count.at(i); });
+  for (int c : count)
+    CHECK(c == 1);
+  return out;
+}
+
+/// One batch of `rows` rows, as requests of rows[i] rows cut from `batch`.
+std::vector<infer_request> requests_of(const tensor& batch, const std::vector<int64_t>& rows) {
+  std::vector<infer_request> reqs;
+  int64_t begin = 0;
+  for (int64_t r : rows) {
+    shape dims = batch.dims();
+    dims[0] = r;
+    tensor part = tensor::empty(batch.type(), dims);
+    auto view = batch.slice_rows(begin, begin + r);
+    std::memcpy(part.raw(), view.raw(), view.nbytes());
+    reqs.push_back(infer_request{{part}, 0, 0, 0});
+    begin += r;
+  }
+  return reqs;
+}
+
+model_config pipeline_config(int64_t stages, int64_t micro, int64_t max_batch) {
+  model_config c;
+  c.max_batch_size = max_batch;
+  dynamic_batching_config db;
+  db.preferred_batch_size = {max_batch}; // the test's requests form exactly one batch
+  db.max_queue_delay = 10s;
+  c.dynamic_batching = db;
+  c.parallelism.pipeline_stages = stages;
+  c.parallelism.micro_batch = micro;
+  return c;
+}
+
+runtime_options two_devices() {
+  runtime_options o;
+  o.resources.cpu_devices = 2;
+  return o;
+}
+
+void check_pipelines_match_session(const std::string& model, shape item) {
+  auto onnx = test::test_model_path(model);
+  if (!onnx) {
+    MESSAGE(model << ".onnx not exported (tools/export_models.py); skipped");
+    return;
+  }
+  std::mt19937 rng(std::random_device{}());
+  item[0] = 4;
+  const tensor batch = test::random_rows(item, rng);
+  auto whole = session::open(onnx->string());
+  REQUIRE(whole);
+  std::vector<tensor> in{batch};
+  auto expected_out = (*whole)->run(in);
+  REQUIRE(expected_out);
+  const std::vector<int64_t> rows{1, 2, 1};
+  test::threaded_system t;
+  for (int64_t stages : {1, 2, 3})
+    for (int64_t micro : {0, 3}) {
+      CAPTURE(stages);
+      CAPTURE(micro);
+      auto rt = embedded_runtime::start(t.sys, two_devices());
+      if (!rt) // a machine (or affinity mask) with one core
+        rt = embedded_runtime::start(t.sys);
+      REQUIRE(rt);
+      auto h = (*rt)->load_model(model, 1, *onnx, pipeline_config(stages, micro, 4));
+      REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+      CHECK(h->plan.stages == stages);
+      CHECK(h->plan.boundaries.size() == static_cast<size_t>(stages - 1));
+      CHECK(h->plan.stage_bytes.size() == static_cast<size_t>(stages));
+      CHECK(h->plan.micro_batch == micro);
+      if (stages > 1)
+        CHECK(h->plan.predicted_items_per_s > 0);
+      auto st = (*rt)->status();
+      REQUIRE(st);
+      REQUIRE(st->replicas.size() == 1);
+      const auto& devices = st->replicas[0].devices;
+      REQUIRE(devices.size() == static_cast<size_t>(stages));
+      const auto cpu_devices = std::count_if(st->devices.begin(), st->devices.end(),
+                                             [](const auto& d) { return !d.cores.empty(); });
+      if (stages == 2 && cpu_devices == 2)
+        CHECK(devices[0] != devices[1]); // consecutive stages on different cores
+      auto replies = infer_all(t.sys, h->batcher, requests_of(batch, rows));
+      int64_t begin = 0;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        REQUIRE_MESSAGE(replies[i], t.sys.render(replies[i].error()));
+        for (size_t o = 0; o < expected_out->size(); ++o) {
+          auto want = (*expected_out)[o].slice_rows(begin, begin + rows[i]);
+          CHECK(relative_error(replies[i]->outputs.at(o), want) < 1e-5);
+        }
+        begin += rows[i];
+      }
+      auto ms = (*rt)->status(*h);
+      REQUIRE(ms);
+      CHECK(ms->batches == 1);
+      CHECK(ms->completed == 3);
+    }
+}
+
+} // namespace
+
+TEST_CASE("seed_cnn served as 1, 2 and 3 stages, with and without micro-batches, answers like "
+          "the unsharded session") {
+  check_pipelines_match_session("seed_cnn", {1, 1, 28, 28});
+}
+
+TEST_CASE("resnet18 served as 1, 2 and 3 stages, with and without micro-batches, answers like "
+          "the unsharded session") {
+  check_pipelines_match_session("resnet18", {1, 3, 224, 224});
+}
+
+TEST_CASE("a stage that throws while a micro-batched batch runs: each request gets one "
+          "unavailable reply, the restarted replica serves the next batch") {
+  test::temp_dir dir;
+  auto onnx = dir.path / "mlp.onnx";
+  test::write_mlp_onnx(onnx);
+  test::threaded_system t;
+  auto rt = embedded_runtime::start(t.sys, two_devices());
+  if (!rt)
+    rt = embedded_runtime::start(t.sys);
+  REQUIRE(rt);
+  load_options lo;
+  lo.boundaries = {{"h"}};
+  lo.fault_after_batches = 2; // stage 0 throws on the second micro-batch
+  auto h = (*rt)->load_model("mlp", 1, onnx, pipeline_config(1, 1, 3), lo);
+  REQUIRE(h);
+  CHECK(h->plan.chosen_by == "manual");
+  std::mt19937 rng(std::random_device{}());
+  const tensor batch = test::random_rows({3, 16}, rng);
+  auto failed = infer_all(t.sys, h->batcher, requests_of(batch, {1, 1, 1}));
+  for (auto& r : failed) {
+    REQUIRE_FALSE(r);
+    CHECK(errc_of(r.error()) == errc::unavailable);
+  }
+  auto ok = infer_all(t.sys, h->batcher, requests_of(batch, {1, 2}));
+  auto whole = session::open(onnx.string());
+  REQUIRE(whole);
+  std::vector<tensor> in{batch};
+  auto want = (*whole)->run(in);
+  REQUIRE(want);
+  REQUIRE(ok[0]);
+  REQUIRE(ok[1]);
+  CHECK(relative_error(ok[0]->outputs.at(0), want->at(0).slice_rows(0, 1)) < 1e-5);
+  CHECK(relative_error(ok[1]->outputs.at(0), want->at(0).slice_rows(1, 3)) < 1e-5);
+  auto ms = (*rt)->status(*h);
+  REQUIRE(ms);
+  CHECK(ms->failed == 3);
+  CHECK(ms->completed == 2);
+  CHECK((*rt)->status()->replicas.at(0).restarts == 1);
+}
+
+// -- the merger on the deterministic scheduler, with fake stages -----------------------------
+
+namespace {
+
+enum class stage_mode { echo, fail_micro_1, quit_on_micro_1 };
+
+/// A stage that passes its inputs on as outputs (adding 1 to every value), records 10 µs, and
+/// in the failing modes errors or stops on micro-batch 1.
+shard_executor_actor::behavior_type fake_stage(shard_executor_actor::pointer self,
+                                               stage_mode mode) {
+  return {
+    [=](atom::run, stage_job& job) {
+      auto merger = caf::actor_cast<merger_actor>(job.merger);
+      if (job.micro == 1 && mode == stage_mode::quit_on_micro_1)
+        return self->quit(caf::exit_reason::user_shutdown);
+      if (job.micro == 1 && mode == stage_mode::fail_micro_1) {
+        job.error = to_error(errc::internal, "stage broke");
+        return self->send(merger, atom::merge_v, std::move(job));
+      }
+      for (auto& v : job.values) {
+        tensor out = tensor::empty(v.type(), v.dims());
+        auto src = v.values<float>();
+        auto dst = out.values<float>();
+        for (size_t i = 0; i < src.size(); ++i)
+          dst[i] = src[i] + 1;
+        v = out;
+      }
+      job.stage_us.push_back(10);
+      if (job.next_stages.empty())
+        return self->send(merger, atom::merge_v, std::move(job));
+      auto next = caf::actor_cast<shard_executor_actor>(job.next_stages.front());
+      job.next_stages.erase(job.next_stages.begin());
+      self->send(next, atom::run_v, std::move(job));
+    },
+  };
+}
+
+struct merger_fixture : test::deterministic_system {
+  merger_actor merger = spawn_merger(sys);
+  std::vector<shard_executor_actor> stages;
+  std::vector<batch_done> answers;
+
+  ~merger_fixture() {
+    caf::anon_send_exit(merger, caf::exit_reason::user_shutdown);
+    for (auto& s : stages)
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  /// Runs a batch whose row r holds the value r, cut into micro-batches of `micro` rows.
+  void run_batch(std::vector<stage_mode> modes, std::vector<int64_t> rows, int64_t micro) {
+    std::vector<caf::actor> handles;
+    for (auto m : modes) {
+      stages.push_back(sys.spawn(fake_stage, m));
+      handles.push_back(caf::actor_cast<caf::actor>(stages.back()));
+    }
+    int64_t total = 0;
+    for (auto r : rows)
+      total += r;
+    tensor x = tensor::empty(dtype::f32, {total, 2});
+    auto v = x.values<float>();
+    for (int64_t i = 0; i < total * 2; ++i)
+      v[static_cast<size_t>(i)] = static_cast<float>(i / 2);
+    batch_job job{1, 0, {x}, rows, handles, true, micro};
+    auto m = merger;
+    auto log = &answers;
+    sys.spawn([=](caf::event_based_actor* self) {
+      self->request(m, caf::infinite, atom::run_v, job).then([=](batch_done& d) {
+        log->push_back(std::move(d));
+      });
+    });
+    run();
+  }
+};
+
+} // namespace
+
+TEST_CASE_FIXTURE(merger_fixture, "the merger reassembles micro-batches in order and splits the "
+                                  "rows per request") {
+  run_batch({stage_mode::echo, stage_mode::echo}, {2, 3}, 2); // micro-batches of 2, 2, 1 rows
+  REQUIRE(answers.size() == 1);
+  const auto& d = answers[0];
+  REQUIRE_FALSE(d.error);
+  REQUIRE(d.replies.size() == 2);
+  CHECK(d.replies[0].outputs.at(0).dims() == shape{2, 2});
+  CHECK(d.replies[1].outputs.at(0).dims() == shape{3, 2});
+  std::vector<float> seen;
+  for (const auto& r : d.replies)
+    for (float f : r.outputs.at(0).values<float>())
+      seen.push_back(f);
+  std::vector<float> want;
+  for (int row = 0; row < 5; ++row)
+    want.insert(want.end(), {row + 2.f, row + 2.f}); // two stages added 1 each
+  CHECK(seen == want);
+  CHECK(d.stage_us == std::vector<int64_t>{30, 30}); // 3 micro-batches x 10 µs per stage
+}
+
+TEST_CASE_FIXTURE(merger_fixture, "the merger answers a batch once with the error of its first "
+                                  "failed micro-batch") {
+  run_batch({stage_mode::echo, stage_mode::fail_micro_1}, {1, 1, 1, 1}, 1);
+  REQUIRE(answers.size() == 1);
+  CHECK(errc_of(answers[0].error) == errc::internal);
+  CHECK(sys.render(answers[0].error).find("stage broke") != std::string::npos);
+  CHECK(answers[0].replies.empty());
+}
+
+TEST_CASE_FIXTURE(merger_fixture, "the merger answers a batch once with unavailable when a "
+                                  "stage stops while holding its micro-batch") {
+  run_batch({stage_mode::quit_on_micro_1, stage_mode::echo}, {2, 2}, 1);
+  REQUIRE(answers.size() == 1);
+  CHECK(errc_of(answers[0].error) == errc::unavailable);
+}
