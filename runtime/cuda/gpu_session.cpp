@@ -21,9 +21,9 @@ constexpr size_t conv_workspace_limit = size_t{256} << 20;
 class cuda_session final : public gpu_session {
 public:
   static expected<std::unique_ptr<gpu_session>> create(graph g, gpu_session_options options) {
-    auto devices = cuda::device_count();
+    auto devices = cuda::device_count(); // its error says "no usable CUDA device: <reason>"
     if (!devices)
-      return make_error(errc::unavailable, "no usable CUDA device: {}", devices.error().message());
+      return devices.error();
     if (options.device < 0 || options.device >= *devices)
       return make_error(errc::invalid_argument, "no usable CUDA device: GPU {} does not exist "
                         "({} visible)", options.device, *devices);
@@ -199,7 +199,7 @@ expected<std::unique_ptr<gpu_session>> gpu_session::open(const std::string& onnx
                                                          gpu_session_options options) {
   auto devices = cuda::device_count(); // before parsing: the common failure is cheap
   if (!devices)
-    return make_error(errc::unavailable, "no usable CUDA device: {}", devices.error().message());
+    return devices.error();
   auto g = load_onnx(onnx_path);
   if (!g)
     return g.error();
