@@ -1,6 +1,7 @@
 // embedded_runtime: starts troupe inside a CAF program's own actor_system and loads models.
 #include "actors/embedded_runtime.hpp"
 
+#include "kernels/gpu_devices.hpp"
 #include "runtime/onnx_import.hpp"
 #include "runtime/planner/device_speed.hpp"
 
@@ -60,11 +61,19 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
     return to_error(g.error());
   int64_t instances = 0;
   for (const auto& group : config.instance_groups) {
-    if (group.kind == instance_kind::gpu)
+    if (group.kind == instance_kind::gpu) {
+      auto gpus = list_gpus();
+      if (!gpus) {
+        const auto& why = gpus.error().message();
+        const char* prefix = why.starts_with("no usable CUDA device") ? "" : "no usable CUDA device: ";
+        return to_error(errc::unavailable, fmt::format("model {}: instance_group '{}' asks for "
+                        "KIND_GPU: {}{}", name, group.name, prefix, why));
+      }
       return to_error(errc::unsupported,
-                      fmt::format("model {}: instance_group '{}' asks for KIND_GPU; this build "
-                                  "has CPU devices only",
+                      fmt::format("model {}: instance_group '{}' asks for KIND_GPU; GPU shard "
+                                  "executors are not wired into serving yet",
                                   name, group.name));
+    }
     instances += group.count;
   }
   if (config.instance_groups.empty())

@@ -18,6 +18,8 @@ weights):
   seed_cnn      LeNet-like MNIST CNN, 1x28x28 -> 10 logits (random weights here; may be trained later)
   resnet18      torchvision resnet18(weights=None), 3x224x224 -> 1000
   mobilenet_v2  torchvision mobilenet_v2(weights=None), 3x224x224 -> 1000
+  resnet50      torchvision resnet50(weights=None), 3x224x224 -> 1000 (GPU benchmarks only;
+                not in the default set)
                 (both with BatchNorm statistics calibrated on one fixed random batch, see
                 calibrate_batchnorm; export folds BatchNorm into the convolutions)
   bert_encoder  4 BERT-style encoder layers (d_model 256, 4 heads, FFN 1024, GELU, post-norm) on
@@ -62,6 +64,7 @@ Identity Dropout Constant ConstantOfShape Pad
 """.split())
 
 ALL_MODELS = ("seed_cnn", "resnet18", "mobilenet_v2", "bert_encoder")
+EXTRA_MODELS = ("resnet50",)  # exported only when asked for (tools/gpu-check.sh)
 
 # --------------------------------------------------------------------------------------------
 # Models
@@ -210,7 +213,7 @@ def build_model(name: str, native: bool = False) -> nn.Module:
     torch.manual_seed(SEED)
     if name == "seed_cnn":
         m = SeedCNN()
-    elif name in ("resnet18", "mobilenet_v2"):
+    elif name in ("resnet18", "resnet50", "mobilenet_v2"):
         import torchvision  # Debian python3-torchvision
         m = getattr(torchvision.models, name)(weights=None)
         calibrate_batchnorm(m, item_shape(name))
@@ -229,7 +232,8 @@ def build_model(name: str, native: bool = False) -> nn.Module:
 
 
 def item_shape(name: str) -> tuple[int, ...]:
-    return {"seed_cnn": (1, 28, 28), "resnet18": (3, 224, 224), "mobilenet_v2": (3, 224, 224),
+    return {"seed_cnn": (1, 28, 28), "resnet18": (3, 224, 224), "resnet50": (3, 224, 224),
+            "mobilenet_v2": (3, 224, 224),
             "bert_encoder": (BERT_CFG["seq_len"], BERT_CFG["d_model"])}[name]
 
 
@@ -361,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL_MODELS]
+    unknown = [n for n in names if n not in ALL_MODELS + EXTRA_MODELS]
     if unknown:
         ap.error(f"unknown model(s) {unknown}; known: {', '.join(ALL_MODELS)}")
     if args.batch < 1:

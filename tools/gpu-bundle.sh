@@ -54,7 +54,7 @@ for m in $models; do
     echo "gpu-bundle: no $models_dir/$m.onnx (tools/export-test-models.sh makes it); skipped" >&2
   fi
 done
-cp tools/gpu-check.sh tools/gpu_torch_bench.py "$root/tools/"
+cp tools/gpu-check.sh tools/gpu_torch_bench.py tools/export_models.py "$root/tools/"
 git rev-parse --short HEAD > "$root/COMMIT" 2>/dev/null || echo unknown > "$root/COMMIT"
 
 mkdir -p "$(dirname "$archive")"

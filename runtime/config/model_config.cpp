@@ -152,7 +152,7 @@ model_config parse(const reader& in, const YAML::Node& root) {
   in.for_each_key(
       root, "",
       {"name", "max_batch_size", "input", "output", "dynamic_batching", "allowed_batch_sizes",
-       "max_batches_in_flight", "instance_group", "parallelism", "version_policy"},
+       "max_batches_in_flight", "instance_group", "parallelism", "version_policy", "precision"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "name") {
           c.name = in.text(v, path, "a model name");
@@ -175,6 +175,12 @@ model_config parse(const reader& in, const YAML::Node& root) {
         } else if (key == "allowed_batch_sizes") {
           c.allowed_batch_sizes = in.integers(v, path, 1);
           allowed_node = v;
+        } else if (key == "precision") {
+          auto p = parse_precision(in.text(v, path, "fp32, tf32, fp16 or bf16"));
+          if (!p)
+            in.expected_form(v, path, "fp32, tf32, fp16 or bf16");
+          else
+            c.precision = *p;
         } else if (key == "max_batches_in_flight") {
           c.max_batches_in_flight = in.integer(v, path, 1, 1 << 20, "an integer >= 1");
         } else if (key == "instance_group") {

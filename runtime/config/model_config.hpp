@@ -12,6 +12,7 @@
 #include "kernels/dtype.hpp"
 #include "kernels/status.hpp"
 #include "runtime/batching/queue_policy.hpp"
+#include "runtime/gpu_precision.hpp"
 
 namespace troupe {
 
@@ -67,6 +68,7 @@ struct model_config {
   std::vector<instance_group> instance_groups; // key `instance_group`; empty = one automatic
   parallelism_config parallelism;
   version_policy versions; // key `version_policy`
+  gpu_precision precision = gpu_precision::fp32; // key `precision` (troupe's): GPU backend only
 };
 
 /// Parses and checks config.yaml text; `file` names it in errors, which also give the key

@@ -1,4 +1,4 @@
-// cuda_kernels_main: the entry point of test_cuda_kernels. Without a usable CUDA device it
+// cuda_kernels_main: the entry point of test_cuda_kernels and test_cuda_backend. Without a usable CUDA device it
 // says so once, runs only the host-side cases and exits 77 (CTest's SKIP_RETURN_CODE) when
 // nothing was left to run, so a no-GPU machine reports GPU cases as skipped, never failed.
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -53,9 +53,9 @@ int main(int argc, char** argv) {
   bool skipping = false;
   if (!is_query(argc, argv)) {
     if (auto reason = troupe::test::gpu_unavailable_reason()) {
-      std::printf("test_cuda_kernels: no usable CUDA device (%s); the GPU cases (test suite "
-                  "\"gpu\") are skipped\n",
-                  reason->c_str());
+      std::printf("%s: no usable CUDA device (%s); the GPU cases (test suite \"gpu\") are "
+                  "skipped\n",
+                  argc > 0 ? argv[0] : "test", reason->c_str());
       context.addFilter("test-suite-exclude", "gpu");
       skipping = true;
     }

@@ -1,0 +1,123 @@
+// bench_gpu_models: throughput and latency of the GPU backend (gpu_session, host tensors in and
+// out) per model, precision and batch size, printed as a markdown table for tools/gpu-check.sh.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "kernels/gpu_devices.hpp"
+#include "runtime/gpu_session.hpp"
+#include "runtime/random_tensor.hpp"
+
+namespace {
+
+using namespace troupe;
+using clock_type = std::chrono::steady_clock;
+
+struct measurement {
+  double items_per_second = 0;
+  double mean_ms = 0;
+};
+
+/// Runs `inputs` for about `seconds` after a warm-up that also captures the CUDA graph.
+expected<measurement> measure(gpu_session& s, const std::vector<tensor>& inputs, int64_t batch,
+                              double seconds) {
+  for (int i = 0; i < 5; ++i)
+    if (auto r = s.run(inputs); !r)
+      return r.error();
+  int64_t runs = 0;
+  const auto t0 = clock_type::now();
+  double elapsed = 0;
+  while (elapsed < seconds || runs < 3) {
+    if (auto r = s.run(inputs); !r)
+      return r.error();
+    ++runs;
+    elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+  }
+  return measurement{static_cast<double>(runs * batch) / elapsed, 1e3 * elapsed / static_cast<double>(runs)};
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"GPU backend throughput per model, precision and batch size"};
+  const char* env_dir = std::getenv("TROUPE_GPU_MODELS_DIR");
+  std::string dir = env_dir ? env_dir : "build/models";
+  std::vector<std::string> models{"seed_cnn", "resnet18", "resnet50", "bert_encoder"};
+  std::vector<std::string> precisions{"fp32", "fp16", "bf16"};
+  std::vector<int64_t> batches{1, 8, 32, 128, 256};
+  double seconds = 0.5;
+  int device = 0;
+  app.add_option("--models-dir", dir, "folder of exported <model>.onnx (default "
+                 "$TROUPE_GPU_MODELS_DIR, else build/models)");
+  app.add_option("--models", models, "models to run (missing files are skipped)");
+  app.add_option("--precision", precisions, "fp32, tf32, fp16, bf16");
+  app.add_option("--batch", batches, "batch sizes (models with a fixed batch run only theirs)");
+  app.add_option("--seconds", seconds, "measuring time per row");
+  app.add_option("--device", device, "CUDA device index");
+  CLI11_PARSE(app, argc, argv);
+
+  auto gpus = list_gpus();
+  if (!gpus || gpus->empty()) {
+    std::printf("bench_gpu_models: skipped, %s\n",
+                gpus ? "no GPU" : gpus.error().message().c_str());
+    return 77;
+  }
+  std::printf("\nGPU backend (gpu_session: pinned H2D, plan or CUDA graph, D2H) on %s\n\n",
+              (*gpus)[static_cast<size_t>(device) < gpus->size() ? static_cast<size_t>(device) : 0]
+                  .name.c_str());
+  std::printf("| model | precision | batch | items/s | ms/batch |\n|---|---|---:|---:|---:|\n");
+  std::mt19937_64 rng{std::random_device{}()};
+  int failures = 0;
+  for (const auto& model : models) {
+    const auto path = std::filesystem::path(dir) / (model + ".onnx");
+    if (!std::filesystem::exists(path)) {
+      std::printf("| %s | - | - | missing %s | |\n", model.c_str(), path.string().c_str());
+      continue;
+    }
+    for (const auto& name : precisions) {
+      auto precision = parse_precision(name);
+      if (!precision) {
+        std::fprintf(stderr, "bench_gpu_models: %s\n", precision.error().to_string().c_str());
+        return 2;
+      }
+      gpu_session_options options;
+      options.device = device;
+      options.precision = *precision;
+      options.max_cached_plans = batches.size() + 1;
+      auto s = gpu_session::open(path.string(), options);
+      if (!s) {
+        std::printf("| %s | %s | - | error: %s | |\n", model.c_str(), name.c_str(),
+                    s.error().to_string().c_str());
+        ++failures;
+        continue;
+      }
+      const auto& first = (*s)->inputs().at(0);
+      const bool dynamic_batch = !first.dims.empty() && first.dims[0] < 0;
+      for (int64_t batch : batches) {
+        const int64_t b = dynamic_batch ? batch : (first.dims.empty() ? 1 : first.dims[0]);
+        std::vector<tensor> inputs;
+        for (const auto& in : (*s)->inputs())
+          inputs.push_back(random_tensor(in.type, concrete_dims(in, b), rng));
+        auto m = measure(**s, inputs, b, seconds);
+        if (!m) {
+          std::printf("| %s | %s | %lld | error: %s | |\n", model.c_str(), name.c_str(),
+                      static_cast<long long>(b), m.error().to_string().c_str());
+          ++failures;
+        } else {
+          std::printf("| %s | %s | %lld | %.0f | %.3f |\n", model.c_str(), name.c_str(),
+                      static_cast<long long>(b), m->items_per_second, m->mean_ms);
+        }
+        std::fflush(stdout);
+        if (!dynamic_batch)
+          break;
+      }
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}

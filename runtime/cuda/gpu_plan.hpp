@@ -1,0 +1,94 @@
+// gpu_plan: a lowered graph bound to device memory (constants uploaded, one activation arena)
+// and run on a stream, eagerly or as a captured CUDA graph.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <memory>
+#include <vector>
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include "kernels/cuda/cublas_gemm.hpp"
+#include "kernels/cuda/cudnn_conv.hpp"
+#include "runtime/cuda/gpu_lowering.hpp"
+
+namespace troupe::gpu {
+
+/// What the steps of a session's plans share: the device, the session's stream, library
+/// handles and algorithm caches.
+struct gpu_context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cudnnHandle_t cudnn = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  cuda::conv_algo_cache* conv_cache = nullptr;
+  cuda::gemm_algo_cache* gemm_cache = nullptr;
+};
+
+/// Device copies of the model's initializers, shared by every plan of a session (keyed by
+/// the host buffer, which the session's graph keeps alive). Folded constants, which differ
+/// per plan, are not cached here.
+class weight_store {
+public:
+  /// `initializers` are the host buffers that may be cached (the graph's initializers).
+  explicit weight_store(std::vector<const void*> initializers)
+    : cacheable_(initializers.begin(), initializers.end()) {}
+  /// The device copy of `host` converted to `type`, uploaded now if new.
+  expected<std::shared_ptr<storage>> upload(const gpu_context& ctx, const tensor& host,
+                                            dtype type);
+
+private:
+  std::set<const void*> cacheable_;
+  std::map<std::pair<const void*, dtype>, std::shared_ptr<storage>> cached_;
+};
+
+class gpu_plan {
+public:
+  /// Uploads the constants (host data must be alive during the call), allocates the arena,
+  /// the workspace and the pinned staging buffers, and settles every algorithm choice.
+  static expected<std::unique_ptr<gpu_plan>> create(lowered_graph lowered,
+                                                    const gpu_context& ctx,
+                                                    weight_store& weights);
+  ~gpu_plan();
+  gpu_plan(const gpu_plan&) = delete;
+  gpu_plan& operator=(const gpu_plan&) = delete;
+
+  /// Enqueues the input copies, the steps (per the capture policy after `capture_after`
+  /// runs) and the output copies on ctx.stream. Reads inputs now (into pinned staging).
+  /// `poison` first fills the whole arena with NaN bytes.
+  status enqueue(const gpu_context& ctx, std::span<const tensor> inputs, uint32_t capture_after,
+                 bool poison);
+  /// After the stream has passed the enqueued work: the outputs as fresh host tensors, or
+  /// the error a Gather's out-of-range index raised. Makes no CUDA call.
+  expected<std::vector<tensor>> collect() const;
+
+  const lowered_graph& lowered() const { return lowered_; }
+  size_t arena_bytes() const { return arena_bytes_; }
+  bool captured() const { return graph_exec_ != nullptr; }
+  uint64_t runs() const { return runs_; }
+
+private:
+  gpu_plan() = default;
+  void* pointer(int value) const;
+  status run_steps(const gpu_context& ctx);
+  status run_step(const gpu_context& ctx, const gpu_step& s);
+  status capture(const gpu_context& ctx);
+
+  lowered_graph lowered_;
+  std::vector<std::shared_ptr<storage>> constants_; // per value (null unless constant)
+  std::shared_ptr<storage> arena_, workspace_, flag_;
+  std::vector<int64_t> offsets_;
+  size_t arena_bytes_ = 0, workspace_bytes_ = 0;
+  std::vector<std::shared_ptr<storage>> staging_in_, staging_out_; // pinned
+  std::shared_ptr<storage> flag_host_;                             // pinned
+  bool has_gather_ = false;
+  uint64_t runs_ = 0;
+  bool capture_failed_ = false;
+  cudaGraphExec_t graph_exec_ = nullptr;
+};
+
+} // namespace troupe::gpu

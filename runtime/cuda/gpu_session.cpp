@@ -1,0 +1,221 @@
+// gpu_session (CUDA): input validation, per-dims plans inferred through a CPU plan, the
+// session's stream and library handles, synchronous and callback-completed runs.
+#include "runtime/gpu_session.hpp"
+
+#include <map>
+
+#include "kernels/cuda/cuda_device.hpp"
+#include "kernels/cuda/cuda_error.hpp"
+#include "runtime/cuda/gpu_plan.hpp"
+#include "runtime/onnx_import.hpp"
+#include "runtime/passes/passes.hpp"
+#include "runtime/plan.hpp"
+#include "runtime/session.hpp"
+
+namespace troupe {
+namespace {
+
+/// Bytes of cuDNN workspace a convolution algorithm may use.
+constexpr size_t conv_workspace_limit = size_t{256} << 20;
+
+class cuda_session final : public gpu_session {
+public:
+  static expected<std::unique_ptr<gpu_session>> create(graph g, gpu_session_options options) {
+    auto devices = cuda::device_count(); // its error says "no usable CUDA device: <reason>"
+    if (!devices)
+      return devices.error();
+    if (options.device < 0 || options.device >= *devices)
+      return make_error(errc::invalid_argument, "no usable CUDA device: GPU {} does not exist "
+                        "({} visible)", options.device, *devices);
+    if (options.optimize)
+      TROUPE_TRY_STATUS(optimize_graph(g, options.max_value_bytes));
+    std::unique_ptr<cuda_session> s(new cuda_session(std::move(g), options));
+    TROUPE_TRY_STATUS(s->init());
+    return std::unique_ptr<gpu_session>(std::move(s));
+  }
+
+  ~cuda_session() override {
+    cuda::device_guard guard(options_.device);
+    if (ctx_.stream)
+      cudaStreamSynchronize(ctx_.stream);
+    plans_.clear();
+    if (ctx_.lt)
+      cublasLtDestroy(ctx_.lt);
+    if (ctx_.cudnn)
+      cudnnDestroy(ctx_.cudnn);
+    if (ctx_.stream)
+      cudaStreamDestroy(ctx_.stream);
+  }
+
+  const std::vector<value_info>& inputs() const override { return graph_.inputs; }
+  const std::vector<value_info>& outputs() const override { return graph_.outputs; }
+  int device_index() const override { return options_.device; }
+  gpu_precision precision() const override { return options_.precision; }
+
+  status validate(std::span<const tensor> inputs) const override {
+    if (inputs.size() != graph_.inputs.size())
+      return make_error(errc::invalid_argument, "{}: expected {} inputs, got {}", graph_.source,
+                        graph_.inputs.size(), inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const auto& want = graph_.inputs[i];
+      const auto& got = inputs[i];
+      if (got.type() != want.type)
+        return make_error(errc::invalid_argument, "{}: input '{}' must be {}, got {}",
+                          graph_.source, want.name, to_string(want.type), to_string(got.type()));
+      bool ok = want.dims.empty() || got.dims().size() == want.dims.size();
+      for (size_t d = 0; ok && d < want.dims.size(); ++d)
+        ok = want.dims[d] < 0 || want.dims[d] == got.dims()[d];
+      if (!ok)
+        return make_error(errc::invalid_argument, "{}: input '{}' has shape {}, model expects {}",
+                          graph_.source, want.name, to_string(got.dims()), to_string(want.dims));
+      if (got.where().type != device::kind::cpu)
+        return make_error(errc::invalid_argument, "{}: input '{}' must be in host memory",
+                          graph_.source, want.name);
+    }
+    return status::ok();
+  }
+
+  status prepare(std::span<const shape> input_dims) override {
+    auto p = plan_for(input_dims);
+    return p ? status::ok() : p.error();
+  }
+
+  expected<std::vector<tensor>> run(std::span<const tensor> inputs) override {
+    auto p = enqueue(inputs);
+    if (!p)
+      return p.error();
+    TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
+    return (*p)->collect();
+  }
+
+  void run_async(std::vector<tensor> inputs, completion done) override {
+    auto p = enqueue(inputs);
+    if (!p) {
+      done(p.error());
+      return;
+    }
+    // The host function runs on a CUDA thread once the copies are done; it only reads
+    // pinned memory and hands the result on.
+    struct pending {
+      gpu::gpu_plan* plan;
+      completion done;
+    };
+    auto* ctx = new pending{*p, std::move(done)};
+    const auto fn = [](void* data) {
+      std::unique_ptr<pending> c(static_cast<pending*>(data));
+      c->done(c->plan->collect());
+    };
+    if (auto st = cuda::check(cudaLaunchHostFunc(ctx_.stream, fn, ctx), "cudaLaunchHostFunc");
+        !st) {
+      std::unique_ptr<pending> c(ctx);
+      c->done(st);
+    }
+  }
+
+private:
+  cuda_session(graph g, gpu_session_options options)
+    : graph_(std::move(g)), options_(options), cpu_(cpu::cpu_limits{1, {}}),
+      conv_cache_(conv_workspace_limit), weights_(initializer_buffers(graph_)) {}
+
+  static std::vector<const void*> initializer_buffers(const graph& g) {
+    std::vector<const void*> out;
+    for (const auto& [name, t] : g.initializers)
+      out.push_back(t.raw());
+    return out;
+  }
+
+  status init() {
+    cuda::device_guard guard(options_.device);
+    TROUPE_TRY_STATUS(guard.status());
+    TROUPE_CUDA_TRY(cudaStreamCreateWithFlags(&ctx_.stream, cudaStreamNonBlocking));
+    TROUPE_CUDA_TRY(cudnnCreate(&ctx_.cudnn));
+    TROUPE_CUDA_TRY(cublasLtCreate(&ctx_.lt));
+    ctx_.device = options_.device;
+    ctx_.conv_cache = &conv_cache_;
+    ctx_.gemm_cache = &gemm_cache_;
+    return status::ok();
+  }
+
+  expected<gpu::gpu_plan*> plan_for(std::span<const shape> input_dims) {
+    std::vector<shape> key(input_dims.begin(), input_dims.end());
+    if (auto it = plans_.find(key); it != plans_.end())
+      return it->second.get();
+    cuda::device_guard guard(options_.device);
+    TROUPE_TRY_STATUS(guard.status());
+    if (plans_.size() >= options_.max_cached_plans) {
+      TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
+      plans_.clear();
+    }
+    // The CPU plan infers every value's dims and folds the constants; the GPU plan is
+    // lowered from what it found and uploads its constants before it goes away.
+    auto cpu_plan = plan::compile(graph_, input_dims, cpu_,
+                                  plan_options{false, options_.max_value_bytes, nullptr, nullptr});
+    if (!cpu_plan)
+      return cpu_plan.error();
+    auto lowered = gpu::lower_graph(graph_, (*cpu_plan)->value_descs(), input_dims,
+                                    options_.precision);
+    if (!lowered)
+      return lowered.error();
+    auto p = gpu::gpu_plan::create(std::move(*lowered), ctx_, weights_);
+    if (!p)
+      return p.error().with_context(graph_.source);
+    gpu::gpu_plan* raw = p->get();
+    plans_.emplace(std::move(key), std::move(*p));
+    return raw;
+  }
+
+  expected<gpu::gpu_plan*> enqueue(std::span<const tensor> inputs) {
+    TROUPE_TRY_STATUS(validate(inputs));
+    std::vector<shape> dims;
+    for (const auto& t : inputs)
+      dims.push_back(t.dims());
+    auto p = plan_for(dims);
+    if (!p)
+      return p.error();
+    cuda::device_guard guard(options_.device);
+    TROUPE_TRY_STATUS(guard.status());
+    TROUPE_TRY_STATUS((*p)->enqueue(ctx_, inputs, options_.capture_after, options_.poison));
+    return *p;
+  }
+
+  graph graph_;
+  gpu_session_options options_;
+  cpu::cpu_context cpu_;
+  cuda::conv_algo_cache conv_cache_;
+  cuda::gemm_algo_cache gemm_cache_;
+  gpu::weight_store weights_;
+  gpu::gpu_context ctx_;
+  std::map<std::vector<shape>, std::unique_ptr<gpu::gpu_plan>> plans_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<gpu_session>> gpu_session::from_graph(graph g,
+                                                               gpu_session_options options) {
+  return cuda_session::create(std::move(g), options);
+}
+
+expected<std::unique_ptr<gpu_session>> gpu_session::open(const std::string& onnx_path,
+                                                         gpu_session_options options) {
+  auto devices = cuda::device_count(); // before parsing: the common failure is cheap
+  if (!devices)
+    return devices.error();
+  auto g = load_onnx(onnx_path);
+  if (!g)
+    return g.error();
+  auto s = from_graph(std::move(*g), options);
+  if (!s)
+    return s.error();
+  std::vector<shape> dims;
+  for (const auto& in : (*s)->inputs()) {
+    shape d = in.dims;
+    for (auto& x : d)
+      if (x < 0)
+        x = 1;
+    dims.push_back(std::move(d));
+  }
+  TROUPE_TRY_STATUS((*s)->prepare(dims));
+  return s;
+}
+
+} // namespace troupe

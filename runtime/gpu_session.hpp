@@ -1,0 +1,61 @@
+// gpu_session: a model compiled for one CUDA device, behind a CUDA-agnostic interface so code
+// above runtime/ builds the same with or without the CUDA backend.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/gpu_precision.hpp"
+#include "runtime/graph.hpp"
+
+namespace troupe {
+
+struct gpu_session_options {
+  int device = 0;
+  gpu_precision precision = gpu_precision::fp32;
+  bool optimize = true; // run the graph passes (BN folding, fusions) first
+  size_t max_cached_plans = 16;
+  /// Eager runs of a plan before it is captured as a CUDA graph (0: never capture).
+  uint32_t capture_after = 3;
+  size_t max_value_bytes = size_t{8} << 30; // largest tensor a plan may create
+  /// Fill every plan's activation arena with NaN bytes before each run, so a kernel that
+  /// leaves an element unwritten shows up (the correctness tests use it).
+  bool poison = false;
+};
+
+/// A model ready to run on one GPU: plans per input dims (weights uploaded once per session,
+/// activations in one device arena per plan), its own stream, pinned staging for the copies.
+/// One run at a time: call `run`, or `run_async` and wait for its callback, before the next.
+class gpu_session {
+public:
+  using completion = std::function<void(expected<std::vector<tensor>>)>;
+
+  /// Loads and compiles the model for batch 1 so unsupported operators fail at load;
+  /// `unavailable` ("no usable CUDA device: <reason>") without a device or CUDA backend.
+  static expected<std::unique_ptr<gpu_session>> open(const std::string& onnx_path,
+                                                     gpu_session_options options = {});
+  static expected<std::unique_ptr<gpu_session>> from_graph(graph g,
+                                                           gpu_session_options options = {});
+  virtual ~gpu_session() = default;
+
+  virtual const std::vector<value_info>& inputs() const = 0;
+  virtual const std::vector<value_info>& outputs() const = 0;
+  /// Errors for inputs that do not match the model; ok otherwise.
+  virtual status validate(std::span<const tensor> inputs) const = 0;
+  /// Compiles (or finds) the plan for these dims; a compile error names the node.
+  virtual status prepare(std::span<const shape> input_dims) = 0;
+  /// Runs host inputs and returns host outputs, blocking until the device is done.
+  virtual expected<std::vector<tensor>> run(std::span<const tensor> inputs) = 0;
+  /// Enqueues the run and returns; `done` is called once with the outputs from a CUDA
+  /// callback thread (it must not call CUDA and should only hand the result on), or from
+  /// this call when enqueuing fails.
+  virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
+  virtual int device_index() const = 0;
+  virtual gpu_precision precision() const = 0;
+};
+
+} // namespace troupe

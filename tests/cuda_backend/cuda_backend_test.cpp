@@ -1,0 +1,458 @@
+// cuda_backend_test: the GPU backend's lowering and arena plan on the host, and (suite "gpu")
+// every supported operator and reference model on the GPU against the CPU session.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <random>
+
+#include "runtime/cuda/gpu_lowering.hpp"
+#include "runtime/gpu_session.hpp"
+#include "runtime/onnx_import.hpp"
+#include "runtime/passes/passes.hpp"
+#include "runtime/plan.hpp"
+#include "runtime/random_tensor.hpp"
+#include "runtime/session.hpp"
+
+namespace troupe {
+namespace {
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 gen{std::random_device{}()};
+  return gen;
+}
+
+tensor random_f32(shape dims, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  tensor t = tensor::empty(dtype::f32, std::move(dims));
+  for (auto& x : t.values<float>())
+    x = dist(rng());
+  return t;
+}
+
+tensor ints(shape dims, std::vector<int64_t> values) {
+  return tensor::from_vector<int64_t>(std::move(dims), values);
+}
+
+node make(std::string op, std::vector<std::string> ins, std::vector<std::string> outs,
+          std::map<std::string, attribute> attrs = {}) {
+  node n;
+  n.name = op + "_" + outs[0];
+  n.op_type = std::move(op);
+  n.inputs = std::move(ins);
+  n.outputs = std::move(outs);
+  n.attrs = std::move(attrs);
+  return n;
+}
+
+/// A graph with float32 inputs of fixed dims and the named outputs.
+graph make_graph(std::vector<std::pair<std::string, shape>> inputs, std::vector<node> nodes,
+                 std::vector<std::string> outputs,
+                 std::unordered_map<std::string, tensor> initializers = {}) {
+  graph g;
+  g.source = "test";
+  g.opset = 17;
+  for (auto& [name, dims] : inputs)
+    g.inputs.push_back({name, dtype::f32, dims});
+  for (auto& o : outputs)
+    g.outputs.push_back({o, dtype::f32, {}});
+  g.nodes = std::move(nodes);
+  g.initializers = std::move(initializers);
+  return g;
+}
+
+/// The CPU plan a lowering takes its dims from, kept alive with the lowering.
+struct lowering {
+  std::unique_ptr<cpu::cpu_context> cpu = std::make_unique<cpu::cpu_context>();
+  std::unique_ptr<plan> cpu_plan;
+  expected<gpu::lowered_graph> lowered = make_error(errc::internal, "not lowered");
+};
+
+lowering lower(graph& g, gpu_precision precision = gpu_precision::fp32) {
+  lowering l;
+  REQUIRE(optimize_graph(g).is_ok());
+  std::vector<shape> dims;
+  for (const auto& in : g.inputs)
+    dims.push_back(in.dims);
+  auto p = plan::compile(g, dims, *l.cpu, plan_options{false});
+  REQUIRE_MESSAGE(p.has_value(), (p ? "" : p.error().to_string()));
+  l.cpu_plan = std::move(*p);
+  l.lowered = gpu::lower_graph(g, l.cpu_plan->value_descs(), dims, precision);
+  return l;
+}
+
+std::vector<gpu::step_kind> kinds(const gpu::lowered_graph& l) {
+  std::vector<gpu::step_kind> out;
+  for (const auto& s : l.steps)
+    out.push_back(s.kind);
+  return out;
+}
+
+using sk = gpu::step_kind;
+
+// ---- host-side: lowering decisions ------------------------------------------------------
+
+TEST_CASE("lowering fuses Conv + Relu into one cuDNN convolution with bias and ReLU") {
+  graph g = make_graph({{"x", {2, 3, 8, 8}}},
+                       {make("Conv", {"x", "w", "b"}, {"c"}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}}),
+                        make("Relu", {"c"}, {"y"})},
+                       {"y"}, {{"w", random_f32({4, 3, 3, 3})}, {"b", random_f32({4})}});
+  auto l = lower(g);
+  REQUIRE(l.lowered.has_value());
+  REQUIRE(kinds(*l.lowered) == std::vector<sk>{sk::conv});
+  const auto& conv = l.lowered->steps[0].conv;
+  CHECK(conv.bias);
+  CHECK(conv.activation == cuda::conv_activation::relu);
+  CHECK(conv.pad_top == 1);
+  CHECK(l.lowered->values[static_cast<size_t>(l.lowered->outputs[0])].dims == shape{2, 4, 8, 8});
+}
+
+TEST_CASE("lowering runs a residual Conv + Add + Relu as convolution, add and ReLU") {
+  graph g = make_graph({{"x", {1, 4, 6, 6}}},
+                       {make("Conv", {"x", "w", "b"}, {"c"}), make("Add", {"c", "x"}, {"s"}),
+                        make("Relu", {"s"}, {"y"})},
+                       {"y"}, {{"w", random_f32({4, 4, 1, 1})}, {"b", random_f32({4})}});
+  auto l = lower(g);
+  REQUIRE(l.lowered.has_value());
+  CHECK(kinds(*l.lowered) == std::vector<sk>{sk::conv, sk::binary, sk::unary});
+  CHECK(l.lowered->steps[0].conv.activation == cuda::conv_activation::none);
+}
+
+TEST_CASE("lowering maps Gemm with a row bias to a cuBLASLt bias epilogue") {
+  graph g = make_graph({{"x", {5, 7}}}, {make("Gemm", {"x", "w", "b"}, {"y"}, {{"transB", int64_t{1}}})},
+                       {"y"}, {{"w", random_f32({3, 7})}, {"b", random_f32({3})}});
+  auto l = lower(g);
+  REQUIRE(l.lowered.has_value());
+  REQUIRE(kinds(*l.lowered) == std::vector<sk>{sk::gemm});
+  const auto& p = l.lowered->steps[0].gemm;
+  CHECK(p.trans_b);
+  CHECK(p.m == 5);
+  CHECK(p.n == 3);
+  CHECK(p.k == 7);
+  CHECK(p.epilogue == cuda::gemm_epilogue::bias);
+}
+
+TEST_CASE("lowering flattens MatMul by 2-D weights into one GEMM and batches 4-D MatMul") {
+  graph g = make_graph({{"x", {2, 5, 8}}, {"q", {2, 4, 5, 6}}, {"k", {2, 4, 6, 5}}},
+                       {make("MatMul", {"x", "w"}, {"y"}), make("MatMul", {"q", "k"}, {"z"})},
+                       {"y", "z"}, {{"w", random_f32({8, 3})}});
+  auto l = lower(g);
+  REQUIRE(l.lowered.has_value());
+  REQUIRE(kinds(*l.lowered) == std::vector<sk>{sk::gemm, sk::gemm});
+  CHECK(l.lowered->steps[0].gemm.m == 10);
+  CHECK(l.lowered->steps[0].gemm.batch == 1);
+  CHECK(l.lowered->steps[1].gemm.batch == 8);
+  CHECK(l.lowered->steps[1].gemm.m == 5);
+  CHECK(l.lowered->steps[1].gemm.n == 5);
+}
+
+TEST_CASE("lowering makes Reshape a view and folds its shape input on the host") {
+  graph g = make_graph({{"x", {2, 3, 4}}},
+                       {make("Shape", {"x"}, {"s"}), make("Relu", {"x"}, {"r"}),
+                        make("Reshape", {"r", "t"}, {"v"}), make("Neg", {"v"}, {"y"})},
+                       {"y"}, {{"t", ints({2}, {6, 4})}});
+  auto l = lower(g);
+  REQUIRE(l.lowered.has_value());
+  CHECK(kinds(*l.lowered) == std::vector<sk>{sk::unary, sk::unary});
+  const auto& out = l.lowered->values[static_cast<size_t>(l.lowered->outputs[0])];
+  CHECK(out.dims == shape{6, 4});
+}
+
+TEST_CASE("lowering at fp16 stores floats in half and casts at the model boundary") {
+  graph g = make_graph({{"x", {4, 8}}}, {make("Gemm", {"x", "w", "b"}, {"y"})}, {"y"},
+                       {{"w", random_f32({8, 2})}, {"b", random_f32({2})}});
+  auto l = lower(g, gpu_precision::fp16);
+  REQUIRE(l.lowered.has_value());
+  CHECK(kinds(*l.lowered) == std::vector<sk>{sk::cast, sk::gemm, sk::cast});
+  CHECK(l.lowered->steps[1].gemm.type == dtype::f16);
+  CHECK(l.lowered->values[static_cast<size_t>(l.lowered->inputs[0])].type == dtype::f32);
+  CHECK(l.lowered->values[static_cast<size_t>(l.lowered->outputs[0])].type == dtype::f32);
+}
+
+TEST_CASE("lowering at tf32 keeps fp32 storage and allows TF32 in GEMMs and convolutions") {
+  graph g = make_graph({{"x", {4, 8}}}, {make("MatMul", {"x", "w"}, {"y"})}, {"y"},
+                       {{"w", random_f32({8, 2})}});
+  auto l = lower(g, gpu_precision::tf32);
+  REQUIRE(l.lowered.has_value());
+  REQUIRE(kinds(*l.lowered) == std::vector<sk>{sk::gemm});
+  CHECK(l.lowered->steps[0].gemm.type == dtype::f32);
+  CHECK(l.lowered->steps[0].gemm.allow_tf32);
+}
+
+TEST_CASE("lowering an operator without a GPU kernel is an unsupported error naming the node") {
+  graph g = make_graph({{"x", {2, 3}}}, {make("LeakyRelu", {"x"}, {"y"})}, {"y"});
+  auto l = lower(g);
+  REQUIRE_FALSE(l.lowered.has_value());
+  CHECK(l.lowered.error().code() == errc::unsupported);
+  CHECK(l.lowered.error().message().find("LeakyRelu_y") != std::string::npos);
+}
+
+TEST_CASE("lowering copies an output that is a model input into its own buffer") {
+  graph g = make_graph({{"x", {3}}}, {make("Identity", {"x"}, {"y"})}, {"y"});
+  auto l = lower(g);
+  REQUIRE(l.lowered.has_value());
+  CHECK(kinds(*l.lowered) == std::vector<sk>{sk::copy});
+}
+
+// ---- host-side: arena plan -----------------------------------------------------------------
+
+TEST_CASE("arena plan shares memory between values whose lifetimes are disjoint") {
+  // x -> a -> b -> c -> y: a and c never live at once, so they may share bytes.
+  graph g = make_graph({{"x", {256}}},
+                       {make("Neg", {"x"}, {"a"}), make("Abs", {"a"}, {"b"}),
+                        make("Neg", {"b"}, {"c"}), make("Abs", {"c"}, {"y"})},
+                       {"y"});
+  auto l = lower(g);
+  REQUIRE(l.lowered.has_value());
+  const auto layout = gpu::plan_arena(*l.lowered);
+  const size_t one = 256 * sizeof(float);
+  CHECK(layout.bytes < 5 * one); // five values, at most three live at once
+  CHECK(layout.bytes >= 2 * one);
+  // No two values live at the same step overlap.
+  const auto& vals = l.lowered->values;
+  for (const auto& s : l.lowered->steps) {
+    const int in = gpu::root_of(*l.lowered, s.inputs[0]), out = gpu::root_of(*l.lowered, s.outputs[0]);
+    const int64_t a = layout.offsets[static_cast<size_t>(in)], b = layout.offsets[static_cast<size_t>(out)];
+    REQUIRE(a >= 0);
+    REQUIRE(b >= 0);
+    const auto bytes = static_cast<int64_t>(numel_of(vals[static_cast<size_t>(in)].dims) * 4);
+    CHECK((a + bytes <= b || b + bytes <= a));
+  }
+}
+
+TEST_CASE("arena plan keeps graph outputs alive past the last step") {
+  graph g = make_graph({{"x", {64}}},
+                       {make("Neg", {"x"}, {"y"}), make("Abs", {"x"}, {"a"}), make("Neg", {"a"}, {"z"})},
+                       {"y", "z"});
+  auto l = lower(g);
+  REQUIRE(l.lowered.has_value());
+  const auto layout = gpu::plan_arena(*l.lowered);
+  const auto y = layout.offsets[static_cast<size_t>(gpu::root_of(*l.lowered, l.lowered->outputs[0]))];
+  const auto z = layout.offsets[static_cast<size_t>(gpu::root_of(*l.lowered, l.lowered->outputs[1]))];
+  const auto a = layout.offsets[static_cast<size_t>(l.lowered->steps[1].outputs[0])];
+  const int64_t bytes = 64 * 4;
+  CHECK((y + bytes <= a || a + bytes <= y)); // y is read after a was written
+  CHECK((y + bytes <= z || z + bytes <= y));
+}
+
+// ---- host-side: reference models -----------------------------------------------------------
+
+const char* models_dir() {
+#ifdef TROUPE_TEST_MODELS_DIR
+  return TROUPE_TEST_MODELS_DIR;
+#else
+  return "";
+#endif
+}
+
+std::vector<std::string> reference_models() {
+  return {"seed_cnn", "resnet18", "mobilenet_v2", "bert_encoder"};
+}
+
+TEST_CASE("every operator of the reference models lowers at every precision") {
+  for (const auto& name : reference_models()) {
+    const auto path = std::filesystem::path(models_dir()) / (name + ".onnx");
+    if (!std::filesystem::exists(path)) {
+      MESSAGE("skipping " << name << ": " << path.string() << " is missing");
+      continue;
+    }
+    for (auto precision : {gpu_precision::fp32, gpu_precision::tf32, gpu_precision::fp16,
+                           gpu_precision::bf16}) {
+      CAPTURE(name);
+      CAPTURE(to_string(precision));
+      auto g = load_onnx(path.string());
+      REQUIRE(g.has_value());
+      for (auto& in : g->inputs)
+        for (auto& d : in.dims)
+          d = d < 0 ? 2 : d;
+      auto l = lower(*g, precision);
+      REQUIRE_MESSAGE(l.lowered.has_value(), (l.lowered ? "" : l.lowered.error().to_string()));
+      CHECK(!l.lowered->steps.empty());
+    }
+  }
+}
+
+// ---- GPU: operators and models against the CPU session -------------------------------------
+
+/// Runs g on the GPU (arena poisoned with NaN, graph capture after one run, three runs) and
+/// on the CPU with the same fresh random inputs each time; compares at the precision's
+/// tolerance.
+void check_against_cpu(const graph& g, gpu_precision precision,
+                       const std::vector<tensor>* given_inputs = nullptr) {
+  CAPTURE(to_string(precision));
+  auto cpu = session::from_graph(g);
+  REQUIRE_MESSAGE(cpu.has_value(), (cpu ? "" : cpu.error().to_string()));
+  gpu_session_options options;
+  options.precision = precision;
+  options.poison = true;
+  options.capture_after = 1;
+  auto gpu = gpu_session::from_graph(g, options);
+  REQUIRE_MESSAGE(gpu.has_value(), (gpu ? "" : gpu.error().to_string()));
+  for (int run = 0; run < 3; ++run) {
+    CAPTURE(run);
+    std::vector<tensor> inputs;
+    if (given_inputs) {
+      inputs = *given_inputs;
+    } else {
+      for (const auto& in : g.inputs)
+        inputs.push_back(random_tensor(in.type, in.dims, rng()));
+    }
+    auto want = (*cpu)->run(inputs);
+    REQUIRE_MESSAGE(want.has_value(), (want ? "" : want.error().to_string()));
+    auto got = (*gpu)->run(inputs);
+    REQUIRE_MESSAGE(got.has_value(), (got ? "" : got.error().to_string()));
+    REQUIRE(got->size() == want->size());
+    for (size_t i = 0; i < got->size(); ++i) {
+      CAPTURE(i);
+      REQUIRE((*got)[i].dims() == (*want)[i].dims());
+      REQUIRE((*got)[i].type() == (*want)[i].type());
+      if ((*want)[i].type() != dtype::f32) {
+        CHECK(bitwise_equal((*got)[i], (*want)[i]));
+        continue;
+      }
+      for (float x : (*got)[i].values<float>())
+        REQUIRE(std::isfinite(x));
+      CHECK(relative_error((*got)[i], (*want)[i]) <= precision_tolerance(precision));
+    }
+  }
+}
+
+const gpu_precision all_precisions[] = {gpu_precision::fp32, gpu_precision::tf32,
+                                        gpu_precision::fp16, gpu_precision::bf16};
+
+/// One small graph per supported operator (and fused form).
+std::vector<std::pair<std::string, graph>> operator_graphs() {
+  std::vector<std::pair<std::string, graph>> out;
+  const auto add = [&](std::string name, graph g) { out.emplace_back(std::move(name), std::move(g)); };
+  const std::vector<int64_t> pad1{1, 1, 1, 1};
+  add("Conv+Relu", make_graph({{"x", {2, 3, 9, 9}}},
+                              {make("Conv", {"x", "w", "b"}, {"c"}, {{"pads", pad1}, {"strides", std::vector<int64_t>{2, 2}}}),
+                               make("Relu", {"c"}, {"y"})},
+                              {"y"}, {{"w", random_f32({8, 3, 3, 3})}, {"b", random_f32({8})}}));
+  add("grouped Conv+Add+Clip", make_graph({{"x", {2, 4, 6, 6}}},
+                              {make("Conv", {"x", "w", "b"}, {"c"}, {{"pads", pad1}, {"group", int64_t{4}}}),
+                               make("Add", {"c", "x"}, {"s"}),
+                               make("Clip", {"s", "lo", "hi"}, {"y"})},
+                              {"y"}, {{"w", random_f32({4, 1, 3, 3})}, {"b", random_f32({4})},
+                                      {"lo", tensor::scalar(0.0f)}, {"hi", tensor::scalar(0.5f)}}));
+  add("MaxPool", make_graph({{"x", {2, 3, 8, 8}}},
+                            {make("MaxPool", {"x"}, {"y"}, {{"kernel_shape", std::vector<int64_t>{3, 3}},
+                                                            {"strides", std::vector<int64_t>{2, 2}}, {"pads", pad1}})},
+                            {"y"}));
+  add("AveragePool", make_graph({{"x", {2, 3, 8, 8}}},
+                                {make("AveragePool", {"x"}, {"y"}, {{"kernel_shape", std::vector<int64_t>{2, 2}},
+                                                                    {"strides", std::vector<int64_t>{2, 2}}})},
+                                {"y"}));
+  add("GlobalAveragePool+Flatten", make_graph({{"x", {2, 5, 4, 4}}},
+                              {make("GlobalAveragePool", {"x"}, {"p"}), make("Flatten", {"p"}, {"y"})}, {"y"}));
+  add("Gemm", make_graph({{"x", {6, 16}}}, {make("Gemm", {"x", "w", "b"}, {"y"}, {{"transB", int64_t{1}}})},
+                         {"y"}, {{"w", random_f32({10, 16})}, {"b", random_f32({10})}}));
+  add("MatMul batched", make_graph({{"a", {2, 3, 5, 8}}, {"b", {2, 3, 8, 4}}},
+                                   {make("MatMul", {"a", "b"}, {"y"})}, {"y"}));
+  add("MatMul weights", make_graph({{"a", {2, 5, 8}}}, {make("MatMul", {"a", "w"}, {"y"})}, {"y"},
+                                   {{"w", random_f32({8, 12})}}));
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Max", "Min"})
+    add(std::string("broadcast ") + op,
+        make_graph({{"a", {2, 3, 4}}, {"b", {3, 1}}}, {make(op, {"a", "b"}, {"y"})}, {"y"}));
+  add("Pow", make_graph({{"a", {4, 5}}}, {make("Abs", {"a"}, {"p"}), make("Pow", {"p", "e"}, {"y"})}, {"y"},
+                        {{"e", tensor::scalar(2.0f)}}));
+  for (const char* op : {"Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Erf", "Gelu"})
+    add(op, make_graph({{"x", {3, 33}}}, {make(op, {"x"}, {"y"})}, {"y"}));
+  add("Log+Sqrt", make_graph({{"x", {3, 17}}}, {make("Abs", {"x"}, {"a"}), make("Add", {"a", "one"}, {"p"}),
+                                                make("Log", {"p"}, {"l"}), make("Sqrt", {"p"}, {"s"})},
+                             {"l", "s"}, {{"one", tensor::scalar(1.0f)}}));
+  add("LayerNormalization", make_graph({{"x", {2, 4, 32}}},
+                                       {make("LayerNormalization", {"x", "g", "b"}, {"y"}, {{"epsilon", 1e-5f}})},
+                                       {"y"}, {{"g", random_f32({32})}, {"b", random_f32({32})}}));
+  add("Softmax", make_graph({{"x", {2, 4, 40}}}, {make("Softmax", {"x"}, {"y"})}, {"y"}));
+  add("ReduceMean", make_graph({{"x", {2, 4, 6}}}, {make("ReduceMean", {"x", "ax"}, {"y"})}, {"y"},
+                               {{"ax", ints({1}, {-1})}}));
+  add("ReduceSum", make_graph({{"x", {2, 4, 6}}}, {make("ReduceSum", {"x", "ax"}, {"y"}, {{"keepdims", int64_t{0}}})},
+                              {"y"}, {{"ax", ints({2}, {0, 2})}}));
+  add("Transpose", make_graph({{"x", {2, 3, 4, 5}}},
+                              {make("Transpose", {"x"}, {"y"}, {{"perm", std::vector<int64_t>{0, 2, 1, 3}}})}, {"y"}));
+  add("Slice", make_graph({{"x", {4, 10}}}, {make("Slice", {"x", "s", "e", "a", "st"}, {"y"})}, {"y"},
+                          {{"s", ints({1}, {1})}, {"e", ints({1}, {9})}, {"a", ints({1}, {1})}, {"st", ints({1}, {2})}}));
+  add("Split", make_graph({{"x", {4, 10}}}, {make("Split", {"x", "sp"}, {"y", "z"}, {{"axis", int64_t{1}}})},
+                          {"y", "z"}, {{"sp", ints({2}, {3, 7})}}));
+  add("Concat", make_graph({{"a", {2, 3}}, {"b", {2, 5}}}, {make("Concat", {"a", "b"}, {"y"}, {{"axis", int64_t{1}}})},
+                           {"y"}));
+  add("Gather", make_graph({{"x", {7, 6}}}, {make("Gather", {"x", "i"}, {"y"})}, {"y"},
+                           {{"i", ints({4}, {0, 6, -1, 3})}}));
+  add("Squeeze+Unsqueeze", make_graph({{"x", {2, 1, 5}}},
+                                      {make("Squeeze", {"x", "a"}, {"s"}), make("Unsqueeze", {"s", "b"}, {"u"}),
+                                       make("Neg", {"u"}, {"y"})},
+                                      {"y"}, {{"a", ints({1}, {1})}, {"b", ints({1}, {0})}}));
+  add("Cast", make_graph({{"x", {3, 4}}}, {make("Cast", {"x"}, {"c"}, {{"to", int64_t{1}}}), make("Neg", {"c"}, {"y"})},
+                         {"y"}));
+  return out;
+}
+
+TEST_CASE("every supported operator on the GPU matches the CPU session" * doctest::test_suite("gpu")) {
+  for (auto& [name, g] : operator_graphs()) {
+    CAPTURE(name);
+    for (auto precision : all_precisions)
+      check_against_cpu(g, precision);
+  }
+}
+
+TEST_CASE("every reference model on the GPU matches the CPU session" * doctest::test_suite("gpu")) {
+  for (const auto& name : reference_models()) {
+    const auto path = std::filesystem::path(models_dir()) / (name + ".onnx");
+    if (!std::filesystem::exists(path)) {
+      MESSAGE("skipping " << name << ": " << path.string() << " is missing");
+      continue;
+    }
+    CAPTURE(name);
+    auto g = load_onnx(path.string());
+    REQUIRE(g.has_value());
+    for (auto& in : g->inputs)
+      for (auto& d : in.dims)
+        d = d < 0 ? 3 : d;
+    for (auto precision : all_precisions)
+      check_against_cpu(*g, precision);
+  }
+}
+
+TEST_CASE("a Gather index out of range on the GPU is an out_of_range error" * doctest::test_suite("gpu")) {
+  graph g = make_graph({{"x", {5, 2}}}, {make("Gather", {"x", "i"}, {"y"})}, {"y"},
+                       {{"i", ints({2}, {1, 5})}});
+  g.initializers.erase("i");
+  g.inputs.push_back({"i", dtype::i64, {2}});
+  auto gpu = gpu_session::from_graph(g);
+  REQUIRE(gpu.has_value());
+  std::vector<tensor> inputs{random_f32({5, 2}), ints({2}, {1, 5})};
+  auto got = (*gpu)->run(inputs);
+  REQUIRE_FALSE(got.has_value());
+  CHECK(got.error().code() == errc::out_of_range);
+}
+
+TEST_CASE("run_async delivers the same outputs as run through its callback" * doctest::test_suite("gpu")) {
+  graph g = make_graph({{"x", {4, 8}}}, {make("Gemm", {"x", "w", "b"}, {"y"})}, {"y"},
+                       {{"w", random_f32({8, 3})}, {"b", random_f32({3})}});
+  auto gpu = gpu_session::from_graph(g);
+  REQUIRE(gpu.has_value());
+  std::vector<tensor> inputs{random_f32({4, 8})};
+  auto want = (*gpu)->run(inputs);
+  REQUIRE(want.has_value());
+  std::promise<expected<std::vector<tensor>>> done;
+  auto result = done.get_future();
+  (*gpu)->run_async(inputs, [&](expected<std::vector<tensor>> r) { done.set_value(std::move(r)); });
+  auto got = result.get();
+  REQUIRE(got.has_value());
+  CHECK(bitwise_equal((*got)[0], (*want)[0]));
+}
+
+TEST_CASE("a GPU session rejects inputs of the wrong shape" * doctest::test_suite("gpu")) {
+  graph g = make_graph({{"x", {4, 8}}}, {make("Relu", {"x"}, {"y"})}, {"y"});
+  auto gpu = gpu_session::from_graph(g);
+  REQUIRE(gpu.has_value());
+  std::vector<tensor> inputs{random_f32({4, 9})};
+  auto got = (*gpu)->run(inputs);
+  REQUIRE_FALSE(got.has_value());
+  CHECK(got.error().code() == errc::invalid_argument);
+}
+
+} // namespace
+} // namespace troupe
