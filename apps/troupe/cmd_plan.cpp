@@ -9,6 +9,7 @@
 #include "runtime/onnx_import.hpp"
 #include "runtime/planner/device_speed.hpp"
 #include "runtime/planner/pipeline_measure.hpp"
+#include "runtime/planner/tp_cost.hpp"
 #include "runtime/planner/placement.hpp"
 #include "runtime/random_tensor.hpp"
 #include "runtime/split_graph.hpp"
@@ -155,7 +156,7 @@ int run(plan_flags& f) {
   auto g = load_onnx(*path);
   if (!g)
     return fail(g.error());
-  auto analysis = planner::analyze_model(std::move(*g), f.other_dim);
+  auto analysis = planner::analyze_model(*g, f.other_dim);
   if (!analysis)
     return fail(analysis.error());
 
@@ -174,6 +175,15 @@ int run(plan_flags& f) {
   auto pool = build_pool(f, device);
   if (!pool)
     return fail(pool.error());
+  // Tensor parallelism is costed from the split the model would really get, for every T
+  // the planner will try.
+  std::vector<int> ways;
+  if (*tp > 1)
+    ways.push_back(*tp);
+  for (int t = 2; *tp == 0 && t <= pool->devices_per_node; t *= 2)
+    ways.push_back(t);
+  if (auto st = planner::analyze_tensor_parallel(*analysis, *g, ways, f.other_dim); !st.is_ok())
+    return fail(st);
   planner::planner_options options;
   options.goal = f.goal == "latency" ? planner::objective::latency : planner::objective::throughput;
   options.slo_ms = f.slo_ms;

@@ -2,14 +2,12 @@
 // Reshape targets and group counts, and the AllReduceSum / AllGather nodes between.
 #include "runtime/parallel/tensor_parallel.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <unordered_set>
 
-#include "kernels/cpu/cpu_context.hpp"
 #include "runtime/parallel/tp_analysis.hpp"
-#include "runtime/passes/passes.hpp"
-#include "runtime/plan.hpp"
 
 namespace troupe {
 namespace {
@@ -31,22 +29,6 @@ tensor slice_axis(const tensor& t, int64_t axis, int64_t begin, int64_t len) {
     std::memcpy(dst + static_cast<size_t>(o) * dst_row,
                 src + static_cast<size_t>(o) * src_row + static_cast<size_t>(begin) * inner, dst_row);
   return out;
-}
-
-expected<tp::shape_map> probe_shapes(const graph& g) {
-  std::vector<shape> dims;
-  for (const auto& in : g.inputs) {
-    shape d = in.dims;
-    for (auto& x : d)
-      if (x < 0)
-        x = 2; // 2, not 1: a batch-sized dim must not look like a broadcast
-    dims.push_back(std::move(d));
-  }
-  cpu::cpu_context cpu{cpu::cpu_limits{1, {}}};
-  auto p = plan::compile(g, dims, cpu, plan_options{false});
-  if (!p)
-    return p.error().with_context("tensor-parallel split");
-  return (*p)->value_shapes();
 }
 
 /// Writes one rank's graph.
@@ -125,40 +107,26 @@ private:
         n.inputs[j] = gathered(n.inputs[j], p.gather_axis[j]);
     switch (p.kind) {
     case tp::role::replicated: out_.nodes.push_back(std::move(n)); break;
-    case tp::role::opening: emit_opening(std::move(n)); break;
-    case tp::role::closing: emit_closing(std::move(n)); break;
+    case tp::role::opening: emit_opening(std::move(n), i); break;
+    case tp::role::closing: emit_closing(std::move(n), i); break;
     case tp::role::propagating: emit_propagating(std::move(n), p); break;
     }
   }
 
-  void emit_opening(node n) {
-    int64_t w_axis = 1, bias_axis = -1;
-    if (n.op_type == "Conv") {
-      w_axis = 0;
-      bias_axis = 0;
-    } else if (n.op_type == "Gemm") {
-      w_axis = n.attr_int("transB", 0) ? 0 : 1;
-      if (n.inputs.size() > 2 && !n.inputs[2].empty() && f_.constant(n.inputs[2])->numel() > 1)
-        bias_axis = f_.constant(n.inputs[2])->rank() - 1;
-    }
-    n.inputs[1] = sliced_weight(n.inputs[1], w_axis);
-    if (bias_axis >= 0 && n.inputs.size() > 2 && !n.inputs[2].empty())
+  void emit_opening(node n, size_t i) {
+    n.inputs[1] = sliced_weight(n.inputs[1], tp::weight_axis(f_, a_, i, 1));
+    if (const int bias_axis = tp::weight_axis(f_, a_, i, 2); bias_axis >= 0)
       n.inputs[2] = sliced_weight(n.inputs[2], bias_axis);
     out_.nodes.push_back(std::move(n));
   }
 
   /// Partial products on every rank, summed once; the bias is added after the sum so that it
   /// counts once.
-  void emit_closing(node n) {
+  void emit_closing(node n, size_t i) {
     const std::string result = n.outputs[0];
     const std::string partial = result + "/tp_partial";
     std::string bias;
-    int64_t w_axis = 0;
-    if (n.op_type == "Conv")
-      w_axis = 1;
-    else if (n.op_type == "Gemm")
-      w_axis = n.attr_int("transB", 0) ? 1 : 0;
-    n.inputs[1] = sliced_weight(n.inputs[1], w_axis);
+    n.inputs[1] = sliced_weight(n.inputs[1], tp::weight_axis(f_, a_, i, 1));
     if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
       const tensor& b = *f_.constant(n.inputs[2]);
       tensor moved = b.clone();
@@ -233,25 +201,18 @@ private:
   std::unordered_set<std::string> done_; // slices and gathers already emitted
 };
 
-std::string labels(const graph& g, const std::vector<size_t>& nodes) {
-  std::string out;
-  for (size_t i : nodes)
-    out += (out.empty() ? "" : ", ") + g.nodes[i].name + " (" + g.nodes[i].op_type + ")";
-  return out;
-}
-
 std::vector<std::string> describe(const graph& g, const tp::analysis& a, int ways) {
   std::vector<std::string> lines = a.replicated_notes;
   for (size_t r = 0; r < a.regions.size(); ++r) {
     if (a.root(static_cast<int>(r)) != static_cast<int>(r))
       continue;
     const auto& reg = a.regions[r];
-    std::string line = fmt::format("split {} by output columns/channels into {}", labels(g, reg.openings), ways);
+    std::string line = fmt::format("split {} by output columns/channels into {}", tp::labels(g, reg.openings), ways);
     for (const auto& note : reg.notes)
       line += "; " + note;
     if (!reg.closings.empty())
       line += fmt::format("; closed by {} split by input rows/channels + AllReduceSum each",
-                          labels(g, reg.closings));
+                          tp::labels(g, reg.closings));
     lines.push_back(std::move(line));
   }
   for (size_t i = 0; i < g.nodes.size(); ++i)
@@ -275,54 +236,20 @@ expected<tensor_parallel_split> split_tensor_parallel(const graph& g, int ways) 
     split.ranks.push_back(g);
     return split;
   }
-  // Split after the passes that change which weights exist (BatchNorm folded into the conv
-  // weights, LayerNorm fused) and before the conv epilogue fusion: a folded conv splits as
-  // one weight op and its bias is added once after the AllReduceSum, while each rank graph
-  // still fuses its own conv + add + activation when its session optimizes it (a fused conv
-  // could not take an AllReduceSum between its convolution and its epilogue).
-  graph prepared = g;
-  remove_identities(prepared);
-  fold_batchnorm_into_conv(prepared);
-  fuse_layer_norm(prepared);
-  TROUPE_TRY_STATUS(prepared.sort_topologically());
-  auto shapes = probe_shapes(prepared);
-  if (!shapes)
-    return shapes.error();
-  tp::graph_facts facts{prepared, std::move(*shapes), {}};
-  for (const auto& [name, t] : prepared.initializers)
-    facts.constants[name] = &t;
-  for (const auto& n : prepared.nodes)
-    if (n.op_type == "Constant" && n.outputs.size() == 1)
-      if (const tensor* t = n.attr_tensor("value"))
-        facts.constants[n.outputs[0]] = t;
-
-  // A region that cannot be split (heads that do not divide) is replicated: forbid its
-  // openings and analyse again until every region splits.
-  std::set<size_t> forbidden;
-  std::vector<std::string> refused;
-  for (;;) {
-    auto a = tp::analyze(facts, ways, forbidden);
-    bool again = false;
-    for (size_t r = 0; r < a.regions.size(); ++r) {
-      const auto& reg = a.regions[r];
-      if (a.root(static_cast<int>(r)) != static_cast<int>(r) || reg.bad.empty())
-        continue;
-      forbidden.insert(reg.openings.begin(), reg.openings.end());
-      refused.push_back(fmt::format("replicated {}: {}", labels(prepared, reg.openings), reg.bad));
-      again = true;
-    }
-    if (again)
-      continue;
-    split.decisions = refused;
-    for (auto& line : describe(prepared, a, ways))
-      split.decisions.push_back(std::move(line));
-    for (int r = 0; r < ways; ++r) {
-      graph rank_graph = rank_writer(facts, a, ways, r).write();
-      TROUPE_TRY_STATUS(rank_graph.sort_topologically());
-      split.ranks.push_back(std::move(rank_graph));
-    }
-    return split;
+  auto prep = tp::prepare(g);
+  if (!prep)
+    return prep.error();
+  const tp::graph_facts& facts = (*prep)->facts;
+  auto [a, refused] = tp::analyze_splittable(facts, ways);
+  split.decisions = std::move(refused);
+  for (auto& line : describe(facts.g, a, ways))
+    split.decisions.push_back(std::move(line));
+  for (int r = 0; r < ways; ++r) {
+    graph rank_graph = rank_writer(facts, a, ways, r).write();
+    TROUPE_TRY_STATUS(rank_graph.sort_topologically());
+    split.ranks.push_back(std::move(rank_graph));
   }
+  return split;
 }
 
 } // namespace troupe

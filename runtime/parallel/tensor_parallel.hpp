@@ -23,7 +23,7 @@ struct tensor_parallel_split {
 /// `ways`, is replicated. Each rank graph holds only its slices of the split weights. Every
 /// rank's outputs equal the graph's. ways == 1 returns `g` unchanged; ways < 1 is
 /// invalid_argument. The shape-independent passes (identities, BatchNorm folding, LayerNorm
-/// fusion) run first; see the .cpp for why.
+/// fusion) run first; see tp::prepare for why.
 expected<tensor_parallel_split> split_tensor_parallel(const graph& g, int ways);
 
 } // namespace troupe

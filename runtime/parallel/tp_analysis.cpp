@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "kernels/cpu/cpu_context.hpp"
+#include "runtime/passes/passes.hpp"
+#include "runtime/plan.hpp"
+
 namespace troupe::tp {
 namespace {
 
@@ -377,6 +381,95 @@ private:
 
 analysis analyze(const graph_facts& facts, int ways, const std::set<size_t>& forbidden) {
   return analyzer(facts, ways, forbidden).run();
+}
+
+expected<std::unique_ptr<prepared_graph>> prepare(const graph& g) {
+  // Split after the passes that change which weights exist (BatchNorm folded into the conv
+  // weights, LayerNorm fused) and before the conv epilogue fusion: a folded conv splits as
+  // one weight op and its bias is added once after the AllReduceSum, while each rank graph
+  // still fuses its own conv + add + activation when its session optimizes it (a fused conv
+  // could not take an AllReduceSum between its convolution and its epilogue).
+  auto out = std::make_unique<prepared_graph>();
+  out->prepared = g;
+  graph& p = out->prepared;
+  remove_identities(p);
+  fold_batchnorm_into_conv(p);
+  fuse_layer_norm(p);
+  TROUPE_TRY_STATUS(p.sort_topologically());
+  std::vector<shape> dims;
+  for (const auto& in : p.inputs) {
+    shape d = in.dims;
+    for (auto& x : d)
+      if (x < 0)
+        x = 2; // 2, not 1: a batch-sized dim must not look like a broadcast
+    dims.push_back(std::move(d));
+  }
+  cpu::cpu_context cpu{cpu::cpu_limits{1, {}}};
+  auto probe = plan::compile(p, dims, cpu, plan_options{false});
+  if (!probe)
+    return probe.error().with_context("tensor-parallel split");
+  out->facts.shapes = (*probe)->value_shapes();
+  for (const auto& [name, t] : p.initializers)
+    out->facts.constants[name] = &t;
+  for (const auto& n : p.nodes)
+    if (n.op_type == "Constant" && n.outputs.size() == 1)
+      if (const tensor* t = n.attr_tensor("value"))
+        out->facts.constants[n.outputs[0]] = t;
+  return out;
+}
+
+final_analysis analyze_splittable(const graph_facts& facts, int ways) {
+  // A region that cannot be split (heads that do not divide) is replicated: forbid its
+  // openings and analyse again until every region splits.
+  std::set<size_t> forbidden;
+  final_analysis out;
+  for (;;) {
+    out.result = analyze(facts, ways, forbidden);
+    bool again = false;
+    for (size_t r = 0; r < out.result.regions.size(); ++r) {
+      const auto& reg = out.result.regions[r];
+      if (out.result.root(static_cast<int>(r)) != static_cast<int>(r) || reg.bad.empty())
+        continue;
+      forbidden.insert(reg.openings.begin(), reg.openings.end());
+      out.refused.push_back(fmt::format("replicated {}: {}", labels(facts.g, reg.openings), reg.bad));
+      again = true;
+    }
+    if (!again)
+      return out;
+  }
+}
+
+std::string labels(const graph& g, const std::vector<size_t>& nodes) {
+  std::string out;
+  for (size_t i : nodes)
+    out += (out.empty() ? "" : ", ") + g.nodes[i].name + " (" + g.nodes[i].op_type + ")";
+  return out;
+}
+
+int weight_axis(const graph_facts& facts, const analysis& a, size_t i, size_t j) {
+  const node& n = facts.g.nodes[i];
+  const node_plan& p = a.nodes[i];
+  if (j >= n.inputs.size() || n.inputs[j].empty() || !facts.constant(n.inputs[j]))
+    return -1;
+  const bool trans_b = n.op_type == "Gemm" && n.attr_int("transB", 0) != 0;
+  switch (p.kind) {
+  case role::opening: // output columns/channels: the weight's and the bias's
+    if (j == 1)
+      return n.op_type == "Conv" ? 0 : n.op_type == "Gemm" && trans_b ? 0 : 1;
+    if (j == 2 && n.op_type == "Conv")
+      return 0;
+    if (j == 2 && n.op_type == "Gemm" && facts.constant(n.inputs[2])->numel() > 1)
+      return static_cast<int>(facts.constant(n.inputs[2])->rank()) - 1;
+    return -1;
+  case role::closing: // input rows/channels; the bias is added whole after the sum
+    if (j == 1)
+      return n.op_type == "Conv" ? 1 : trans_b ? 1 : 0;
+    return -1;
+  case role::propagating:
+    return p.slice_axis[j];
+  case role::replicated: return -1;
+  }
+  return -1;
 }
 
 } // namespace troupe::tp

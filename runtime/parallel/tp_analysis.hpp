@@ -2,6 +2,7 @@
 // sliced across ranks, and which weight operators open and close each sliced region.
 #pragma once
 
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -66,5 +67,29 @@ struct graph_facts {
 /// One pass over the sorted graph for `ways` ranks; weight ops in `forbidden` never open a
 /// region. Regions whose `bad` is set must be forbidden and the pass repeated.
 analysis analyze(const graph_facts& facts, int ways, const std::set<size_t>& forbidden);
+
+/// The graph a split works on: `g` after the shape-independent passes, sorted, with the
+/// dims of its values at a probe size and its constants. Held by pointer: facts refers to
+/// prepared.
+struct prepared_graph {
+  graph prepared;
+  graph_facts facts{prepared, {}, {}};
+};
+expected<std::unique_ptr<prepared_graph>> prepare(const graph& g);
+
+/// The analysis every region of which splits: regions that cannot split have their openings
+/// forbidden and the pass repeats. `refused` says which were replicated and why.
+struct final_analysis {
+  analysis result;
+  std::vector<std::string> refused;
+};
+final_analysis analyze_splittable(const graph_facts& facts, int ways);
+
+/// "name (OpType), ..." for nodes of `g`, for decision lines.
+std::string labels(const graph& g, const std::vector<size_t>& nodes);
+
+/// The axis along which each rank holds a slice of constant input `j` of node `i`, or -1
+/// when every rank holds that input whole.
+int weight_axis(const graph_facts& facts, const analysis& a, size_t i, size_t j);
 
 } // namespace troupe::tp

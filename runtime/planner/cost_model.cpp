@@ -67,6 +67,24 @@ double model_cost::total_flops(double rows) const {
   return f;
 }
 
+const tp_cost* model_cost::split_for(int ways) const {
+  for (const auto& t : tensor_parallel)
+    if (t.ways == ways)
+      return &t;
+  return nullptr;
+}
+
+expected<std::unordered_map<std::string, double>> value_bytes(const graph& g, int64_t rows,
+                                                              int64_t other_dim) {
+  auto p = compile_probe(g, rows, other_dim);
+  if (!p)
+    return p.error();
+  std::unordered_map<std::string, double> out;
+  for (const auto& [name, d] : p->descs)
+    out[name] = bytes_of(p->descs, name);
+  return out;
+}
+
 double op_seconds(const op_cost& op, const device_spec& dev, double rows) {
   if (op.folded)
     return 0;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/cpu/cpu_context.hpp"
@@ -43,6 +44,24 @@ struct value_cost {
   bool shape_derived = false;
 };
 
+enum class collective_kind { all_reduce, all_gather };
+
+/// One AllReduceSum or AllGather a tensor-parallel split inserts.
+struct collective_cost {
+  collective_kind kind = collective_kind::all_reduce;
+  std::string value;   // the tensor exchanged
+  size_t after_op = 0; // op the exchange follows: its stage pays for it
+  linear bytes;        // the whole tensor
+};
+
+/// A model split `ways`-way tensor parallel (split_tensor_parallel's split), per op.
+struct tp_cost {
+  int ways = 1;
+  std::vector<bool> split;          // each rank computes a 1/ways slice; else the whole op
+  std::vector<double> param_bytes;  // weights each rank holds for the op
+  std::vector<collective_cost> collectives;
+};
+
 struct model_cost {
   std::string source;
   std::vector<op_cost> ops;      // in the topological order of the analysed graph
@@ -50,7 +69,9 @@ struct model_cost {
   double param_bytes = 0;
   linear arena_bytes;            // the whole model's activation arena on one device
   bool batched = true;           // the first input dim is dynamic (rows scale)
+  std::vector<tp_cost> tensor_parallel; // the splits analysed (analyze_tensor_parallel)
   double total_flops(double rows) const;
+  const tp_cost* split_for(int ways) const;
 };
 
 /// What a device can do: memory and a speed for compute-bound and for memory-bound work.
@@ -73,6 +94,11 @@ struct model_analysis {
 /// Optimizes and sorts `g`, compiles it at batch 1 and 2 (dynamic dims other than the first
 /// take `other_dim`), and derives every cost from the two plans.
 expected<model_analysis> analyze_model(graph g, int64_t other_dim = 1);
+
+/// Bytes of every value of `g` at `rows` rows (dynamic dims other than the first take
+/// `other_dim`), from a compiled plan.
+expected<std::unordered_map<std::string, double>> value_bytes(const graph& g, int64_t rows,
+                                                              int64_t other_dim);
 
 /// Runs the analysed graph on a CPU backend with per-step profiling at 1 and `rows` rows
 /// (`runs` timed runs each after one warm-up) and stores measured seconds per operator.

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "runtime/planner/tp_cost.hpp"
+
 namespace troupe::planner {
 
 expected<double> parse_bytes(const std::string& text) {
@@ -81,10 +83,18 @@ expected<device_pool> load_device_pool(const std::filesystem::path& file) {
       (key == "nodes" ? pool.nodes : pool.devices_per_node) = static_cast<int>(*v);
       continue;
     }
+    if (key == "link_latency") {
+      v = number(0);
+      if (!v)
+        return v.error();
+      pool.link_latency_s = *v * 1e-6;
+      continue;
+    }
     if (key != "device_speed" && key != "device_bandwidth" && key != "link_bandwidth")
       return make_error(errc::invalid_argument,
                         "{}: unknown key '{}' (nodes, devices_per_node, device_memory, "
-                        "device_speed, device_bandwidth, link_bandwidth)", file.string(), key);
+                        "device_speed, device_bandwidth, link_bandwidth, link_latency)",
+                        file.string(), key);
     v = number(1e-9);
     if (!v)
       return v.error();
@@ -129,15 +139,19 @@ placement_candidate evaluate_candidate(const model_cost& cost, const device_pool
                                               : options.batch;
   const double link = pool.link_gbps * 1e9;
   const double t = tensor_parallel;
-  // Tensor parallelism divides every operator's work by T and adds, per weight operator,
-  // its share of an allreduce of the output (Megatron: one allreduce per column/row pair).
-  std::vector<double> seconds;
-  for (const auto& op : cost.ops) {
-    double s = op_seconds(op, pool.device, rows) / t;
-    if (tensor_parallel > 1 && op.flops.at(rows) > 0 && link > 0)
-      s += (t - 1) / t * op.activation_bytes.at(rows) / link;
-    seconds.push_back(s);
+  const tp_cost* split = tensor_parallel > 1 ? cost.split_for(tensor_parallel) : nullptr;
+  if (tensor_parallel > 1 && !split) {
+    c.why_not = fmt::format("no {}-way tensor-parallel analysis of the model", tensor_parallel);
+    return c;
   }
+  auto is_split = [&](size_t i) { return split && split->split[i]; };
+  std::vector<double> seconds;
+  for (size_t i = 0; i < cost.ops.size(); ++i)
+    seconds.push_back(op_seconds(cost.ops[i], pool.device, rows) / (is_split(i) ? t : 1));
+  if (split)
+    for (const auto& x : split->collectives)
+      seconds[x.after_op] += collective_seconds(x.kind, x.bytes.at(rows), tensor_parallel, link,
+                                                pool.link_latency_s);
   const auto candidates = cut_candidates(cost, rows, options.cut_slack);
   auto cut = cut_stages(seconds, candidates, static_cast<size_t>(stages), link);
   if (!cut) {
@@ -158,9 +172,17 @@ placement_candidate evaluate_candidate(const model_cost& cost, const device_pool
     st.seconds = cut->stage_seconds[s];
     st.send_seconds = s < cut->boundary_bytes.size() && link > 0 ? cut->boundary_bytes[s] / link : 0;
     for (size_t i = st.first_op; i < st.end_op; ++i) {
-      st.param_bytes += cost.ops[i].param_bytes / t;
+      st.param_bytes += split ? split->param_bytes[i] : cost.ops[i].param_bytes;
       st.activation_bytes = std::max(st.activation_bytes, live[i]);
+      if (split && !cost.ops[i].folded)
+        ++(is_split(i) ? st.split_ops : st.replicated_ops);
     }
+    if (split)
+      for (const auto& x : split->collectives)
+        if (x.after_op >= st.first_op && x.after_op < st.end_op) {
+          ++st.collectives;
+          st.exchange_bytes += collective_sent_bytes(x.kind, x.bytes.at(options.batch), tensor_parallel);
+        }
     const double device_bytes = st.param_bytes + st.activation_bytes;
     c.max_device_bytes = std::max(c.max_device_bytes, device_bytes);
     if (device_bytes > usable && c.fits) {
@@ -344,11 +366,14 @@ std::string json_candidate(const placement_candidate& c, bool with_stages) {
     for (size_t i = 0; i < c.stage_list.size(); ++i) {
       const auto& s = c.stage_list[i];
       out += fmt::format("{}{{\"first_op\":{},\"end_op\":{},\"first\":{},\"last\":{},\"ms\":{},"
-                         "\"send_ms\":{},\"param_bytes\":{},\"activation_bytes\":{}}}",
+                         "\"send_ms\":{},\"param_bytes\":{},\"activation_bytes\":{},"
+                         "\"split_ops\":{},\"replicated_ops\":{},\"collectives\":{},"
+                         "\"exchange_bytes\":{}}}",
                          i ? "," : "", s.first_op, s.end_op, json_string(s.first_name),
                          json_string(s.last_name), json_number(s.seconds * 1e3),
                          json_number(s.send_seconds * 1e3), json_number(s.param_bytes),
-                         json_number(s.activation_bytes));
+                         json_number(s.activation_bytes), s.split_ops, s.replicated_ops,
+                         s.collectives, json_number(s.exchange_bytes));
     }
     out += "]";
   }
@@ -413,6 +438,16 @@ std::string format_table(const placement_plan& p) {
                        fmt::format("{}-{}", s.first_op, s.end_op - 1), s.seconds * 1e3,
                        s.send_seconds * 1e3, gib(s.param_bytes), gib(s.activation_bytes),
                        s.first_name, s.last_name, in.empty() ? "" : " / in: " + in);
+  }
+  if (c.tensor_parallel > 1) {
+    out += fmt::format("\n{:>5} {:>9} {:>10} {:>11} {:>13}  ({}-way tensor parallel, per rank, "
+                       "per batch of {})\n", "stage", "split ops", "replicated", "collectives",
+                       "sent", c.tensor_parallel, p.options.batch);
+    for (size_t i = 0; i < c.stage_list.size(); ++i) {
+      const auto& s = c.stage_list[i];
+      out += fmt::format("{:>5} {:>9} {:>10} {:>11} {:>13}\n", i, s.split_ops, s.replicated_ops,
+                         s.collectives, gib(s.exchange_bytes));
+    }
   }
   out += fmt::format("\nconsidered\n{:>3} {:>3} {:>8} {:>9} {:>8} {:>5} {:>12} {:>11} {:>8}  {}\n",
                      "K", "T", "devices", "nodes/rep", "replicas", "idle", "items/s", "latency ms",

@@ -16,6 +16,7 @@ struct device_pool {
   int devices_per_node = 1;
   device_spec device;
   double link_gbps = 10; // between the devices of one replica (pipeline sends, allreduce)
+  double link_latency_s = 5e-6; // per step of a ring collective
 };
 
 /// "80G", "512M", "1.5T", "4096" (bytes); binary units (G = 2^30). Error names the text.
@@ -28,6 +29,7 @@ expected<double> parse_bytes(const std::string& text);
 ///   device_speed: 300        # GFLOP/s
 ///   device_bandwidth: 2000   # GB/s (optional)
 ///   link_bandwidth: 50       # GB/s between devices (optional)
+///   link_latency: 5          # microseconds per ring step of a collective (optional)
 expected<device_pool> load_device_pool(const std::filesystem::path& file);
 
 /// Replicas of `devices_per_replica` devices in a pool of whole nodes. A replica larger
@@ -63,10 +65,16 @@ struct stage_plan {
   size_t first_op = 0, end_op = 0;     // ops [first_op, end_op)
   std::string first_name, last_name;   // node names, for people
   std::vector<std::string> inputs;     // boundary values received (empty for stage 0)
-  double seconds = 0;                  // per micro-batch on one device (after tensor split)
+  double seconds = 0;                  // per micro-batch on one device (after tensor split),
+                                       // collectives included
   double send_seconds = 0;             // sending its boundary to the next stage
   double param_bytes = 0;              // per device
   double activation_bytes = 0;         // per device, at the micro-batch
+  // Tensor parallel (T > 1): ops each rank runs on a 1/T slice, ops every rank runs whole
+  // (folded ops not counted), the AllReduceSum/AllGather count and bytes each rank sends in
+  // them per batch.
+  size_t split_ops = 0, replicated_ops = 0, collectives = 0;
+  double exchange_bytes = 0;
 };
 
 /// One candidate plan: K stages x T-way tensor parallel per stage.
@@ -100,7 +108,10 @@ struct placement_plan {
 expected<placement_plan> plan_placement(const model_cost& cost, const device_pool& pool,
                                         const planner_options& options);
 
-/// Evaluates one (K, T) choice.
+/// Evaluates one (K, T) choice. T > 1 is costed from cost.split_for(T): split ops take 1/T
+/// of their time and weights, replicated ops all of it on every rank, and each collective a
+/// ring all-reduce or all-gather over the pool's links; without that analysis the candidate
+/// is refused.
 placement_candidate evaluate_candidate(const model_cost& cost, const device_pool& pool,
                                        const planner_options& options, int stages,
                                        int tensor_parallel);

@@ -43,6 +43,18 @@ model_cost chain_model(int n, double param_gib, double gflops_per_row,
     v.last_use = i + 1; // the next op, or ops.size() for the graph output
     c.values.push_back(v);
   }
+  // Split tensor parallel, each pair (2k, 2k+1) is a Megatron pair: both halves on a 1/T
+  // slice, one all-reduce of the pair's output.
+  for (int t = 2; t <= 4; t *= 2) {
+    tp_cost split;
+    split.ways = t;
+    split.split.assign(static_cast<size_t>(n), true);
+    split.param_bytes.assign(static_cast<size_t>(n), param_gib * gib / t);
+    for (int i = 1; i < n; i += 2)
+      split.collectives.push_back({collective_kind::all_reduce, "v" + std::to_string(i),
+                                   static_cast<size_t>(i), linear{0, activation_bytes_per_row}});
+    c.tensor_parallel.push_back(split);
+  }
   return c;
 }
 
