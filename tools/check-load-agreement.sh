@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Checks `troupe load` against independent load generators on one `troupe serve`, in one run,
-# taking turns (never concurrently): wrk for the closed loop, httperf for the constant rate.
+# taking turns (never concurrently): wrk for the closed loop, httperf (open loop, a connection
+# per request) and hey (one keep-alive worker paced to a fixed rate) for the constant rate.
 # Prints a markdown table of throughput and latency ratios (troupe load / the other tool) and
 # exits 1 when any ratio is off by more than TOLERANCE.
 #
 # Usage: tools/check-load-agreement.sh [BUILD_DIR]   (default: build; needs BUILD_DIR/apps/troupe)
-# Env:   CONCURRENCY (closed loop, default 4), RATE (requests/s, default 500),
+# Env:   CONCURRENCY (closed loop, default 4), RATE (httperf requests/s, default 500),
+#        HEY_RATE (hey requests/s, default 200),
 #        SECONDS_PER_RUN (10), ROUNDS (2; each tool's figures are averaged), TOLERANCE (0.10)
-# Needs: wrk, httperf, curl, python3 (tools/install-deps.sh).
+# Needs: wrk, httperf, hey, curl, python3 (tools/install-deps.sh).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,10 +17,11 @@ build="${1:-$repo_root/build}"
 troupe="$build/apps/troupe"
 concurrency="${CONCURRENCY:-4}"
 rate="${RATE:-500}"
+hey_rate="${HEY_RATE:-200}"
 secs="${SECONDS_PER_RUN:-10}"
 rounds="${ROUNDS:-2}"
 tolerance="${TOLERANCE:-0.10}"
-for tool in wrk httperf curl python3; do
+for tool in wrk httperf hey curl python3; do
   command -v "$tool" > /dev/null || { echo "check-load-agreement: $tool not found (tools/install-deps.sh)" >&2; exit 1; }
 done
 [ -x "$troupe" ] || { echo "check-load-agreement: no $troupe (build the troupe target)" >&2; exit 1; }
@@ -70,6 +73,8 @@ body = ('{"inputs":[{"name":"%s","shape":[1,1,28,28],"datatype":"FP32","data":[%
 with open(f"{work}/body.lua", "w") as f:
     f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
     f.write("wrk.body = [[%s]]\n" % body)
+with open(f"{work}/body.json", "w") as f:
+    f.write(body)
 with open(f"{work}/session.txt", "w") as f:
     f.write("%s method=POST contents='%s'\n" % (infer, body))
 PY
@@ -88,6 +93,7 @@ YAML
 }
 scenario closed "{process: closed, concurrency: $concurrency}" "$concurrency"
 scenario rate "{process: constant, rate: $rate}" 64
+scenario paced "{process: constant, rate: $hey_rate}" 64
 
 wrk_cmd=(wrk -t1 "-c$concurrency" "-d${secs}s" --latency -s "$work/body.lua" "$url$infer")
 # httperf: one session (a new connection, one request) every 1/RATE s; --hog lets it use
@@ -95,8 +101,15 @@ wrk_cmd=(wrk -t1 "-c$concurrency" "-d${secs}s" --latency -s "$work/body.lua" "$u
 httperf_cmd=(httperf --hog --server 127.0.0.1 --port "$port" --rate "$rate" --timeout 10
              "--add-header=Content-Type: application/json\n"
              "--wsesslog=$((rate * secs)),0,$work/session.txt")
+# hey: one keep-alive worker paced to HEY_RATE requests/s. Its period (5 ms at 200/s) is
+# twice the server's latency, so every send leaves on the tick: a constant rate, whose median
+# hey reports at 0.1 ms resolution (httperf's median has 1 ms bins). Several paced workers
+# would not do: hey starts their tickers together, so their sends come in bursts.
+hey_cmd=(hey -n "$((hey_rate * secs))" -c 1 -q "$hey_rate" -m POST
+         -T application/json -D "$work/body.json" "$url$infer")
 echo "closed loop: ${wrk_cmd[*]/$work\//}  vs  troupe load closed.yaml (closed x$concurrency, $secs s)" >&2
 echo "constant rate: ${httperf_cmd[*]/$work\//}  vs  troupe load rate.yaml (constant $rate/s, $secs s)" >&2
+echo "constant rate: ${hey_cmd[*]/$work\//}  vs  troupe load paced.yaml (constant $hey_rate/s, $secs s)" >&2
 
 "${wrk_cmd[@]/-d${secs}s/-d2s}" > /dev/null # warm-up: plans for the batch sizes that occur
 for r in $(seq 1 "$rounds"); do
@@ -104,12 +117,14 @@ for r in $(seq 1 "$rounds"); do
   "$troupe" load "$work/closed.yaml" --url "$url" --quiet --json "$work/closed.$r.json" > /dev/null
   "${httperf_cmd[@]}" > "$work/httperf.$r.txt" 2>&1
   "$troupe" load "$work/rate.yaml" --url "$url" --quiet --json "$work/rate.$r.json" > /dev/null
+  "${hey_cmd[@]}" > "$work/hey.$r.txt" 2>&1
+  "$troupe" load "$work/paced.yaml" --url "$url" --quiet --json "$work/paced.$r.json" > /dev/null
   echo "round $r of $rounds done" >&2
 done
 
-python3 - "$work" "$rounds" "$tolerance" "$concurrency" "$rate" << 'PY'
+python3 - "$work" "$rounds" "$tolerance" "$concurrency" "$rate" "$hey_rate" << 'PY'
 import json, re, sys
-work, rounds, tolerance, concurrency, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5]
+work, rounds, tolerance, concurrency, rate, hey_rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 problems = []
 
 def grab(pattern, text, what):
@@ -134,6 +149,12 @@ def httperf(text):
         problems.append(f"httperf: {errors} errors, {status.group(1)} of {total.group(1)} replies 2xx")
     return int(total.group(1)) / float(total.group(2)), float(reply.group(1)) + float(reply.group(2))
 
+def hey(text):
+    m = grab(r"^\s+50%+ in ([\d.]+) secs", text, "hey median")
+    status = re.findall(r"^\s+\[(\d+)\]\s+(\d+) responses", text, re.M)
+    if any(code != "200" for code, _ in status) or "Error distribution" in text:
+        problems.append("hey saw errors: " + ", ".join(f"[{c}] {n}" for c, n in status))
+    return float(grab(r"^\s+Requests/sec:\s+([\d.]+)", text, "hey rate").group(1)), float(m.group(1)) * 1e3
 def troupe(path, statistic):
     phase = json.load(open(path))["phases"][0]
     if phase["error_count"]:
@@ -148,10 +169,14 @@ w = mean([wrk(open(f"{work}/wrk.{r}.txt").read()) for r in runs])
 tc = mean([troupe(f"{work}/closed.{r}.json", "p50") for r in runs])
 h = mean([httperf(open(f"{work}/httperf.{r}.txt").read()) for r in runs])
 tr = mean([troupe(f"{work}/rate.{r}.json", "mean") for r in runs])
+y = mean([hey(open(f"{work}/hey.{r}.txt").read()) for r in runs])
+tm = mean([troupe(f"{work}/paced.{r}.json", "p50") for r in runs])
 rows = [(f"closed loop x{concurrency}", "wrk", "throughput (req/s)", w[0], tc[0]),
         (f"closed loop x{concurrency}", "wrk", "median latency (ms)", w[1], tc[1]),
         (f"constant {rate}/s", "httperf", "throughput (req/s)", h[0], tr[0]),
-        (f"constant {rate}/s", "httperf", "mean latency (ms)", h[1], tr[1])]
+        (f"constant {rate}/s", "httperf", "mean latency (ms)", h[1], tr[1]),
+        (f"constant {hey_rate}/s", "hey", "throughput (req/s)", y[0], tm[0]),
+        (f"constant {hey_rate}/s", "hey", "median latency (ms)", y[1], tm[1])]
 print(f"| load | other tool | measure | other tool | troupe load | ratio |")
 print("|---|---|---|---|---|---|")
 for load, tool, measure, other, ours in rows:
@@ -162,7 +187,8 @@ for load, tool, measure, other, ours in rows:
     print(f"| {load} | {tool} | {measure} | {other:.4g} | {ours:.4g} | {ratio:.3f}{flag} |")
 print()
 print(f"Mean of {rounds} alternating rounds per tool; ✗ marks a ratio off by more than "
-      f"{tolerance:.0%}. httperf's median has 1 ms bins, so the constant-rate row compares means.")
+      f"{tolerance:.0%}. httperf's median has 1 ms bins, so its row compares means; hey gives the "
+      f"constant-rate median.")
 for p in problems:
     print("check-load-agreement:", p, file=sys.stderr)
 sys.exit(1 if problems else 0)
