@@ -48,6 +48,16 @@ using merger_actor = caf::typed_actor<
     // A micro-batch back from the last stage, or from the stage that failed it.
     caf::reacts_to<atom::merge, stage_job>>;
 
+/// Sets up the collective groups tensor-parallel ranks join and hands out their tickets
+/// (exchange.cpp); host groups live in the process's group_registry, found by id.
+using exchange_actor = caf::typed_actor<
+    // Creates `count` groups of `size` ranks; replies one ticket per rank, group by group.
+    caf::replies_to<atom::group, group_request>::with<group_tickets>,
+    // Aborts a group: its ranks' waiting and later collectives fail with this reason.
+    caf::reacts_to<atom::abort, uint64_t, std::string>,
+    // Forgets a group whose ranks are gone.
+    caf::reacts_to<atom::release, uint64_t>>;
+
 /// Knows the devices, places replicas on them and supervises their executors.
 using resource_manager_actor = caf::typed_actor<
     // Places and spawns every replica of a model version, or says what would fit.
@@ -84,12 +94,16 @@ struct shard_spec {
   int stage = 0;                                    // index into the boundaries' stages
   cpu::cpu_limits limits;
   int64_t fault_after_batches = -1; // test only: throw while handling this (1-based) batch
+  group_ticket group; // tensor parallelism: this executor is rank group.rank of group.size
 };
 
 /// Spawns a detached executor; it loads its stage on its own thread.
 shard_executor_actor spawn_shard_executor(caf::actor_system& sys, shard_spec spec);
 
 merger_actor spawn_merger(caf::actor_system& sys);
+
+/// Spawns an exchange; it aborts and releases the host groups it created when it stops.
+exchange_actor spawn_exchange(caf::actor_system& sys);
 
 struct resource_options {
   int cpu_devices = 1;            // disjoint core sets over `cores`

@@ -185,6 +185,7 @@ void dispatch(batcher_pointer self, batch_plan plan) {
     st.waiting.erase(it);
   }
   job.stages = route.stages;
+  job.ranks = route.tensor_parallel;
   job.micro_rows = st.options.config.parallelism.micro_batch;
   st.in_flight.emplace(batch_id, batcher_state::flight{plan.replica, plan.ids,
                                                        std::move(queue_us), input_us,
@@ -251,7 +252,11 @@ void on_batch_done(batcher_pointer self, batch_done& done) {
   if (!done.replies.empty()) {
     auto& first = done.replies.front();
     first.batch_rows = flight.rows;
-    first.stage_devices = st.replicas[flight.replica].route.devices;
+    // One device per stage, where stage_us was measured: rank 0's with tensor parallelism.
+    const auto& route = st.replicas[flight.replica].route;
+    const size_t ranks = std::max<uint32_t>(route.tensor_parallel, 1);
+    for (size_t i = 0; i < route.devices.size(); i += ranks)
+      first.stage_devices.push_back(route.devices[i]);
     first.stage_us = std::move(done.stage_us);
   }
   for (size_t i = 0; i < flight.ids.size(); ++i) {

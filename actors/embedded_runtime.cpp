@@ -94,8 +94,11 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   serve::pipeline_request plan_req;
   plan_req.parallelism = config.parallelism;
   plan_req.max_batch_size = config.max_batch_size;
-  plan_req.devices =
-      std::max<int>(1, static_cast<int>(cpus.size() / static_cast<size_t>(instances)));
+  // pipeline_stages: auto plans over the devices left for the stages of one replica once
+  // every stage has its tensor_parallel ranks.
+  plan_req.devices = std::max<int>(
+      1, static_cast<int>(cpus.size() / static_cast<size_t>(instances) /
+                          static_cast<size_t>(std::max<int64_t>(config.parallelism.tensor_parallel, 1))));
   plan_req.device_memory = static_cast<double>(device0.memory_bytes);
   plan_req.boundaries = options.boundaries;
   plan_req.device_speed = [&]() -> expected<planner::device_spec> {
@@ -143,6 +146,8 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   req.max_batch_size = handle.max_batch_size;
   req.owner = caf::actor_cast<caf::actor>(handle.batcher);
   req.fault_after_batches = options.fault_after_batches;
+  req.tensor_parallel = plan->tensor_parallel;
+  req.fault_rank = options.fault_rank;
   auto placed = ask<placement>(sys_, manager_, atom::place_v, req);
   if (!placed) {
     caf::anon_send_exit(handle.batcher, caf::exit_reason::user_shutdown);

@@ -31,6 +31,8 @@ struct load_options {
   std::vector<std::vector<std::string>> boundaries;
   /// Test only: stage 0 of replica 0 throws while handling this (1-based) batch.
   int64_t fault_after_batches = -1;
+  /// Test only: with tensor parallelism, the rank of that stage that throws.
+  int32_t fault_rank = 0;
 };
 
 struct runtime_options {

@@ -481,7 +481,19 @@ std::string http_frontend::core::metadata_of(const serve::model_signature& sig,
         w.raw(i ? "," : "");
         w.integer(r.devices[i]);
       }
-      w.raw("]}");
+      w.raw(']');
+      if (r.tensor_parallel > 1) {
+        // The devices of each stage's ranks: devices holds them stage by stage.
+        w.raw(',');
+        w.key("stage_ranks");
+        w.raw('[');
+        for (size_t i = 0; i < r.devices.size(); ++i) {
+          w.raw(i == 0 ? "[" : i % r.tensor_parallel == 0 ? "],[" : ",");
+          w.integer(r.devices[i]);
+        }
+        w.raw("]]");
+      }
+      w.raw('}');
     }
   }
   w.raw("]}");

@@ -1,5 +1,6 @@
-// merger: cuts a batch into micro-batches for the stages, reassembles them in order and splits
-// the result into per-request replies (views into the batch outputs).
+// merger: cuts a batch into micro-batches for the stages (every tensor-parallel rank of stage 0
+// gets each one), reassembles them in order and splits the result into per-request replies
+// (views into the batch outputs).
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,6 +22,8 @@ struct pending_batch {
   std::vector<std::vector<tensor>> parts;  // outputs of each micro-batch, once back
   std::vector<bool> arrived;               // per micro-batch
   size_t received = 0;
+  size_t reports_wanted = 0; // from ranks other than 0: (ranks - 1) per stage and micro-batch
+  size_t reports = 0;
   std::vector<int64_t> stage_us; // per stage, summed over the micro-batches
 };
 
@@ -152,6 +155,12 @@ merger_actor::behavior_type merger(merger_pointer self) {
       if (job.stages.empty())
         return batch_done{job.batch_id, job.replica,
                           to_error(errc::internal, "a replica without stages"), {}, {}};
+      const size_t ranks = std::max<uint32_t>(job.ranks, 1);
+      if (job.stages.size() % ranks != 0)
+        return batch_done{job.batch_id, job.replica,
+                          to_error(errc::internal, fmt::format("{} stage actors are not stages "
+                                                               "of {} ranks", job.stages.size(),
+                                                               ranks)), {}, {}};
       if (st.pending.count(job.batch_id))
         return batch_done{job.batch_id, job.replica,
                           to_error(errc::internal, fmt::format("batch {} sent twice",
@@ -170,14 +179,19 @@ merger_actor::behavior_type merger(merger_pointer self) {
       b.arrived.resize(b.micro_rows.size());
       auto promise = self->make_response_promise<batch_done>();
       b.promise = promise;
-      auto stage0 = caf::actor_cast<shard_executor_actor>(job.stages.front());
-      std::vector<caf::actor> rest(job.stages.begin() + 1, job.stages.end());
+      b.reports_wanted = b.micro_rows.size() * (ranks - 1) * (job.stages.size() / ranks);
+      // Every rank of stage 0 gets the same micro-batch; only rank 0 passes values on.
+      std::vector<caf::actor> stage0(job.stages.begin(),
+                                     job.stages.begin() + static_cast<std::ptrdiff_t>(ranks));
+      std::vector<caf::actor> rest(job.stages.begin() + static_cast<std::ptrdiff_t>(ranks),
+                                   job.stages.end());
       auto me = caf::actor_cast<caf::actor>(self);
       const size_t micros = b.micro_rows.size();
       st.pending.emplace(job.batch_id, std::move(b));
       int64_t begin = 0;
       for (size_t m = 0; m < micros; ++m) {
-        stage_job part{job.batch_id, static_cast<uint32_t>(m), {}, rest, me, {}, {}};
+        stage_job part{job.batch_id, static_cast<uint32_t>(m), {}, rest, me, {}, {},
+                       static_cast<uint32_t>(ranks), 0};
         if (micros == 1) {
           part.values = std::move(job.values);
         } else {
@@ -187,7 +201,10 @@ merger_actor::behavior_type merger(merger_pointer self) {
             part.values.push_back(in.slice_rows(begin, begin + rows));
           begin += rows;
         }
-        self->send(stage0, atom::run_v, std::move(part));
+        for (size_t r = 1; r < ranks; ++r)
+          self->send(caf::actor_cast<shard_executor_actor>(stage0[r]), atom::run_v, part);
+        self->send(caf::actor_cast<shard_executor_actor>(stage0[0]), atom::run_v,
+                   std::move(part));
       }
       return promise;
     },
@@ -199,17 +216,27 @@ merger_actor::behavior_type merger(merger_pointer self) {
       if (job.error)
         return fail(self, job.batch_id, std::move(job.error));
       auto& b = it->second;
-      if (job.micro >= b.parts.size() || b.arrived[job.micro])
+      if (job.rank != 0) { // a tensor-parallel rank's report: it ran, nothing to merge
+        if (++b.reports > b.reports_wanted)
+          return fail(self, job.batch_id,
+                      to_error(errc::internal, fmt::format("batch {}: more rank reports than "
+                                                           "ranks", job.batch_id)));
+      } else if (job.micro >= b.parts.size() || b.arrived[job.micro]) {
         return fail(self, job.batch_id,
                     to_error(errc::internal, fmt::format("batch {}: unexpected micro-batch {}",
                                                          job.batch_id, job.micro)));
-      b.arrived[job.micro] = true;
-      b.parts[job.micro] = std::move(job.values);
-      if (b.stage_us.size() < job.stage_us.size())
-        b.stage_us.resize(job.stage_us.size());
-      for (size_t s = 0; s < job.stage_us.size(); ++s)
-        b.stage_us[s] += job.stage_us[s];
-      if (++b.received < b.parts.size())
+      } else {
+        b.arrived[job.micro] = true;
+        b.parts[job.micro] = std::move(job.values);
+        if (b.stage_us.size() < job.stage_us.size())
+          b.stage_us.resize(job.stage_us.size());
+        for (size_t s = 0; s < job.stage_us.size(); ++s)
+          b.stage_us[s] += job.stage_us[s];
+        ++b.received;
+      }
+      // Done when every micro-batch is back and every rank has reported: a rank that fails
+      // after rank 0 finished still fails the batch.
+      if (b.received < b.parts.size() || b.reports < b.reports_wanted)
         return;
       auto promise = std::move(b.promise);
       auto done = finish(job.batch_id, b);

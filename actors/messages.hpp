@@ -106,16 +106,19 @@ struct batch_job {
   std::vector<caf::actor> stages;  // shard_executor_actor handles, in pipeline order
   bool batched = true;             // false: the model has no batch dimension (one request)
   int64_t micro_rows = 0;          // rows per micro-batch; 0 = the whole batch at once
+  uint32_t ranks = 1; // tensor-parallel ranks per stage: stages[s * ranks + r] is rank r of s
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_job& x) {
   return f(caf::meta::type_name("batch_job"), x.batch_id, x.replica, x.values, x.rows,
-           x.stages, x.batched, x.micro_rows);
+           x.stages, x.batched, x.micro_rows, x.ranks);
 }
 
 /// One micro-batch on its way through the stages: each stage replaces `values` by its outputs
 /// and passes it on; the last one (or a failing one, with `error` set) sends it to the merger.
+/// With tensor parallelism every rank of a stage gets the same job; rank 0 passes its outputs
+/// on, the other ranks send the merger only a report (no values; `rank` set, `error` if any).
 struct stage_job {
   uint64_t batch_id = 0;
   uint32_t micro = 0;                  // index of the micro-batch within its batch
@@ -124,12 +127,14 @@ struct stage_job {
   caf::actor merger;                   // merger_actor of the replica
   std::vector<int64_t> stage_us;       // each stage appends its run time (µs)
   caf::error error;                    // set by the stage that failed
+  uint32_t ranks = 1; // ranks per stage: next_stages hold groups of this many
+  uint32_t rank = 0;  // set by the rank that reports to the merger (0: it carries the values)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_job& x) {
   return f(caf::meta::type_name("stage_job"), x.batch_id, x.micro, x.values, x.next_stages,
-           x.merger, x.stage_us, x.error);
+           x.merger, x.stage_us, x.error, x.ranks, x.rank);
 }
 
 /// The outcome of a batch: one response per request in the batch's order, or an error that
@@ -150,17 +155,20 @@ typename Inspector::result_type inspect(Inspector& f, batch_done& x) {
 
 // -- placement -------------------------------------------------------------------------------
 
-/// The actors of one replica: its stages in order and its merger.
+/// The actors of one replica: its stages in order and its merger. With tensor parallelism
+/// stages and devices hold every rank, stage by stage: [s * tensor_parallel + r].
 struct replica_route {
   uint32_t slot = 0;               // which instance of the model (stable across restarts)
   std::vector<caf::actor> stages;  // shard_executor_actor handles
   caf::actor merger;               // merger_actor
-  std::vector<int32_t> devices;    // device of each stage
+  std::vector<int32_t> devices;    // device of each stage (rank)
+  uint32_t tensor_parallel = 1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_route& x) {
-  return f(caf::meta::type_name("replica_route"), x.slot, x.stages, x.merger, x.devices);
+  return f(caf::meta::type_name("replica_route"), x.slot, x.stages, x.merger, x.devices,
+           x.tensor_parallel);
 }
 
 /// What the resource manager needs to place the replicas of one model version.
@@ -169,18 +177,20 @@ struct placement_request {
   int64_t version = 1;
   std::string onnx_path;
   std::vector<std::vector<std::string>> boundaries; // split_graph_stages cuts: empty = one stage
-  std::vector<uint64_t> stage_bytes;   // weights + activation arena of each stage
+  std::vector<uint64_t> stage_bytes;   // weights + activation arena of each stage (one rank)
   int64_t instances = 1;
   int64_t max_batch_size = 0;
   caf::actor owner; // the batcher told about restarted replicas
   int64_t fault_after_batches = -1; // test only: stage 0 of replica 0 throws on this batch
+  int64_t tensor_parallel = 1;      // ranks per stage, each on a device of its own if possible
+  int32_t fault_rank = 0;           // test only: the rank of stage 0 that throws
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, placement_request& x) {
   return f(caf::meta::type_name("placement_request"), x.model, x.version, x.onnx_path,
            x.boundaries, x.stage_bytes, x.instances, x.max_batch_size, x.owner,
-           x.fault_after_batches);
+           x.fault_after_batches, x.tensor_parallel, x.fault_rank);
 }
 
 struct placement {
@@ -190,6 +200,46 @@ struct placement {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, placement& x) {
   return f(caf::meta::type_name("placement"), x.replicas);
+}
+
+// -- tensor-parallel groups ------------------------------------------------------------------
+
+/// What the exchange actor is asked for: `count` groups of `size` ranks each, of `kind`.
+struct group_request {
+  std::string kind = "host"; // "host" (threads of this process) or "nccl" (GPUs)
+  int32_t size = 1;
+  uint32_t count = 1;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, group_request& x) {
+  return f(caf::meta::type_name("group_request"), x.kind, x.size, x.count);
+}
+
+/// How one rank joins its group: ids and bytes, never pointers. "host": the executor takes its
+/// communicator from its process's group_registry by `group`, on its own thread; "nccl": it
+/// joins with `unique_id`, the NCCL unique id's bytes (the same for every rank of the group).
+struct group_ticket {
+  uint64_t group = 0;
+  int32_t rank = 0;
+  int32_t size = 1;
+  std::string kind = "host";
+  std::vector<uint8_t> unique_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, group_ticket& x) {
+  return f(caf::meta::type_name("group_ticket"), x.group, x.rank, x.size, x.kind, x.unique_id);
+}
+
+/// The groups of one group_request: tickets[g * size + r] is rank r of group g.
+struct group_tickets {
+  std::vector<group_ticket> tickets;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, group_tickets& x) {
+  return f(caf::meta::type_name("group_tickets"), x.tickets);
 }
 
 // -- status ----------------------------------------------------------------------------------
@@ -216,14 +266,15 @@ struct replica_status {
   std::string model;
   int64_t version = 0;
   uint32_t slot = 0;
-  std::vector<int32_t> devices;
+  std::vector<int32_t> devices; // per stage, or per rank: [s * tensor_parallel + r]
   uint64_t restarts = 0;
+  uint32_t tensor_parallel = 1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_status& x) {
   return f(caf::meta::type_name("replica_status"), x.model, x.version, x.slot, x.devices,
-           x.restarts);
+           x.restarts, x.tensor_parallel);
 }
 
 /// A batcher's counters: every accepted request ends in exactly one of completed,

@@ -1,4 +1,5 @@
-// resource_manager: CPU devices as core sets, replica placement by memory, executor supervision.
+// resource_manager: CPU devices as core sets, replica placement by memory, executor supervision
+// (a tensor-parallel stage is supervised as one group of ranks).
 #include <limits>
 #include <map>
 #include <tuple>
@@ -24,22 +25,26 @@ struct device_info {
 
 struct replica_record {
   uint32_t slot = 0;
-  std::vector<shard_spec> specs;
-  std::vector<caf::actor> stages;
+  std::vector<shard_spec> specs;   // per stage, or per rank: [s * ranks + r]
+  std::vector<caf::actor> stages;  // the executors, as specs
   caf::actor merger;
-  std::vector<int32_t> devices;
+  std::vector<int32_t> devices;    // as specs
+  std::vector<uint64_t> groups;    // the host group of each stage (tensor parallelism only)
   uint64_t restarts = 0;
+  uint64_t epoch = 0; // bumped by every group restart, so a late ticket reply is dropped
 };
 
 struct model_record {
   placement_request request;
   std::vector<replica_record> replicas;
+  size_t ranks() const { return static_cast<size_t>(std::max<int64_t>(request.tensor_parallel, 1)); }
 };
 
 struct resource_state {
   static inline const char* name = "troupe.resource_manager";
   std::vector<device_info> devices;
   std::vector<gpu_device> gpus; // listed for status; no executor runs on them yet
+  exchange_actor exchange;      // the host groups of tensor-parallel stages
   std::map<std::pair<std::string, int64_t>, model_record> models;
   // executor -> (model, slot, stage): who to restart when it goes down
   std::map<caf::actor_addr, std::tuple<std::pair<std::string, int64_t>, uint32_t, size_t>> owners;
@@ -63,11 +68,12 @@ cpu::cpu_limits limits_of(const device_info& d) {
   return l;
 }
 
-/// Greedy placement of each replica's stages: a stage goes to a device this replica does not
-/// use yet (so consecutive stages overlap on different cores), then to the one with the
-/// fewest stages, then to the one with the most free memory; it must hold the stage. With
-/// more stages than devices, stages share devices (and their cores): correct, but a pipeline
-/// gains nothing from stages that take turns on the same cores.
+/// Greedy placement of each replica's stages, each stage as its tensor-parallel ranks: a rank
+/// goes to a device this replica does not use yet (so consecutive stages overlap, and the
+/// ranks of a stage run at once, on different cores), then to the one with the fewest
+/// stages, then to the one with the most free memory; it must hold the rank. With more ranks
+/// than devices, ranks share devices (and their cores): correct, but a pipeline or a
+/// tensor-parallel group gains nothing from work that takes turns on the same cores.
 /// Returns the devices per replica, or how many replicas would fit.
 std::variant<std::vector<std::vector<int32_t>>, int64_t>
 plan_placement(std::vector<device_info> devices, const placement_request& req) {
@@ -75,7 +81,9 @@ plan_placement(std::vector<device_info> devices, const placement_request& req) {
   for (int64_t r = 0; r < req.instances; ++r) {
     std::vector<int32_t> chosen;
     std::vector<uint32_t> mine(devices.size(), 0); // stages of this replica per device
-    for (uint64_t bytes : req.stage_bytes) {
+    for (size_t item = 0; item < req.stage_bytes.size() * static_cast<size_t>(req.tensor_parallel);
+         ++item) {
+      const uint64_t bytes = req.stage_bytes[item / static_cast<size_t>(req.tensor_parallel)];
       device_info* best = nullptr;
       for (auto& d : devices) {
         if (d.free() < bytes)
@@ -105,20 +113,99 @@ caf::actor spawn_stage(rm_pointer self, const shard_spec& spec) {
   return a;
 }
 
-replica_route route_of(const replica_record& r) {
-  return replica_route{r.slot, r.stages, r.merger, r.devices};
+replica_route route_of(const model_record& m, const replica_record& r) {
+  return replica_route{r.slot, r.stages, r.merger, r.devices, static_cast<uint32_t>(m.ranks())};
+}
+
+/// Aborts a stage's group (its ranks may wait in a collective for a rank that is gone, and
+/// must get to their exit message) and forgets it.
+void drop_group(rm_pointer self, uint64_t group, const std::string& why) {
+  if (group == 0)
+    return;
+  self->send(self->state.exchange, atom::abort_v, group, why);
+  self->send(self->state.exchange, atom::release_v, group);
+}
+
+void stop_executor(rm_pointer self, const caf::actor& a) {
+  if (!a)
+    return;
+  self->state.owners.erase(a.address());
+  self->demonitor(a);
+  self->send_exit(a, caf::exit_reason::user_shutdown);
 }
 
 void stop_replica(rm_pointer self, model_record& m, replica_record& r) {
-  for (size_t s = 0; s < r.stages.size(); ++s) {
-    self->state.owners.erase(r.stages[s].address());
-    self->demonitor(r.stages[s]);
-    self->send_exit(r.stages[s], caf::exit_reason::user_shutdown);
+  for (uint64_t g : r.groups)
+    drop_group(self, g, "the replica was stopped");
+  for (size_t s = 0; s < r.devices.size(); ++s) {
+    if (s < r.stages.size())
+      stop_executor(self, r.stages[s]);
     auto& dev = self->state.devices.at(static_cast<size_t>(r.devices[s]));
-    dev.used -= std::min(dev.used, m.request.stage_bytes.at(s));
+    dev.used -= std::min(dev.used, m.request.stage_bytes.at(s / m.ranks()));
     --dev.stages;
   }
-  self->send_exit(r.merger, caf::exit_reason::user_shutdown);
+  if (r.merger)
+    self->send_exit(r.merger, caf::exit_reason::user_shutdown);
+}
+
+/// Spawns the executors of a placed replica whose specs (and tickets) are complete.
+void spawn_replica(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                   replica_record& rep) {
+  rep.merger = caf::actor_cast<caf::actor>(spawn_merger(self->system()));
+  rep.stages.clear();
+  for (size_t i = 0; i < rep.specs.size(); ++i) {
+    rep.stages.push_back(spawn_stage(self, rep.specs[i]));
+    self->state.owners[rep.stages.back().address()] = {key, rep.slot, i};
+  }
+}
+
+/// A tensor-parallel stage lost a rank: the other ranks are stopped (after their group is
+/// aborted, so none stays blocked), and the stage's ranks start again in a fresh group.
+void restart_stage_group(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                         uint32_t slot, size_t index, const std::string& why) {
+  auto& st = self->state;
+  auto& model = st.models.at(key);
+  auto& replica = model.replicas.at(slot);
+  const size_t ranks = model.ranks(), stage = index / ranks;
+  drop_group(self, replica.groups.at(stage),
+             fmt::format("stage {} rank {} stopped: {}", stage, index % ranks, why));
+  for (size_t r = 0; r < ranks; ++r)
+    if (stage * ranks + r != index)
+      stop_executor(self, replica.stages.at(stage * ranks + r));
+  replica.groups[stage] = 0;
+  ++replica.restarts;
+  const uint64_t epoch = ++replica.epoch;
+  group_request req{"host", static_cast<int32_t>(ranks), 1};
+  self->request(st.exchange, caf::infinite, atom::group_v, req)
+      .then(
+          [self, key, slot, stage, epoch](group_tickets& t) {
+            auto& st = self->state;
+            auto it = st.models.find(key);
+            if (st.stopping || it == st.models.end() || it->second.replicas.at(slot).epoch != epoch) {
+              if (!t.tickets.empty())
+                self->send(st.exchange, atom::release_v, t.tickets.front().group);
+              return;
+            }
+            auto& model = it->second;
+            auto& replica = model.replicas.at(slot);
+            const size_t ranks = model.ranks();
+            replica.groups[stage] = t.tickets.at(0).group;
+            for (size_t r = 0; r < ranks; ++r) {
+              auto& spec = replica.specs.at(stage * ranks + r);
+              spec.fault_after_batches = -1;
+              spec.group = t.tickets.at(r);
+              replica.stages[stage * ranks + r] = spawn_stage(self, spec);
+              st.owners[replica.stages[stage * ranks + r].address()] = {key, slot,
+                                                                        stage * ranks + r};
+            }
+            if (model.request.owner)
+              self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
+                         route_of(model, replica));
+          },
+          [](caf::error&) {
+            // The exchange is gone (shutdown): the stage stays down and the batcher, which
+            // saw its executors stop, sends it nothing.
+          });
 }
 
 resource_manager_actor::behavior_type resource_manager(rm_pointer self,
@@ -126,6 +213,7 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
                                                        std::vector<gpu_device> gpus) {
   self->state.devices = std::move(devices);
   self->state.gpus = std::move(gpus);
+  self->state.exchange = spawn_exchange(self->system());
   // Supervision: an executor that dies while its replica is placed is restarted with the same
   // spec (without an injected fault) and its batcher gets the new route.
   self->set_down_handler([self](caf::down_msg& msg) {
@@ -136,6 +224,8 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
     auto [key, slot, stage] = it->second;
     st.owners.erase(it);
     auto& model = st.models.at(key);
+    if (model.ranks() > 1)
+      return restart_stage_group(self, key, slot, stage, self->system().render(msg.reason));
     auto& replica = model.replicas.at(slot);
     auto& spec = replica.specs.at(stage);
     spec.fault_after_batches = -1;
@@ -144,7 +234,7 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
     ++replica.restarts;
     if (model.request.owner)
       self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
-                 route_of(replica));
+                 route_of(model, replica));
   });
   return {
     [self](atom::place, placement_request& req) -> caf::result<placement> {
@@ -157,6 +247,10 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
         return to_error(errc::invalid_argument,
                         fmt::format("model {}: need >= 1 instance and one size per stage",
                                     req.model));
+      if (req.tensor_parallel < 1)
+        return to_error(errc::invalid_argument,
+                        fmt::format("model {}: tensor_parallel {}; expected at least 1",
+                                    req.model, req.tensor_parallel));
       auto planned = plan_placement(st.devices, req);
       if (auto* fits = std::get_if<int64_t>(&planned)) {
         std::string free;
@@ -164,7 +258,8 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
           free += fmt::format("{}device {}: {} free", free.empty() ? "" : ", ", d.index,
                               format_bytes(d.free()));
         uint64_t per_replica = std::accumulate(req.stage_bytes.begin(), req.stage_bytes.end(),
-                                               uint64_t{0});
+                                               uint64_t{0}) *
+                               static_cast<uint64_t>(req.tensor_parallel);
         return to_error(errc::resource_exhausted,
                         fmt::format("model {} version {}: {} replicas of {} each ({} "
                                     "stage(s)) do not fit ({}); at most {} would fit",
@@ -175,31 +270,76 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       auto& chosen = std::get<0>(planned);
       model_record record;
       record.request = req;
-      placement result;
+      const size_t ranks = record.ranks();
       for (size_t r = 0; r < chosen.size(); ++r) {
         replica_record rep;
         rep.slot = static_cast<uint32_t>(r);
         rep.devices = chosen[r];
-        rep.merger = caf::actor_cast<caf::actor>(spawn_merger(self->system()));
-        for (size_t s = 0; s < chosen[r].size(); ++s) {
-          auto& dev = st.devices.at(static_cast<size_t>(chosen[r][s]));
-          dev.used += req.stage_bytes[s];
+        for (size_t i = 0; i < chosen[r].size(); ++i) {
+          auto& dev = st.devices.at(static_cast<size_t>(chosen[r][i]));
+          dev.used += req.stage_bytes[i / ranks];
           ++dev.stages;
           shard_spec spec;
           spec.onnx_path = req.onnx_path;
           spec.boundaries = req.boundaries;
-          spec.stage = static_cast<int>(s);
+          spec.stage = static_cast<int>(i / ranks);
           spec.limits = limits_of(dev);
-          spec.fault_after_batches = (r == 0 && s == 0) ? req.fault_after_batches : -1;
+          const bool faulty = r == 0 && i / ranks == 0 &&
+                              i % ranks == static_cast<size_t>(std::max(req.fault_rank, 0));
+          spec.fault_after_batches = faulty ? req.fault_after_batches : -1;
           rep.specs.push_back(spec);
-          rep.stages.push_back(spawn_stage(self, spec));
-          st.owners[rep.stages.back().address()] = {key, rep.slot, s};
         }
-        result.replicas.push_back(route_of(rep));
         record.replicas.push_back(std::move(rep));
       }
-      st.models.emplace(key, std::move(record));
-      return result;
+      auto& model = st.models.emplace(key, std::move(record)).first->second;
+      if (ranks == 1) {
+        placement result;
+        for (auto& rep : model.replicas) {
+          spawn_replica(self, key, rep);
+          result.replicas.push_back(route_of(model, rep));
+        }
+        return result;
+      }
+      // Tensor parallelism: one host group per stage of each replica, from the exchange.
+      auto promise = self->make_response_promise<placement>();
+      const size_t stages = req.stage_bytes.size();
+      group_request groups{"host", static_cast<int32_t>(ranks),
+                           static_cast<uint32_t>(model.replicas.size() * stages)};
+      self->request(st.exchange, caf::infinite, atom::group_v, groups)
+          .then(
+              [self, key, promise, ranks, stages](group_tickets& t) mutable {
+                auto& st = self->state;
+                auto it = st.models.find(key);
+                if (st.stopping || it == st.models.end()) {
+                  for (size_t g = 0; g < t.tickets.size(); g += ranks)
+                    self->send(st.exchange, atom::release_v, t.tickets[g].group);
+                  promise.deliver(to_error(errc::unavailable, "retired while being placed"));
+                  return;
+                }
+                auto& model = it->second;
+                placement result;
+                for (size_t r = 0; r < model.replicas.size(); ++r) {
+                  auto& rep = model.replicas[r];
+                  rep.groups.assign(stages, 0);
+                  for (size_t i = 0; i < rep.specs.size(); ++i)
+                    rep.specs[i].group = t.tickets.at(r * stages * ranks + i);
+                  for (size_t s = 0; s < stages; ++s)
+                    rep.groups[s] = t.tickets.at((r * stages + s) * ranks).group;
+                  spawn_replica(self, key, rep);
+                  result.replicas.push_back(route_of(model, rep));
+                }
+                promise.deliver(std::move(result));
+              },
+              [self, key, promise](caf::error& err) mutable {
+                auto& st = self->state;
+                if (auto it = st.models.find(key); it != st.models.end()) {
+                  for (auto& rep : it->second.replicas)
+                    stop_replica(self, it->second, rep);
+                  st.models.erase(it);
+                }
+                promise.deliver(std::move(err));
+              });
+      return promise;
     },
     [self](atom::retire, std::string& model, int64_t version) {
       auto& st = self->state;
@@ -224,7 +364,8 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       for (const auto& [key, m] : st.models)
         for (const auto& r : m.replicas)
           out.replicas.push_back(replica_status{key.first, key.second, r.slot, r.devices,
-                                                r.restarts});
+                                                r.restarts,
+                                                static_cast<uint32_t>(m.ranks())});
       return out;
     },
     [self](atom::shutdown) {
@@ -234,6 +375,8 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
         for (auto& r : m.replicas)
           stop_replica(self, m, r);
       st.models.clear();
+      // After the abort and release messages above: the exchange aborts what is left as it stops.
+      self->send_exit(st.exchange, caf::exit_reason::user_shutdown);
       self->quit();
       return caf::ok_atom::value;
     },

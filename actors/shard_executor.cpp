@@ -1,10 +1,12 @@
-// shard_executor: a detached actor that owns one stage's session and runs micro-batches on its
-// thread.
+// shard_executor: a detached actor that owns one stage's session (or one tensor-parallel rank
+// of it) and runs micro-batches on its thread.
 #include <chrono>
 #include <memory>
 #include <stdexcept>
 
 #include "actors/actors.hpp"
+#include "runtime/parallel/group_registry.hpp"
+#include "runtime/parallel/tensor_parallel.hpp"
 #include "runtime/serve/pipeline_plan.hpp"
 #include "runtime/session.hpp"
 
@@ -15,10 +17,36 @@ namespace {
 struct shard_state {
   static inline const char* name = "troupe.shard_executor";
   shard_spec spec;
+  std::unique_ptr<communicator> comm; // before the session that uses it, so it outlives it
   std::unique_ptr<session> model;
   status load_error;
   int64_t batches = 0;
+
+  bool parallel() const { return spec.group.size > 1; }
+  std::string where() const {
+    return parallel() ? fmt::format("stage {} rank {}", spec.stage, spec.group.rank)
+                      : fmt::format("stage {}", spec.stage);
+  }
 };
+
+/// This rank's graph of the stage: the split the way split_tensor_parallel documents it, with
+/// the communicator taken from the process's group registry.
+status join_group(shard_state& st, graph& part, session_options& options) {
+  const auto& ticket = st.spec.group;
+  if (ticket.kind != "host")
+    return make_error(errc::unsupported, "the CPU executor joins host groups, not '{}'",
+                      ticket.kind);
+  auto comm = group_registry::global().take(ticket.group, ticket.rank);
+  if (!comm)
+    return comm.error();
+  st.comm = std::move(*comm);
+  auto split = split_tensor_parallel(part, ticket.size);
+  if (!split)
+    return split.error();
+  part = std::move(split->ranks.at(static_cast<size_t>(ticket.rank)));
+  options.comm = st.comm.get();
+  return status::ok();
+}
 
 /// Loads the stage on the executor's own thread: the session's plans, oneDNN primitives and
 /// core pinning all belong to the thread that runs them.
@@ -30,6 +58,8 @@ status load_stage(shard_state& st) {
   session_options options;
   options.limits = st.spec.limits;
   options.optimize = false; // load_stage_graph optimized it before cutting
+  if (st.parallel())
+    TROUPE_TRY_STATUS(join_group(st, *part, options));
   auto s = session::from_graph(std::move(*part), options);
   if (!s)
     return s.error();
@@ -41,6 +71,11 @@ shard_executor_actor::behavior_type
 shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_spec spec) {
   self->state.spec = std::move(spec);
   self->state.load_error = load_stage(self->state);
+  // A rank that cannot load would leave the others waiting in their first collective: it
+  // aborts the group, so every batch fails on every rank (as a stage that cannot load does).
+  if (!self->state.load_error && self->state.parallel())
+    group_registry::global().abort(self->state.spec.group.group,
+                                   self->state.load_error.with_context(self->state.where()));
   return {
     [self](atom::run, stage_job& job) {
       auto& st = self->state;
@@ -48,26 +83,46 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
       if (st.spec.fault_after_batches > 0 && st.batches == st.spec.fault_after_batches)
         throw std::runtime_error("injected executor fault"); // supervision tests
       auto merger = caf::actor_cast<merger_actor>(job.merger);
+      const uint32_t rank = st.parallel() ? static_cast<uint32_t>(st.spec.group.rank) : 0;
       auto fail = [&](const status& why) {
-        job.error = to_error(why.with_context(fmt::format("stage {}", st.spec.stage)));
+        job.error = to_error(why.with_context(st.where()));
         job.values.clear();
+        job.rank = rank;
         self->send(merger, atom::merge_v, std::move(job));
       };
       if (!st.load_error)
         return fail(st.load_error);
       const auto started = std::chrono::steady_clock::now();
       auto outputs = st.model->run(job.values);
-      if (!outputs)
+      if (!outputs) {
+        // A rank that fails by itself (its group still runs) stops instead of answering: the
+        // resource manager aborts the group, so no other rank stays blocked in a collective,
+        // and rebuilds the stage's ranks; the merger and the batcher learn it from the stop,
+        // before any batch fails, so they send nothing more to the broken group.
+        if (st.parallel() && group_registry::global().aborted(st.spec.group.group).is_ok())
+          return self->quit(to_error(outputs.error().with_context(st.where())));
         return fail(outputs.error());
+      }
+      if (rank != 0) { // rank 0's outputs are the stage's; the others only report
+        job.values.clear();
+        job.rank = rank;
+        return self->send(merger, atom::merge_v, std::move(job));
+      }
       job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
                                  std::chrono::steady_clock::now() - started)
                                  .count());
       job.values = std::move(*outputs);
       if (job.next_stages.empty())
         return self->send(merger, atom::merge_v, std::move(job));
-      auto next = caf::actor_cast<shard_executor_actor>(job.next_stages.front());
-      job.next_stages.erase(job.next_stages.begin());
-      self->send(next, atom::run_v, std::move(job));
+      // Every rank of the next stage gets the same inputs: the tensors are shared, not copied.
+      const auto ranks = std::min<size_t>(std::max<uint32_t>(job.ranks, 1), job.next_stages.size());
+      std::vector<caf::actor> next(job.next_stages.begin(),
+                                   job.next_stages.begin() + static_cast<std::ptrdiff_t>(ranks));
+      job.next_stages.erase(job.next_stages.begin(),
+                            job.next_stages.begin() + static_cast<std::ptrdiff_t>(ranks));
+      for (size_t r = 1; r < ranks; ++r)
+        self->send(caf::actor_cast<shard_executor_actor>(next[r]), atom::run_v, job);
+      self->send(caf::actor_cast<shard_executor_actor>(next[0]), atom::run_v, std::move(job));
     },
   };
 }

@@ -18,6 +18,9 @@ struct device_status;
 struct replica_status;
 struct model_status;
 struct runtime_status;
+struct group_request;
+struct group_ticket;
+struct group_tickets;
 } // namespace troupe
 
 // Atoms are 0.17 atom constants (at most 10 characters); the block gives every message
@@ -35,6 +38,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_ATOM(troupe, troupe::atom, release, "release")
   CAF_ADD_ATOM(troupe, troupe::atom, retire, "retire")
   CAF_ADD_ATOM(troupe, troupe::atom, drain, "drain")
+  CAF_ADD_ATOM(troupe, troupe::atom, group, "group")
+  CAF_ADD_ATOM(troupe, troupe::atom, abort, "abort")
 
   CAF_ADD_TYPE_ID(troupe, (troupe::tensor))
   CAF_ADD_TYPE_ID(troupe, (troupe::infer_request))
@@ -49,4 +54,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(troupe, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(troupe, (troupe::model_status))
   CAF_ADD_TYPE_ID(troupe, (troupe::runtime_status))
   CAF_ADD_TYPE_ID(troupe, (troupe::stage_job))
+  CAF_ADD_TYPE_ID(troupe, (troupe::group_request))
+  CAF_ADD_TYPE_ID(troupe, (troupe::group_ticket))
+  CAF_ADD_TYPE_ID(troupe, (troupe::group_tickets))
 CAF_END_TYPE_ID_BLOCK(troupe)

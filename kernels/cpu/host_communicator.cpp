@@ -1,5 +1,6 @@
 // host_communicator: collectives over shared memory between threads, with rounds checked for
-// matching calls so that a mismatch is an error on every rank rather than a hang.
+// matching calls so that a mismatch is an error on every rank rather than a hang, and an
+// abort that releases ranks waiting for one that will never come.
 #include "kernels/cpu/host_communicator.hpp"
 
 #include <condition_variable>
@@ -37,27 +38,39 @@ struct message {
   tensor values;
 };
 
-class exchange {
+} // namespace
+
+class host_exchange {
 public:
-  explicit exchange(int ranks) : size_(ranks), slots_(static_cast<size_t>(ranks)) {}
+  explicit host_exchange(int ranks) : size_(ranks), slots_(static_cast<size_t>(ranks)) {}
 
   int size() const { return size_; }
 
   /// Posts this rank's contribution and waits for all others; returns the round's verdict
-  /// (the last rank to arrive checks that the calls match).
+  /// (the last rank to arrive checks that the calls match), or the abort's error when the
+  /// group is aborted before the round is complete.
   status arrive(int rank, contribution c) {
     std::unique_lock lock(mutex_);
+    if (!aborted_.is_ok())
+      return aborted_;
     slots_[static_cast<size_t>(rank)] = c;
     if (++arrived_ == size_) {
       verdict_ = check_round();
       release_locked();
       return verdict_;
     }
-    wait_locked(lock);
-    return verdict_;
+    const uint64_t gen = generation_;
+    changed_.wait(lock, [&] { return generation_ != gen || !aborted_.is_ok(); });
+    // A round every rank entered runs to its end (its phases touch every rank's buffers), so
+    // an abort only releases ranks from rounds that are still incomplete.
+    if (generation_ != gen)
+      return verdict_;
+    --arrived_;
+    return aborted_;
   }
 
-  /// A plain barrier between the phases of a round.
+  /// A barrier between the phases of a round. Not abortable: every rank of the round is
+  /// inside the same collective and reaches it.
   void barrier() {
     std::unique_lock lock(mutex_);
     if (++arrived_ == size_) {
@@ -77,13 +90,38 @@ public:
     changed_.notify_all();
   }
 
-  tensor take(int from, int to) {
+  expected<tensor> take(int from, int to) {
     std::unique_lock lock(mutex_);
     auto& box = mailboxes_[{from, to}];
-    changed_.wait(lock, [&] { return !box.empty(); });
+    changed_.wait(lock, [&] { return !box.empty() || !aborted_.is_ok(); });
+    if (!aborted_.is_ok())
+      return aborted_;
     tensor t = std::move(box.front().values);
     box.pop_front();
     return t;
+  }
+
+  void abort(const status& why) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!aborted_.is_ok())
+        return; // the first cause is the one every rank reports
+      aborted_ = status{why.is_ok() ? errc::unavailable : why.code(),
+                        fmt::format("collective aborted: {}", why.message())};
+    }
+    changed_.notify_all();
+  }
+
+  void reset() {
+    std::lock_guard lock(mutex_);
+    aborted_ = status::ok();
+    arrived_ = 0;
+    mailboxes_.clear();
+  }
+
+  status aborted() const {
+    std::lock_guard lock(mutex_);
+    return aborted_;
   }
 
 private:
@@ -117,14 +155,17 @@ private:
   }
 
   const int size_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<contribution> slots_;
   int arrived_ = 0;
   uint64_t generation_ = 0;
   status verdict_;
+  status aborted_; // ok while the group runs
   std::map<std::pair<int, int>, std::deque<message>> mailboxes_;
 };
+
+namespace {
 
 float load(dtype t, const void* base, int64_t i) {
   switch (t) {
@@ -152,7 +193,7 @@ status require_host(const tensor& t, const char* what) {
 
 class host_communicator final : public communicator {
 public:
-  host_communicator(std::shared_ptr<exchange> ex, int rank) : ex_(std::move(ex)), rank_(rank) {}
+  host_communicator(std::shared_ptr<host_exchange> ex, int rank) : ex_(std::move(ex)), rank_(rank) {}
 
   int rank() const override { return rank_; }
   int size() const override { return ex_->size(); }
@@ -247,7 +288,10 @@ public:
   status recv(tensor& values, int peer) override {
     TROUPE_TRY_STATUS(check_peer(peer, "recv"));
     TROUPE_TRY_STATUS(require_host(values, "recv"));
-    tensor got = ex_->take(peer, rank_);
+    auto taken = ex_->take(peer, rank_);
+    if (!taken)
+      return taken.error();
+    tensor got = std::move(*taken);
     if (got.type() != values.type() || got.dims() != values.dims())
       return make_error(errc::invalid_argument, "recv from rank {}: got {}{}, expected {}{}", peer,
                         to_string(got.type()), to_string(got.dims()), to_string(values.type()),
@@ -274,20 +318,31 @@ private:
     return status::ok();
   }
 
-  std::shared_ptr<exchange> ex_;
+  std::shared_ptr<host_exchange> ex_;
   int rank_;
 };
 
 } // namespace
 
-std::vector<std::unique_ptr<communicator>> make_host_group(int ranks) {
-  std::vector<std::unique_ptr<communicator>> group;
+void host_group_control::abort(const status& why) { ex_->abort(why); }
+
+void host_group_control::reset() { ex_->reset(); }
+
+status host_group_control::aborted() const { return ex_->aborted(); }
+
+host_group make_controlled_host_group(int ranks) {
+  host_group group;
   if (ranks < 1)
     return group;
-  auto ex = std::make_shared<exchange>(ranks);
+  auto ex = std::make_shared<host_exchange>(ranks);
   for (int r = 0; r < ranks; ++r)
-    group.push_back(std::make_unique<host_communicator>(ex, r));
+    group.ranks.push_back(std::make_unique<host_communicator>(ex, r));
+  group.control = std::make_shared<host_group_control>(ex);
   return group;
+}
+
+std::vector<std::unique_ptr<communicator>> make_host_group(int ranks) {
+  return make_controlled_host_group(ranks).ranks;
 }
 
 } // namespace troupe::cpu

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "runtime/onnx_import.hpp"
+#include "runtime/parallel/tensor_parallel.hpp"
 #include "runtime/passes/passes.hpp"
 #include "runtime/planner/placement.hpp"
 #include "runtime/session.hpp"
@@ -33,6 +34,22 @@ planner::device_pool pool_of(int stages, const pipeline_request& req,
 }
 
 } // namespace
+
+expected<uint64_t> rank_memory(graph g, int64_t rows, int64_t tensor_parallel) {
+  if (tensor_parallel <= 1)
+    return stage_memory(std::move(g), rows, false);
+  auto split = split_tensor_parallel(g, static_cast<int>(tensor_parallel));
+  if (!split)
+    return split.error();
+  uint64_t most = 0;
+  for (auto& rank : split->ranks) {
+    auto bytes = stage_memory(std::move(rank), rows, false);
+    if (!bytes)
+      return bytes.error();
+    most = std::max(most, *bytes);
+  }
+  return most;
+}
 
 expected<uint64_t> stage_memory(graph g, int64_t rows, bool optimize) {
   uint64_t weights = 0;
@@ -78,10 +95,9 @@ expected<graph> load_stage_graph(const std::string& onnx_path,
 
 expected<pipeline_choice> choose_pipeline(const graph& source, const pipeline_request& req) {
   const auto& p = req.parallelism;
-  if (p.tensor_parallel > 1)
-    return make_error(errc::unsupported,
-                      "parallelism.tensor_parallel: {}: tensor-parallel serving is not "
-                      "implemented yet; use 1",
+  if (p.tensor_parallel < 1)
+    return make_error(errc::invalid_argument,
+                      "parallelism.tensor_parallel: {}: expected an integer >= 1",
                       p.tensor_parallel);
   if (p.micro_batch > 0 && req.max_batch_size <= 0)
     return make_error(errc::invalid_argument,
@@ -89,13 +105,21 @@ expected<pipeline_choice> choose_pipeline(const graph& source, const pipeline_re
                       p.micro_batch);
   pipeline_choice choice;
   choice.micro_batch = p.micro_batch;
+  choice.tensor_parallel = p.tensor_parallel;
   const int64_t batch = std::max<int64_t>(1, req.max_batch_size);
   // A stage never runs more rows than a micro-batch, so its arena is sized for one.
   const int64_t rows = p.micro_batch > 0 ? std::min(p.micro_batch, batch) : batch;
 
   if (req.boundaries.empty() && p.pipeline_stages == 1) {
     choice.chosen_by = "config";
-    auto bytes = stage_memory(source, rows, true);
+    expected<uint64_t> bytes = uint64_t{0};
+    if (p.tensor_parallel == 1) {
+      bytes = stage_memory(source, rows, true);
+    } else {
+      graph g = source;
+      TROUPE_TRY_STATUS(prepare(g));
+      bytes = rank_memory(std::move(g), rows, p.tensor_parallel);
+    }
     if (!bytes)
       return bytes.error();
     choice.stage_bytes = {*bytes};
@@ -151,7 +175,7 @@ expected<pipeline_choice> choose_pipeline(const graph& source, const pipeline_re
   }
   choice.stages = static_cast<int64_t>(choice.boundaries.size()) + 1;
   if (choice.boundaries.empty()) {
-    auto bytes = stage_memory(std::move(g), rows, false);
+    auto bytes = rank_memory(std::move(g), rows, p.tensor_parallel);
     if (!bytes)
       return bytes.error();
     choice.stage_bytes = {*bytes};
@@ -161,7 +185,7 @@ expected<pipeline_choice> choose_pipeline(const graph& source, const pipeline_re
   if (!parts)
     return parts.error();
   for (auto& part : *parts) {
-    auto bytes = stage_memory(std::move(part), rows, false);
+    auto bytes = rank_memory(std::move(part), rows, p.tensor_parallel);
     if (!bytes)
       return bytes.error();
     choice.stage_bytes.push_back(*bytes);

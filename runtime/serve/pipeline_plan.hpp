@@ -35,7 +35,8 @@ struct pipeline_choice {
   int64_t micro_batch = 0;    // rows per micro-batch; 0 = the whole batch
   std::string chosen_by;      // "config", "planner" or "manual"
   std::vector<std::vector<std::string>> boundaries; // stages - 1 cuts
-  std::vector<uint64_t> stage_bytes; // weights + activation arena of each stage
+  std::vector<uint64_t> stage_bytes; // weights + activation arena of each stage (of its
+                                     // largest rank when tensor_parallel > 1)
   double predicted_items_per_s = 0;  // one replica; 0 when nothing was predicted
   double predicted_latency_ms = 0;   // one full batch through the pipeline
 };
@@ -43,8 +44,9 @@ struct pipeline_choice {
 /// Chooses the stages of a model: pipeline_stages K cuts it into K stages balanced by the
 /// cost model (stage_cutter), `auto` asks the planner for the K in 1..devices with the best
 /// predicted replica throughput (a larger K only when it is more than 1% faster), and a
-/// manual cut is taken as given. Errors name the config key: tensor_parallel > 1 (not served
-/// yet), micro_batch without a batch dimension, a K the model cannot be cut into.
+/// manual cut is taken as given. tensor_parallel T splits every stage into T ranks
+/// (split_tensor_parallel); the stages are chosen as for T = 1. Errors name the config key:
+/// tensor_parallel < 1, micro_batch without a batch dimension, a K the model cannot be cut into.
 expected<pipeline_choice> choose_pipeline(const graph& g, const pipeline_request& req);
 
 /// The graph stage `stage` of `boundaries` runs: the model optimized and sorted as the
@@ -56,5 +58,9 @@ expected<graph> load_stage_graph(const std::string& onnx_path,
 
 /// Weights plus the activation arena of `g` at `rows` rows (dynamic dims take `rows`).
 expected<uint64_t> stage_memory(graph g, int64_t rows, bool optimize);
+
+/// stage_memory of the largest of the `tensor_parallel` rank graphs of the optimized `g`
+/// (of `g` itself for 1).
+expected<uint64_t> rank_memory(graph g, int64_t rows, int64_t tensor_parallel);
 
 } // namespace troupe::serve

@@ -135,6 +135,48 @@ TEST_CASE("placement and status messages round-trip") {
   CHECK(mr.timed_out == 2);
 }
 
+TEST_CASE("tensor-parallel fields and group tickets round-trip: ids and bytes, no pointers") {
+  test::threaded_system t;
+  batch_job job{1, 0, {}, {2}, {}, true, 0, 4};
+  CHECK(round_trip(t.sys, job).ranks == 4);
+  stage_job part;
+  part.ranks = 2;
+  part.rank = 1;
+  auto sj = round_trip(t.sys, part);
+  CHECK(sj.ranks == 2);
+  CHECK(sj.rank == 1);
+  replica_route route{2, {}, {}, {0, 1, 0, 1}, 2};
+  auto rr = round_trip(t.sys, route);
+  CHECK(rr.tensor_parallel == 2);
+  CHECK(rr.devices == std::vector<int32_t>{0, 1, 0, 1});
+  placement_request req;
+  req.tensor_parallel = 3;
+  req.fault_rank = 2;
+  auto pr = round_trip(t.sys, req);
+  CHECK(pr.tensor_parallel == 3);
+  CHECK(pr.fault_rank == 2);
+  CHECK(round_trip(t.sys, replica_status{"m", 1, 0, {0, 1}, 0, 2}).tensor_parallel == 2);
+
+  auto gr = round_trip(t.sys, group_request{"nccl", 4, 3});
+  CHECK(gr.kind == "nccl");
+  CHECK(gr.size == 4);
+  CHECK(gr.count == 3);
+  std::vector<uint8_t> id(128);
+  for (size_t i = 0; i < id.size(); ++i)
+    id[i] = static_cast<uint8_t>(255 - i);
+  group_ticket ticket{91, 3, 4, "nccl", id};
+  group_tickets tickets{{ticket, group_ticket{92, 0, 2, "host", {}}}};
+  auto tr = round_trip(t.sys, tickets);
+  REQUIRE(tr.tickets.size() == 2);
+  CHECK(tr.tickets[0].group == 91);
+  CHECK(tr.tickets[0].rank == 3);
+  CHECK(tr.tickets[0].size == 4);
+  CHECK(tr.tickets[0].kind == "nccl");
+  CHECK(tr.tickets[0].unique_id == id);
+  CHECK(tr.tickets[1].kind == "host");
+  CHECK(tr.tickets[1].unique_id.empty());
+}
+
 TEST_CASE("troupe errors carry their code and message through CAF") {
   test::threaded_system t;
   auto err = to_error(make_error(errc::resource_exhausted, "queue full: level {}", 2));

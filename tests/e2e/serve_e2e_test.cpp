@@ -577,6 +577,22 @@ TEST_CASE_FIXTURE(server_fixture, "a model configured as a 2-stage micro-batched
   CHECK(metric_value(t, R"(troupe_stage_busy_us{model="piped",version="1",stage="0"})") > 0);
 }
 
+TEST_CASE_FIXTURE(server_fixture, "a model served with tensor_parallel 2 shows T and the devices "
+                                  "of its ranks in metadata and metrics and answers like the model") {
+  add_model("split", "max_batch_size: 4\nparallelism: {tensor_parallel: 2}\n");
+  start();
+  auto meta = call("GET", "/v2/models/split");
+  REQUIRE(meta.status == 200);
+  CHECK(meta.body.find(R"("pipeline_stages":1,"tensor_parallel":2,)") != std::string::npos);
+  CHECK(meta.body.find(R"("stage_ranks":[[)") != std::string::npos);
+  const auto x = random_floats(48, std::random_device{}());
+  auto r = call("POST", "/v2/models/split/infer", infer_body(x, 3));
+  REQUIRE(r.status == 200);
+  check_close(output_data(r.body), reference(x, 3)); // same weights as mlp (same seed)
+  const auto t = call("GET", "/metrics").body;
+  CHECK(metric_value(t, R"(troupe_model_tensor_parallel{model="split",version="1"})") == 2);
+}
+
 TEST_CASE_FIXTURE(server_fixture, "stop answers queued requests with 503 and refuses new ones") {
   config.exit_timeout = std::chrono::seconds(2);
   start();

@@ -117,11 +117,11 @@ TEST_CASE("choose_pipeline refuses what serving cannot do, naming the parallelis
     return;
   int calls = 0;
   auto r = request(1, 0, 2, &calls);
-  r.parallelism.tensor_parallel = 2;
+  r.parallelism.tensor_parallel = 0;
   auto tp = serve::choose_pipeline(*g, r);
   REQUIRE_FALSE(tp);
-  CHECK(tp.error().code() == errc::unsupported);
-  CHECK(tp.error().message().find("parallelism.tensor_parallel: 2") != std::string::npos);
+  CHECK(tp.error().code() == errc::invalid_argument);
+  CHECK(tp.error().message().find("parallelism.tensor_parallel: 0") != std::string::npos);
   r = request(1, 2, 2, &calls);
   r.max_batch_size = 0;
   auto micro = serve::choose_pipeline(*g, r);
@@ -130,4 +130,23 @@ TEST_CASE("choose_pipeline refuses what serving cannot do, naming the parallelis
   auto many = serve::choose_pipeline(*g, request(200, 0, 2, &calls));
   REQUIRE_FALSE(many);
   CHECK(many.error().message().find("parallelism.pipeline_stages: 200") != std::string::npos);
+}
+
+TEST_CASE("tensor_parallel T keeps the stages of T = 1 and sizes each stage by its largest rank") {
+  auto g = seed_cnn();
+  if (!g)
+    return;
+  int calls = 0;
+  auto one = serve::choose_pipeline(*g, request(1, 0, 2, &calls));
+  REQUIRE_MESSAGE(one, one.error().to_string());
+  auto r = request(1, 0, 2, &calls);
+  r.parallelism.tensor_parallel = 2;
+  auto two = serve::choose_pipeline(*g, r);
+  REQUIRE_MESSAGE(two, two.error().to_string());
+  CHECK(two->tensor_parallel == 2);
+  CHECK(two->stages == 1);
+  REQUIRE(two->stage_bytes.size() == 1);
+  // A rank holds half of each split weight (and the replicated rest): less than the model.
+  CHECK(two->stage_bytes[0] < one->stage_bytes[0]);
+  CHECK(two->stage_bytes[0] > 0);
 }

@@ -1,0 +1,88 @@
+// exchange: creates the collective groups of tensor-parallel ranks and hands out their tickets.
+#include <set>
+
+#include "actors/actors.hpp"
+#include "kernels/gpu_collectives.hpp"
+#include "runtime/parallel/group_registry.hpp"
+
+namespace troupe {
+
+namespace {
+
+struct exchange_state {
+  static inline const char* name = "troupe.exchange";
+  std::set<uint64_t> host_groups; // created here and not released yet
+
+  // Ranks still blocked in a collective of a group nobody runs any more are released.
+  ~exchange_state() {
+    auto& registry = group_registry::global();
+    for (uint64_t id : host_groups) {
+      registry.abort(id, status{errc::unavailable, "the exchange stopped"});
+      registry.release(id);
+    }
+  }
+};
+
+using exchange_pointer = exchange_actor::stateful_pointer<exchange_state>;
+
+/// One group's tickets (ranks 0..size-1) appended to `out`.
+status add_group(exchange_pointer self, const group_request& req, group_tickets& out) {
+  auto& registry = group_registry::global();
+  group_ticket ticket;
+  ticket.size = req.size;
+  ticket.kind = req.kind;
+  if (req.kind == "host") {
+    auto id = registry.create_host_group(req.size);
+    if (!id)
+      return id.error();
+    ticket.group = *id;
+    self->state.host_groups.insert(*id);
+  } else if (req.kind == "nccl") {
+    auto unique_id = make_nccl_unique_id();
+    if (!unique_id)
+      return unique_id.error();
+    ticket.group = registry.reserve_id();
+    for (std::byte b : *unique_id)
+      ticket.unique_id.push_back(static_cast<uint8_t>(b));
+  } else {
+    return make_error(errc::invalid_argument, "group kind '{}': expected host or nccl", req.kind);
+  }
+  for (int32_t r = 0; r < req.size; ++r) {
+    ticket.rank = r;
+    out.tickets.push_back(ticket);
+  }
+  return status::ok();
+}
+
+exchange_actor::behavior_type exchange(exchange_pointer self) {
+  return {
+    [self](atom::group, group_request& req) -> caf::result<group_tickets> {
+      if (req.size < 1 || req.count < 1)
+        return to_error(errc::invalid_argument,
+                        fmt::format("{} group(s) of {} ranks: expected at least one of one",
+                                    req.count, req.size));
+      group_tickets out;
+      for (uint32_t g = 0; g < req.count; ++g)
+        if (auto st = add_group(self, req, out); !st.is_ok()) {
+          for (const auto& t : out.tickets)
+            if (self->state.host_groups.erase(t.group))
+              group_registry::global().release(t.group);
+          return to_error(st);
+        }
+      return out;
+    },
+    [self](atom::abort, uint64_t group, std::string& why) {
+      group_registry::global().abort(group, status{errc::unavailable, why});
+    },
+    [self](atom::release, uint64_t group) {
+      if (self->state.host_groups.erase(group))
+        group_registry::global().release(group);
+    },
+  };
+}
+
+} // namespace
+
+exchange_actor spawn_exchange(caf::actor_system& sys) { return sys.spawn(exchange); }
+
+} // namespace troupe
