@@ -7,26 +7,10 @@
 
 #include "runtime/memory_planner.hpp"
 #include "runtime/ops/reorder.hpp"
+#include "runtime/passes/graph_uses.hpp"
 
 namespace troupe {
 namespace {
-
-/// Names of values that some graph output depends on (dead nodes are skipped).
-std::unordered_set<std::string> live_values(const graph& g) {
-  std::unordered_set<std::string> live;
-  for (const auto& out : g.outputs)
-    live.insert(out.name);
-  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
-    bool needed = false;
-    for (const auto& out : it->outputs)
-      needed = needed || (!out.empty() && live.count(out));
-    if (needed)
-      for (const auto& in : it->inputs)
-        if (!in.empty())
-          live.insert(in);
-  }
-  return live;
-}
 
 bool node_is_live(const node& n, const std::unordered_set<std::string>& live) {
   for (const auto& out : n.outputs)

@@ -1,5 +1,6 @@
 // cublas_gemm: row-major GEMM on column-major cuBLASLt by computing C^T = op(B)^T op(A)^T.
 #include "kernels/cuda/cublas_gemm.hpp"
+#include "kernels/cuda/key_hash.hpp"
 
 #include <climits>
 
@@ -112,14 +113,7 @@ uint32_t alignment_of(const void* pointer) {
   return alignment;
 }
 
-size_t gemm_key_hash::operator()(const gemm_key& key) const {
-  uint64_t h = 1469598103934665603ull; // FNV-1a
-  for (int64_t v : key) {
-    h ^= static_cast<uint64_t>(v);
-    h *= 1099511628211ull;
-  }
-  return static_cast<size_t>(h);
-}
+size_t gemm_key_hash::operator()(const gemm_key& key) const { return hash_fields(key); }
 
 bool gemm_algo_cache::find(const gemm_key& key, cublasLtMatmulAlgo_t& out) const {
   std::lock_guard lock(mutex_);

@@ -1,5 +1,6 @@
 // cudnn_conv: convolution, pooling and activation through cuDNN's descriptor API.
 #include "kernels/cuda/cudnn_conv.hpp"
+#include "kernels/cuda/key_hash.hpp"
 
 #include <climits>
 
@@ -187,15 +188,7 @@ conv_key conv_key_of(const conv_params& p) {
           p.pad_bottom, p.pad_right, p.dilation_h, p.dilation_w, p.allow_tf32 ? 1 : 0};
 }
 
-size_t conv_key_hash::operator()(const conv_key& key) const {
-  // FNV-1a over the fields; the key is small and hashed once per call.
-  uint64_t h = 1469598103934665603ull;
-  for (int64_t v : key) {
-    h ^= static_cast<uint64_t>(v);
-    h *= 1099511628211ull;
-  }
-  return static_cast<size_t>(h);
-}
+size_t conv_key_hash::operator()(const conv_key& key) const { return hash_fields(key); }
 
 bool conv_algo_cache::find(const conv_key& key, entry& out) const {
   std::lock_guard lock(mutex_);

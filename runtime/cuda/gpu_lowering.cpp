@@ -7,29 +7,13 @@
 
 #include "kernels/cuda/cuda_plans.hpp"
 #include "runtime/memory_planner.hpp"
+#include "runtime/passes/graph_uses.hpp"
 
 namespace troupe::gpu {
 namespace {
 
 bool is_device_float(dtype t) {
   return t == dtype::f32 || t == dtype::f16 || t == dtype::bf16;
-}
-
-/// Names of values some graph output depends on, as the CPU plan computes them.
-std::unordered_set<std::string> live_values(const graph& g) {
-  std::unordered_set<std::string> live;
-  for (const auto& out : g.outputs)
-    live.insert(out.name);
-  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
-    bool needed = false;
-    for (const auto& out : it->outputs)
-      needed = needed || (!out.empty() && live.count(out));
-    if (needed)
-      for (const auto& in : it->inputs)
-        if (!in.empty())
-          live.insert(in);
-  }
-  return live;
 }
 
 class lowerer {

@@ -1,4 +1,5 @@
-// graph_uses: who reads each value, for rewrites that must know a value has one consumer.
+// graph_uses: who reads each value (for rewrites that must know a value has one consumer), and
+// which values the graph's outputs need at all.
 #pragma once
 
 #include <string>
@@ -39,5 +40,23 @@ struct graph_uses {
     return it == producer.end() ? nullptr : &g.nodes[it->second];
   }
 };
+
+/// Names of the values some graph output depends on (the graph's outputs and every input of a
+/// node that computes one of them, transitively); the rest is dead code.
+inline std::unordered_set<std::string> live_values(const graph& g) {
+  std::unordered_set<std::string> live;
+  for (const auto& out : g.outputs)
+    live.insert(out.name);
+  for (auto it = g.nodes.rbegin(); it != g.nodes.rend(); ++it) {
+    bool needed = false;
+    for (const auto& out : it->outputs)
+      needed = needed || (!out.empty() && live.count(out));
+    if (needed)
+      for (const auto& in : it->inputs)
+        if (!in.empty())
+          live.insert(in);
+  }
+  return live;
+}
 
 } // namespace troupe
