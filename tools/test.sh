@@ -26,7 +26,11 @@ if [ "${TROUPE_QUICK:-0}" != 1 ]; then
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROUPE_TSAN=ON -DTROUPE_CUDA=OFF \
     -DTROUPE_TEST_MODELS="$PWD/build/models"
   cmake --build build-tsan -j2 --target test_actors
+  # Not the BERT tensor-parallel case: Debian's libgomp is not instrumented, so TSan takes every
+  # element an OpenMP team touches for a race and walks its (suppressed) report, which on
+  # BERT-sized tensors runs for hours. The Release suite above runs that case.
   TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/actors/tsan.supp" \
-    TROUPE_TEST_MODELS=$PWD/build/models build-tsan/tests/test_actors
+    TROUPE_TEST_MODELS=$PWD/build/models build-tsan/tests/test_actors \
+    -tce="bert_encoder served with tensor_parallel*"
   tools/fuzz.sh 60
 fi
