@@ -215,7 +215,8 @@ TEST_CASE("requests are prepared (encoded) before their send time, so encoding c
   auto s = one_phase(constant(100), std::nullopt, 50);
   load_runner runner(s, server, clock);
   REQUIRE(runner.prepare().is_ok());
-  const auto& p = runner.run().phases[0];
+  const auto result = runner.run(); // a reference into a temporary would dangle
+  const auto& p = result.phases[0];
   CHECK(p.sent == 50);
   CHECK(server.unprepared == 0);
   // Only the first request, due at the phase's start, could not be ready before its time.
@@ -235,7 +236,8 @@ TEST_CASE("requests are prepared (encoded) before their send time, so encoding c
   auto s2 = one_phase(a, 1.0, std::nullopt);
   load_runner runner2(s2, server2, clock2);
   REQUIRE(runner2.prepare().is_ok());
-  const auto& p2 = runner2.run().phases[0];
+  const auto result2 = runner2.run(); // a reference into a temporary would dangle
+  const auto& p2 = result2.phases[0];
   CHECK(server2.unprepared == 0);
   CHECK(p2.sent >= 380);
   // The first four were built when the phase began (1, 2, 3, 4 ms late); later ones wait ready.
