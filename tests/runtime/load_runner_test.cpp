@@ -223,7 +223,7 @@ TEST_CASE("requests are prepared (encoded) before their send time, so encoding c
   CHECK(p.late_sends == 1);
   CHECK(p.lag_max_ms == doctest::Approx(5.0));
   CHECK(p.latency.min() == 1000);
-  CHECK(p.percentile_ms(0.9) == doctest::Approx(1.0));
+  CHECK(p.percentile_ms(0.9) == doctest::Approx(1.0).epsilon(0.005));
 
   // Closed loop: requests wait prepared while the clients' replies are out, so a reply is
   // followed by a send at once and the latency is the service time alone.
