@@ -9,6 +9,7 @@
 #include <string>
 
 #include <caf/all.hpp>
+#include <doctest/doctest.h>
 #include <onnx/onnx_pb.h>
 
 #include "actors/actors.hpp"
@@ -149,6 +150,41 @@ inline tensor random_rows(shape dims, std::mt19937& rng) {
   for (auto& v : t.values<float>())
     v = dist(rng);
   return t;
+}
+
+/// Sends every request at once (one requester actor each) and returns the replies in request
+/// order, checking that each request got exactly one; the calling thread waits in a scoped
+/// actor's receive.
+inline std::vector<caf::expected<infer_response>>
+infer_all(caf::actor_system& sys, batcher_actor b, const std::vector<infer_request>& reqs) {
+  caf::scoped_actor self{sys};
+  auto sink = caf::actor{self};
+  for (size_t i = 0; i < reqs.size(); ++i)
+    self->spawn([=, req = reqs[i]](caf::event_based_actor* a) {
+      a->request(b, caf::infinite, atom::infer_v, req)
+          .then([=](infer_response& r) { a->send(sink, uint64_t{i}, std::move(r)); },
+                [=](caf::error& e) { a->send(sink, uint64_t{i}, std::move(e)); });
+    });
+  std::vector<caf::expected<infer_response>> out(reqs.size(), caf::sec::request_timeout);
+  std::vector<int> count(reqs.size(), 0);
+  for (size_t n = 0; n < reqs.size(); ++n)
+    self->receive([&](uint64_t i, infer_response& r) { out.at(i) = std::move(r); ++count.at(i); },
+                  [&](uint64_t i, caf::error& e) { out.at(i) = std::move(e); ++count.at(i); });
+  for (int c : count)
+    CHECK(c == 1);
+  return out;
+}
+
+/// Requests of rows[i] rows cut (copied) from `batch`, in order.
+inline std::vector<infer_request> requests_of(const tensor& batch,
+                                              const std::vector<int64_t>& rows) {
+  std::vector<infer_request> reqs;
+  int64_t begin = 0;
+  for (int64_t r : rows) {
+    reqs.push_back(infer_request{{batch.slice_rows(begin, begin + r).clone()}, 0, 0, 0});
+    begin += r;
+  }
+  return reqs;
 }
 
 } // namespace troupe::test

@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "actors/embedded_runtime.hpp"
 #include "runtime/session.hpp"
@@ -13,44 +12,6 @@ using namespace troupe;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Sends every request at once (one requester actor each) and returns the replies in request
-/// order; the calling thread waits in a scoped actor's receive.
-std::vector<caf::expected<infer_response>> infer_all(caf::actor_system& sys, batcher_actor b,
-                                                     const std::vector<infer_request>& reqs) {
-  caf::scoped_actor self{sys};
-  auto sink = caf::actor{self};
-  for (size_t i = 0; i < reqs.size(); ++i)
-    self->spawn([=, req = reqs[i]](caf::event_based_actor* a) {
-      a->request(b, caf::infinite, atom::infer_v, req)
-          .then([=](infer_response& r) { a->send(sink, uint64_t{i}, std::move(r)); },
-                [=](caf::error& e) { a->send(sink, uint64_t{i}, std::move(e)); });
-    });
-  std::vector<caf::expected<infer_response>> out(reqs.size(), caf::sec::request_timeout);
-  std::vector<int> count(reqs.size(), 0);
-  for (size_t n = 0; n < reqs.size(); ++n)
-    self->receive([&](uint64_t i, infer_response& r) { out.at(i) = std::move(r); ++count.at(i); },
-                  [&](uint64_t i, caf::error& e) { out.at(i) = std::move(e); ++count.at(i); });
-  for (int c : count)
-    CHECK(c == 1);
-  return out;
-}
-
-/// One batch of `rows` rows, as requests of rows[i] rows cut from `batch`.
-std::vector<infer_request> requests_of(const tensor& batch, const std::vector<int64_t>& rows) {
-  std::vector<infer_request> reqs;
-  int64_t begin = 0;
-  for (int64_t r : rows) {
-    shape dims = batch.dims();
-    dims[0] = r;
-    tensor part = tensor::empty(batch.type(), dims);
-    auto view = batch.slice_rows(begin, begin + r);
-    std::memcpy(part.raw(), view.raw(), view.nbytes());
-    reqs.push_back(infer_request{{part}, 0, 0, 0});
-    begin += r;
-  }
-  return reqs;
-}
 
 model_config pipeline_config(int64_t stages, int64_t micro, int64_t max_batch) {
   model_config c;
@@ -111,7 +72,7 @@ void check_pipelines_match_session(const std::string& model, shape item) {
                                              [](const auto& d) { return !d.cores.empty(); });
       if (stages == 2 && cpu_devices == 2)
         CHECK(devices[0] != devices[1]); // consecutive stages on different cores
-      auto replies = infer_all(t.sys, h->batcher, requests_of(batch, rows));
+      auto replies = test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows));
       int64_t begin = 0;
       for (size_t i = 0; i < rows.size(); ++i) {
         REQUIRE_MESSAGE(replies[i], t.sys.render(replies[i].error()));
@@ -158,12 +119,12 @@ TEST_CASE("a stage that throws while a micro-batched batch runs: each request ge
   CHECK(h->plan.chosen_by == "manual");
   std::mt19937 rng(std::random_device{}());
   const tensor batch = test::random_rows({3, 16}, rng);
-  auto failed = infer_all(t.sys, h->batcher, requests_of(batch, {1, 1, 1}));
+  auto failed = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 1, 1}));
   for (auto& r : failed) {
     REQUIRE_FALSE(r);
     CHECK(errc_of(r.error()) == errc::unavailable);
   }
-  auto ok = infer_all(t.sys, h->batcher, requests_of(batch, {1, 2}));
+  auto ok = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2}));
   auto whole = session::open(onnx.string());
   REQUIRE(whole);
   std::vector<tensor> in{batch};

@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <cstring>
 #include <set>
 
 #include "actors/embedded_runtime.hpp"
@@ -16,42 +15,6 @@ using namespace troupe;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Sends every request at once (one requester actor each) and returns the replies in request
-/// order, checking that each request got exactly one.
-std::vector<caf::expected<infer_response>> infer_all(caf::actor_system& sys, batcher_actor b,
-                                                     const std::vector<infer_request>& reqs) {
-  caf::scoped_actor self{sys};
-  auto sink = caf::actor{self};
-  for (size_t i = 0; i < reqs.size(); ++i)
-    self->spawn([=, req = reqs[i]](caf::event_based_actor* a) {
-      a->request(b, caf::infinite, atom::infer_v, req)
-          .then([=](infer_response& r) { a->send(sink, uint64_t{i}, std::move(r)); },
-                [=](caf::error& e) { a->send(sink, uint64_t{i}, std::move(e)); });
-    });
-  std::vector<caf::expected<infer_response>> out(reqs.size(), caf::sec::request_timeout);
-  std::vector<int> count(reqs.size(), 0);
-  for (size_t n = 0; n < reqs.size(); ++n)
-    self->receive([&](uint64_t i, infer_response& r) { out.at(i) = std::move(r); ++count.at(i); },
-                  [&](uint64_t i, caf::error& e) { out.at(i) = std::move(e); ++count.at(i); });
-  for (int c : count)
-    CHECK(c == 1);
-  return out;
-}
-
-/// Requests of rows[i] rows cut (copied) from `batch`.
-std::vector<infer_request> requests_of(const tensor& batch, const std::vector<int64_t>& rows) {
-  std::vector<infer_request> reqs;
-  int64_t begin = 0;
-  for (int64_t r : rows) {
-    auto view = batch.slice_rows(begin, begin + r);
-    tensor part = tensor::empty(batch.type(), view.dims());
-    std::memcpy(part.raw(), view.raw(), view.nbytes());
-    reqs.push_back(infer_request{{part}, 0, 0, 0});
-    begin += r;
-  }
-  return reqs;
-}
 
 model_config tp_config(int64_t stages, int64_t ranks, int64_t micro, int64_t max_batch) {
   model_config c;
@@ -130,7 +93,7 @@ void check_tensor_parallel_matches_session(const std::string& model, shape item)
     if (cpu_devices >= 2)
       for (size_t s = 0; s < static_cast<size_t>(v.stages); ++s)
         CHECK(rep.devices[2 * s] != rep.devices[2 * s + 1]); // a stage's ranks run at once
-    check_replies(infer_all(t.sys, h->batcher, requests_of(batch, rows)), rows, *want, t.sys);
+    check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows, *want, t.sys);
     auto ms = (*rt)->status(*h);
     REQUIRE(ms);
     CHECK(ms->batches == 1);
@@ -166,7 +129,7 @@ TEST_CASE("a tensor-parallel rank that throws mid-batch: each request of the bat
   REQUIRE_MESSAGE(h, t.sys.render(h.error()));
   std::mt19937 rng(std::random_device{}());
   const tensor batch = test::random_rows({3, 16}, rng);
-  auto failed = infer_all(t.sys, h->batcher, requests_of(batch, {1, 1, 1}));
+  auto failed = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 1, 1}));
   for (auto& r : failed) {
     REQUIRE_FALSE(r);
     CHECK(errc_of(r.error()) == errc::unavailable);
@@ -176,7 +139,7 @@ TEST_CASE("a tensor-parallel rank that throws mid-batch: each request of the bat
   std::vector<tensor> in{batch};
   auto want = (*whole)->run(in);
   REQUIRE(want);
-  check_replies(infer_all(t.sys, h->batcher, requests_of(batch, {1, 2})), {1, 2}, *want, t.sys);
+  check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2})), {1, 2}, *want, t.sys);
   auto ms = (*rt)->status(*h);
   REQUIRE(ms);
   CHECK(ms->failed == 3);
@@ -230,7 +193,7 @@ TEST_CASE("with more ranks than devices, ranks share devices and still answer co
   std::vector<tensor> in{batch};
   auto want = (*whole)->run(in);
   REQUIRE(want);
-  check_replies(infer_all(t.sys, h->batcher, requests_of(batch, {2})), {2}, *want, t.sys);
+  check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {2})), {2}, *want, t.sys);
 }
 
 // -- the exchange and the merger on the deterministic scheduler ------------------------------
