@@ -1,13 +1,17 @@
 // fuzz_http_request: libFuzzer target sending raw bytes to the HTTP server over loopback.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "runtime/http/server.hpp"
 #include "runtime/kserve/codec.hpp"
@@ -50,6 +54,28 @@ troupe::http::server& the_server() {
   return *server;
 }
 
+/// connect() that survives libFuzzer's SIGALRM watchdog: an interrupted connect goes on in the
+/// background, so wait for it to finish instead of calling the server unreachable (EINTR).
+bool connect_within(int fd, const sockaddr_in& addr, int timeout_ms) {
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
+    return true;
+  if (errno != EINTR && errno != EINPROGRESS)
+    return false;
+  pollfd p{fd, POLLOUT, 0};
+  int ready;
+  do
+    ready = ::poll(&p, 1, timeout_ms);
+  while (ready < 0 && errno == EINTR);
+  if (ready <= 0)
+    return false;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    return false;
+  errno = err;
+  return err == 0;
+}
+
 } // namespace
 
 // Each input is one connection: the bytes are sent, the write side is closed, and every
@@ -66,11 +92,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+  if (!connect_within(fd, addr, 5000)) {
+    std::fprintf(stderr, "fuzz_http_request: connect failed: %s\n", std::strerror(errno));
     std::abort();
+  }
   size_t sent = 0;
   while (sent < size) {
     const ssize_t n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
     if (n <= 0)
       break; // the server may close early (413, 400): fine
     sent += static_cast<size_t>(n);
@@ -82,6 +112,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (n == 0)
       break;
     if (n < 0) {
+      if (errno == EINTR)
+        continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         std::abort(); // the server neither answered nor closed within 5 s
       break;          // reset: fine
