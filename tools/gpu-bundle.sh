@@ -26,7 +26,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTROUPE_CUDA=ON \
 mapfile -t targets < <(ninja -C "$build" -t targets all |
   sed -n 's/^\(test_cuda[a-z_]*\|bench_gpu_[a-z_]*\): .*/\1/p' | sort -u)
 [ ${#targets[@]} -gt 0 ] || { echo "gpu-bundle: no GPU targets in $build" >&2; exit 1; }
-cmake --build "$build" -j2 --target "${targets[@]}"
+cmake --build "$build" -j2 --target troupe_cuda "${targets[@]}"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -47,6 +47,9 @@ done | sort -u | while read -r lib; do
     cp -L "$lib" "$root/lib/$name"
   fi
 done
+# The CUDA backend plugin: programs that only dlopen it (served runs) need it beside
+# libtroupe_kernels.so even when no bundled program links it.
+cp -L "$build/lib/libtroupe_cuda.so" "$root/lib/"
 for m in $models; do
   if [ -f "$models_dir/$m.onnx" ]; then
     cp "$models_dir/$m".* "$root/models/"

@@ -1,6 +1,7 @@
 // gpu_session (CUDA): input validation, per-dims plans inferred through a CPU plan, the
-// session's stream and library handles, synchronous and callback-completed runs.
-#include "runtime/gpu_session.hpp"
+// session's stream and library handles, synchronous and callback-completed runs; exported to
+// the loader in libtroupe_runtime.so as the plugin's session table.
+#include "runtime/cuda_loader/session_api.hpp"
 
 #include <map>
 
@@ -188,22 +189,19 @@ private:
   std::map<std::vector<shape>, std::unique_ptr<gpu::gpu_plan>> plans_;
 };
 
-} // namespace
-
-expected<std::unique_ptr<gpu_session>> gpu_session::from_graph(graph g,
-                                                               gpu_session_options options) {
+expected<std::unique_ptr<gpu_session>> session_from_graph(graph g, gpu_session_options options) {
   return cuda_session::create(std::move(g), options);
 }
 
-expected<std::unique_ptr<gpu_session>> gpu_session::open(const std::string& onnx_path,
-                                                         gpu_session_options options) {
+expected<std::unique_ptr<gpu_session>> open_session(const std::string& onnx_path,
+                                                    gpu_session_options options) {
   auto devices = cuda::device_count(); // before parsing: the common failure is cheap
   if (!devices)
     return devices.error();
   auto g = load_onnx(onnx_path);
   if (!g)
     return g.error();
-  auto s = from_graph(std::move(*g), options);
+  auto s = session_from_graph(std::move(*g), options);
   if (!s)
     return s.error();
   std::vector<shape> dims;
@@ -218,4 +216,15 @@ expected<std::unique_ptr<gpu_session>> gpu_session::open(const std::string& onnx
   return s;
 }
 
+} // namespace
+
 } // namespace troupe
+
+extern "C" const troupe::gpu_session_api* troupe_cuda_session_api() {
+  static const troupe::gpu_session_api api{
+      troupe::gpu_session_api_version,
+      &troupe::open_session,
+      &troupe::session_from_graph,
+  };
+  return &api;
+}

@@ -1,0 +1,27 @@
+// session_api: the table of runtime-level entry points (GPU sessions) the CUDA backend plugin
+// exports, shared by the plugin and the forwarding gpu_session factories.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "runtime/gpu_session.hpp"
+
+namespace troupe {
+
+/// Bumped whenever the table or gpu_session's interface changes (see gpu_kernels_api_version).
+inline constexpr uint32_t gpu_session_api_version = 1;
+
+struct gpu_session_api {
+  uint32_t version = gpu_session_api_version;
+  expected<std::unique_ptr<gpu_session>> (*open)(const std::string& onnx_path,
+                                                 gpu_session_options options) = nullptr;
+  expected<std::unique_ptr<gpu_session>> (*from_graph)(graph g,
+                                                       gpu_session_options options) = nullptr;
+};
+
+/// The name of the plugin's `extern "C" const gpu_session_api* NAME()`.
+inline constexpr const char* gpu_session_api_symbol = "troupe_cuda_session_api";
+
+} // namespace troupe
