@@ -11,10 +11,10 @@ namespace troupe {
 
 namespace {
 
-using promise_type = caf::typed_response_promise<batch_done>;
+using batch_promise = caf::typed_response_promise<batch_done>;
 
 struct pending_batch {
-  promise_type promise;
+  batch_promise promise;
   uint64_t replica = 0;
   std::vector<int64_t> rows; // per request
   bool batched = true;

@@ -36,11 +36,6 @@ bool write_file(const std::string& path, const std::string& text) {
   return true;
 }
 
-int fail(const status& st) {
-  std::fprintf(stderr, "error: %s\n", st.message().c_str());
-  return 1;
-}
-
 int run_with(const load_flags& f, const load::scenario& s, load::transport& t) {
   auto clock = load::make_steady_clock();
   load::runner_options options;

@@ -45,11 +45,6 @@ struct plan_flags {
   bool given(const char* name) const { return cmd->count(name) > 0; }
 };
 
-int fail(const status& st) {
-  std::fprintf(stderr, "error: %s\n", st.to_string().c_str());
-  return 1;
-}
-
 double physical_memory_bytes() {
   std::ifstream in("/proc/meminfo");
   std::string key;

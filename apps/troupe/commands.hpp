@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "kernels/cpu/cpu_context.hpp"
+#include "kernels/status.hpp"
 
 namespace troupe::app {
 
@@ -17,6 +18,9 @@ void add_plan_command(CLI::App& app);
 void add_load_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_devices_command(CLI::App& app);
+
+/// Prints "error: <code>: <message>" on stderr and returns 1, the exit code of a failed command.
+int fail(const status& st);
 
 /// Parses "0,1,4-7" into core ids; throws CLI::ValidationError on bad text.
 std::vector<int> parse_core_list(const std::string& text);

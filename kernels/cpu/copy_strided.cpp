@@ -7,14 +7,11 @@
 
 #include <omp.h>
 
+#include "kernels/cpu/parallel_copy.hpp"
 #include "kernels/shape.hpp"
 
 namespace troupe::cpu {
 namespace {
-
-// Below this many bytes a copy stays on the calling thread: waking the OpenMP team costs
-// more than the copy itself.
-constexpr int64_t parallel_min_bytes = int64_t{256} * 1024;
 
 // Edge of a transpose tile in elements: 16 floats are one cache line, so a tile reads and
 // writes whole lines and stays in L1.

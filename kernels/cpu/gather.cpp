@@ -4,13 +4,11 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/parallel_copy.hpp"
 #include "kernels/shape.hpp"
 
 namespace troupe::cpu {
 namespace {
-
-// Below this many bytes the copy stays on the calling thread.
-constexpr int64_t parallel_min_bytes = int64_t{256} * 1024;
 
 // A fixed-size memcpy is one load and one store; used when a row is a single element.
 template <size_t N>

@@ -5,12 +5,11 @@
 #include <cstring>
 
 #include "kernels/cpu/copy_strided.hpp"
+#include "kernels/cpu/parallel_copy.hpp"
 #include "kernels/shape.hpp"
 
 namespace troupe::cpu {
 namespace {
-
-constexpr int64_t parallel_min_bytes = int64_t{256} * 1024;
 
 // The input coordinate an output coordinate reads, or -1 for the pad value.
 int64_t source_of(int64_t x, int64_t size, pad_mode mode) {
