@@ -1,6 +1,7 @@
 // http_frontend: routes HTTP requests, bridges inference to the batchers, runs model control.
 #include "actors/http_frontend.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -74,10 +75,12 @@ struct http_frontend::core : std::enable_shared_from_this<http_frontend::core> {
   std::map<std::string, std::map<int64_t, model_ptr>> table;
   std::map<std::string, std::string> unavailable; // model -> why it is not served (index)
 
-  // Requests admitted and not yet answered, by ticket.
+  // Requests admitted and not yet answered, by ticket; `answering` counts those taken out
+  // whose answer is not yet handed to the HTTP server.
   std::mutex pending_mutex;
   std::condition_variable pending_drained;
   std::unordered_map<uint64_t, pending_entry> pending;
+  size_t answering = 0;
   uint64_t next_ticket = 1;
 
   // The management thread runs repository jobs one at a time: they block (compiling,
@@ -101,6 +104,11 @@ struct http_frontend::core : std::enable_shared_from_this<http_frontend::core> {
   void complete(uint64_t ticket, caf::expected<infer_response> result);
   /// Forgets a request whose client left before it reached a batcher.
   bool drop_if_gone(uint64_t ticket);
+  /// True when every admitted request's answer is with the HTTP server. Needs pending_mutex.
+  bool all_answered() const { return pending.empty() && answering == 0; }
+  /// At stop, after the batchers are gone: answers with 503 what never reached one (waiting in
+  /// a bridge, or sent to a batcher that had already quit).
+  void answer_remaining();
 
   // -- management (management thread, or start/stop) -----------------------------------------
 
@@ -320,7 +328,7 @@ bool http_frontend::core::drop_if_gone(uint64_t ticket) {
     return false;
   auto entry = std::move(it->second);
   pending.erase(it);
-  if (pending.empty())
+  if (all_answered())
     pending_drained.notify_all();
   lock.unlock();
   entry.model->metrics->pending->dec();
@@ -337,17 +345,27 @@ void http_frontend::core::complete(uint64_t ticket, caf::expected<infer_response
       return;
     p = std::move(it->second);
     pending.erase(it);
+    ++answering;
   }
   const served_model& m = *p.model;
   m.metrics->pending->dec();
   auto finish = [&](http::response r) {
     p.responder.send(std::move(r));
-    // Notified after the send, so a stop that waits for the table to empty finds every
-    // reply already handed to the HTTP server.
+    // Counted down after the send, so a stop that waits for all_answered() finds every reply
+    // already handed to the HTTP server.
     std::lock_guard lock(pending_mutex);
-    if (pending.empty())
+    --answering;
+    if (all_answered())
       pending_drained.notify_all();
   };
+  if (!result && result.error() == caf::sec::request_receiver_down) {
+    // The batcher quit before this request reached it (stop or unload): retryable, like a
+    // request that reaches a batcher while it drains.
+    metrics.failed(m.metrics->name, m.metrics->version, to_string(errc::unavailable));
+    return finish(serve::error_response(
+        errc::unavailable, fmt::format("model {} is {}", m.sig.name,
+                                       stopping.load() ? "shutting down" : "being unloaded")));
+  }
   if (!result) {
     const errc code = errc_of(result.error()).value_or(errc::internal);
     metrics.failed(m.metrics->name, m.metrics->version, to_string(code));
@@ -377,6 +395,23 @@ void http_frontend::core::complete(uint64_t ticket, caf::expected<infer_response
   t.request_us = micros_between(p.start, end);
   metrics.succeeded(*m.metrics, p.rows, t);
   finish(std::move(r));
+}
+
+void http_frontend::core::answer_remaining() {
+  std::vector<pending_entry> left;
+  {
+    std::lock_guard lock(pending_mutex);
+    for (auto& [ticket, entry] : pending)
+      left.push_back(std::move(entry));
+    pending.clear();
+  }
+  for (auto& p : left) {
+    const served_model& m = *p.model;
+    m.metrics->pending->dec();
+    metrics.failed(m.metrics->name, m.metrics->version, to_string(errc::unavailable));
+    p.responder.send(serve::error_response(
+        errc::unavailable, fmt::format("model {} is shutting down", m.sig.name)));
+  }
 }
 
 // -- management --------------------------------------------------------------------------------
@@ -734,14 +769,9 @@ void http_frontend::stop() {
   if (c.stopping.exchange(true))
     return;
   const auto deadline = clock_type::now() + c.config.exit_timeout;
-  // 1. The HTTP server stops accepting and reading on its own thread; it returns once every
-  //    request it read has been answered and written (or at the deadline).
-  std::thread http_stop;
+  // 1. The HTTP server stops accepting and reading at once; answers owed still go out.
   if (c.server)
-    http_stop = std::thread([&c, deadline] {
-      c.server->stop(std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - clock_type::now()));
-    });
+    c.server->begin_stop();
   // 2. Management jobs already queued finish; no new ones are taken (stopping is set).
   {
     std::lock_guard lock(c.jobs_mutex);
@@ -755,13 +785,24 @@ void http_frontend::stop() {
   {
     std::unique_lock lock(c.pending_mutex);
     c.pending_drained.wait_until(lock, deadline - c.config.exit_timeout / 2,
-                                 [&] { return c.pending.empty(); });
+                                 [&] { return c.all_answered(); });
   }
-  // 4. What is still queued is answered with 503 by the batchers as they shut down.
+  // 4. What is still queued is answered with 503 by the batchers as they shut down; what never
+  //    reached a batcher is answered here. Every answer is with the HTTP server before step 5
+  //    (none waits for a deadline: how long this takes depends on the machine's load).
   if (c.runtime)
     c.runtime->shutdown();
-  if (http_stop.joinable())
-    http_stop.join();
+  c.answer_remaining();
+  {
+    std::unique_lock lock(c.pending_mutex);
+    c.pending_drained.wait(lock, [&] { return c.answering == 0; });
+  }
+  // 5. The server writes those answers and closes; connections still open at the deadline
+  //    (a client that does not read) are closed then.
+  if (c.server)
+    c.server->stop(std::max(std::chrono::milliseconds(0),
+                            std::chrono::duration_cast<std::chrono::milliseconds>(
+                                deadline - clock_type::now())));
   for (auto& b : c.bridges)
     caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
   c.bridges.clear(); // the bridges hold the core; it ends with the last of them

@@ -610,3 +610,36 @@ TEST_CASE_FIXTURE(server_fixture, "stop answers queued requests with 503 and ref
   CHECK(r.status == 503);
   CHECK(r.error().find("shutting down") != std::string::npos);
 }
+
+TEST_CASE_FIXTURE(server_fixture, "stop answers with 503 the requests still waiting in a bridge "
+                                  "for room at their batcher") {
+  // One bridge with room for one request at the batcher: the second admitted request waits in
+  // the bridge's own queue when stop() shuts the batchers down.
+  config.exit_timeout = std::chrono::seconds(2);
+  config.bridges = 1;
+  config.max_outstanding_per_bridge = 1;
+  start();
+  connection at_batcher(frontend->port());
+  at_batcher.send(request_text("POST", "/v2/models/slow/infer", infer_body(random_floats(16, 8), 1)));
+  // Admitted first, so the bridge (one I/O thread, one bridge) takes it first.
+  REQUIRE(eventually([&] {
+    return metric_value(call("GET", "/metrics").body,
+                        R"(nv_inference_pending_request_count{model="slow",version="1"})") == 1;
+  }));
+  connection in_bridge(frontend->port());
+  in_bridge.send(request_text("POST", "/v2/models/slow/infer", infer_body(random_floats(16, 9), 1)));
+  REQUIRE(eventually([&] {
+    return metric_value(call("GET", "/metrics").body,
+                        R"(nv_inference_pending_request_count{model="slow",version="1"})") == 2;
+  }));
+  std::thread stopper([&] { frontend->stop(); });
+  auto first = at_batcher.read();
+  auto second = in_bridge.read();
+  stopper.join();
+  // The batcher's own refusal or the frontend's: either is a retryable 503 naming the model.
+  for (const reply* r : {&first, &second}) {
+    INFO(r->body);
+    CHECK(r->status == 503);
+    CHECK(r->error().starts_with("model slow is "));
+  }
+}
