@@ -2,11 +2,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "kernels/cpu/cast.hpp"
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
 #include "kernels/cuda/device_allocator.hpp"
@@ -213,6 +215,88 @@ TEST_SUITE("gpu") {
       CHECK(gathered2[r] == concat(inputs, part, 2));
       CHECK(broadcasted[r] == inputs[n - 1]);
       CHECK(received[r] == inputs[(r + n - 1) % n]);
+    }
+  }
+
+  TEST_CASE("NCCL all_reduce_sum of fp16 and bf16 over every GPU equals the fp32 sum rounded "
+            "once") {
+    // Integers each format holds exactly, whose sums mostly do not: summed in 16 bits at every
+    // step they would be rounded once per rank (from three ranks on, visibly); accumulated in
+    // fp32 they are exact until the one final rounding. 1003 elements: not a multiple of any
+    // small rank count, so the padded path runs too.
+    auto count = cuda::device_count();
+    REQUIRE(count);
+    const int n = *count;
+    if (n < 3)
+      MESSAGE(n, " GPU(s): the path runs, but only three or more ranks tell fp32 "
+                 "accumulation from 16-bit");
+    auto id = make_nccl_unique_id();
+    REQUIRE(id);
+    auto rng = seeded();
+    const size_t elements = 1003;
+    for (dtype t : {dtype::f16, dtype::bf16}) {
+      CAPTURE(to_string(t));
+      const bool half = t == dtype::f16;
+      auto enc = [&](float v) { return half ? cpu::float_to_half(v) : cpu::float_to_bfloat16(v); };
+      auto dec = [&](uint16_t v) { return half ? cpu::half_to_float(v) : cpu::bfloat16_to_float(v); };
+      const int limit = half ? 2048 : 256; // integers up to here are exact in the format
+      std::uniform_int_distribution<int> value(-limit, limit);
+      std::vector<std::vector<uint16_t>> inputs(n, std::vector<uint16_t>(elements));
+      std::vector<float> exact(elements, 0.0f); // integers far below 2^24: fp32 is exact
+      for (int r = 0; r < n; ++r)
+        for (size_t i = 0; i < elements; ++i) {
+          const auto v = static_cast<float>(value(rng));
+          inputs[r][i] = enc(v);
+          exact[i] += v;
+        }
+      std::vector<std::vector<uint16_t>> reduced(n);
+      std::vector<std::string> failures(n);
+      std::vector<std::thread> ranks;
+      for (int r = 0; r < n; ++r)
+        ranks.emplace_back([&, r] {
+          auto fail = [&](const status& st) { failures[r] = st.to_string(); };
+          if (auto st = cuda::check(cudaSetDevice(r), "cudaSetDevice"); !st)
+            return fail(st);
+          auto comm = cuda::nccl_communicator::create(*id, r, n, r);
+          if (!comm)
+            return fail(comm.error());
+          auto s = cuda::allocate_device(r, elements * sizeof(uint16_t), nullptr);
+          if (!s)
+            return fail(s.error());
+          if (auto st = cuda::check(cudaMemcpy((*s)->data(), inputs[r].data(),
+                                               elements * sizeof(uint16_t),
+                                               cudaMemcpyHostToDevice),
+                                    "cudaMemcpy");
+              !st)
+            return fail(st);
+          tensor x = tensor::wrap(t, {static_cast<int64_t>(elements)}, *s);
+          status st = (*comm)->all_reduce_sum(x);
+          if (st)
+            st = (*comm)->synchronize();
+          if (!st)
+            return fail(st);
+          reduced[r].resize(elements);
+          (void)cudaMemcpy(reduced[r].data(), x.raw(), x.nbytes(), cudaMemcpyDeviceToHost);
+        });
+      for (auto& th : ranks)
+        th.join();
+      id = make_nccl_unique_id(); // a fresh group for the next type
+      REQUIRE(id);
+      for (int r = 0; r < n; ++r) {
+        INFO("rank ", r);
+        REQUIRE(failures[r].empty());
+        // Within the format's own rounding of the fp32 reference (2^-11 and 2^-8 relative),
+        // and bit for bit that reference rounded once.
+        const double tolerance = half ? 1e-3 : 4e-3;
+        size_t far = 0, wrong = 0;
+        for (size_t i = 0; i < elements; ++i) {
+          const float got = dec(reduced[r][i]);
+          far += std::abs(got - exact[i]) > tolerance * std::abs(exact[i]) ? 1 : 0;
+          wrong += got != dec(enc(exact[i])) ? 1 : 0;
+        }
+        CHECK(far == 0);
+        CHECK(wrong == 0);
+      }
     }
   }
 
