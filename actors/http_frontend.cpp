@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <span>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -409,8 +410,8 @@ void http_frontend::core::answer_remaining() {
     const served_model& m = *p.model;
     m.metrics->pending->dec();
     metrics.failed(m.metrics->name, m.metrics->version, to_string(errc::unavailable));
-    p.responder.send(serve::error_response(
-        errc::unavailable, fmt::format("model {} is shutting down", m.sig.name)));
+    p.responder.send(serve::error_response(errc::unavailable,
+                                           fmt::format("model {} is shutting down", m.sig.name)));
   }
 }
 
@@ -457,81 +458,72 @@ std::string http_frontend::core::metadata_of(const serve::model_signature& sig,
   // troupe's addition: the batch limit and where the replicas run (clients ignore extra keys).
   std::string extra;
   kserve::json_writer w(extra);
-  w.raw(",");
-  w.key("parallelism");
-  w.raw('{');
-  w.key("max_batch_size");
-  w.integer(sig.max_batch_size);
-  w.raw(',');
-  // The plan served: stages, the values cut between them, and what the planner predicted.
-  w.key("pipeline_stages");
-  w.integer(plan.stages);
-  w.raw(',');
-  w.key("tensor_parallel");
-  w.integer(plan.tensor_parallel);
-  w.raw(',');
-  w.key("micro_batch");
-  w.integer(plan.micro_batch);
-  w.raw(',');
-  w.key("chosen_by");
-  w.string(plan.chosen_by);
-  w.raw(',');
-  w.key("cuts");
-  w.raw('[');
-  for (size_t b = 0; b < plan.boundaries.size(); ++b) {
-    w.raw(b ? ",[" : "[");
-    for (size_t v = 0; v < plan.boundaries[b].size(); ++v) {
-      w.raw(v ? "," : "");
-      w.string(plan.boundaries[b][v]);
+  // `"key":` after a comma unless it opens an object.
+  auto key = [&w](std::string_view k, bool first = false) {
+    if (!first)
+      w.raw(',');
+    w.key(k);
+  };
+  // A JSON array of `items`, each written by `item`.
+  auto array = [&w](const auto& items, const auto& item) {
+    w.raw('[');
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i)
+        w.raw(',');
+      item(items[i]);
     }
     w.raw(']');
-  }
-  w.raw("],");
+  };
+  auto integer = [&w](auto v) { w.integer(v); };
+  auto text = [&w](const std::string& v) { w.string(v); };
+  key("parallelism");
+  w.raw('{');
+  key("max_batch_size", true);
+  w.integer(sig.max_batch_size);
+  // The plan served: stages, the values cut between them, and what the planner predicted.
+  key("pipeline_stages");
+  w.integer(plan.stages);
+  key("tensor_parallel");
+  w.integer(plan.tensor_parallel);
+  key("micro_batch");
+  w.integer(plan.micro_batch);
+  key("chosen_by");
+  w.string(plan.chosen_by);
+  key("cuts");
+  array(plan.boundaries, [&](const std::vector<std::string>& cut) { array(cut, text); });
   if (plan.predicted_items_per_s > 0) {
-    w.key("predicted");
+    key("predicted");
     w.raw('{');
-    w.key("items_per_s");
+    key("items_per_s", true);
     w.number(plan.predicted_items_per_s);
-    w.raw(',');
-    w.key("latency_ms");
+    key("latency_ms");
     w.number(plan.predicted_latency_ms);
-    w.raw("},");
+    w.raw('}');
   }
-  w.key("replicas");
-  w.raw('[');
-  if (auto st = runtime->status()) {
-    bool first = true;
-    for (const auto& r : st->replicas) {
-      if (r.model != sig.name || r.version != sig.version)
-        continue;
-      w.raw(first ? "" : ",");
-      first = false;
-      w.raw('{');
-      w.key("instance");
-      w.integer(r.slot);
-      w.raw(',');
-      w.key("devices");
-      w.raw('[');
-      for (size_t i = 0; i < r.devices.size(); ++i) {
-        w.raw(i ? "," : "");
-        w.integer(r.devices[i]);
-      }
-      w.raw(']');
-      if (r.tensor_parallel > 1) {
-        // The devices of each stage's ranks: devices holds them stage by stage.
-        w.raw(',');
-        w.key("stage_ranks");
-        w.raw('[');
-        for (size_t i = 0; i < r.devices.size(); ++i) {
-          w.raw(i == 0 ? "[" : i % r.tensor_parallel == 0 ? "],[" : ",");
-          w.integer(r.devices[i]);
-        }
-        w.raw("]]");
-      }
-      w.raw('}');
+  key("replicas");
+  std::vector<replica_status> replicas;
+  if (auto st = runtime->status())
+    for (const auto& r : st->replicas)
+      if (r.model == sig.name && r.version == sig.version)
+        replicas.push_back(r);
+  array(replicas, [&](const replica_status& r) {
+    w.raw('{');
+    key("instance", true);
+    w.integer(r.slot);
+    key("devices");
+    array(r.devices, integer);
+    if (r.tensor_parallel > 1) {
+      // The devices of each stage's ranks: devices holds them stage by stage.
+      key("stage_ranks");
+      std::vector<std::span<const int32_t>> stages;
+      for (size_t i = 0; i < r.devices.size(); i += static_cast<size_t>(r.tensor_parallel))
+        stages.push_back(std::span(r.devices).subspan(
+            i, std::min(static_cast<size_t>(r.tensor_parallel), r.devices.size() - i)));
+      array(stages, [&](std::span<const int32_t> ranks) { array(ranks, integer); });
     }
-  }
-  w.raw("]}");
+    w.raw('}');
+  });
+  w.raw('}');
   json.insert(json.size() - 1, extra);
   return json;
 }
@@ -800,9 +792,9 @@ void http_frontend::stop() {
   // 5. The server writes those answers and closes; connections still open at the deadline
   //    (a client that does not read) are closed then.
   if (c.server)
-    c.server->stop(std::max(std::chrono::milliseconds(0),
-                            std::chrono::duration_cast<std::chrono::milliseconds>(
-                                deadline - clock_type::now())));
+    c.server->stop(std::max(
+        std::chrono::milliseconds(0),
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now())));
   for (auto& b : c.bridges)
     caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
   c.bridges.clear(); // the bridges hold the core; it ends with the last of them

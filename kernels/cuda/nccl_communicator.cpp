@@ -120,11 +120,9 @@ status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
   auto* sums = static_cast<float*>((*wide)->data());
   TROUPE_TRY_STATUS(cast(narrow, values.raw(), dtype::f32, sums, values.numel(), stream_));
   if (padded > count)
-    TROUPE_CUDA_TRY(
-        cudaMemsetAsync(sums + count, 0, (padded - count) * sizeof(float), stream_));
+    TROUPE_CUDA_TRY(cudaMemsetAsync(sums + count, 0, (padded - count) * sizeof(float), stream_));
   // In place: rank r's sums land in its own slice of the block.
-  TROUPE_CUDA_TRY(
-      ncclReduceScatter(sums, sums + own, chunk, ncclFloat32, ncclSum, comm_, stream_));
+  TROUPE_CUDA_TRY(ncclReduceScatter(sums, sums + own, chunk, ncclFloat32, ncclSum, comm_, stream_));
   // The gather writes straight into `values` when no padding is needed, else into scratch.
   std::shared_ptr<storage> gathered;
   auto* out = static_cast<std::byte*>(values.raw());

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -55,6 +56,30 @@ std::vector<float> concat(const std::vector<std::vector<float>>& parts, const sh
     for (const auto& p : parts)
       whole.insert(whole.end(), p.begin() + o * inner, p.begin() + (o + 1) * inner);
   return whole;
+}
+
+/// Runs `body(rank, communicator)` on one thread per rank, rank r on GPU r, all in one fresh
+/// NCCL group. Returns each rank's failure (empty when it succeeded): results are compared on
+/// the main thread, doctest assertions are not thread-safe.
+std::vector<std::string>
+on_every_gpu(int n, const std::function<status(int, cuda::nccl_communicator&)>& body) {
+  auto id = make_nccl_unique_id();
+  REQUIRE(id);
+  std::vector<std::string> failures(static_cast<size_t>(n));
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < n; ++r)
+    ranks.emplace_back([&, r] {
+      status st = cuda::check(cudaSetDevice(r), "cudaSetDevice");
+      if (st) {
+        auto comm = cuda::nccl_communicator::create(*id, r, n, r);
+        st = comm ? body(r, **comm) : status(comm.error());
+      }
+      if (!st)
+        failures[static_cast<size_t>(r)] = st.to_string();
+    });
+  for (auto& t : ranks)
+    t.join();
+  return failures;
 }
 
 } // namespace
@@ -135,8 +160,6 @@ TEST_SUITE("gpu") {
       return;
     }
     auto rng = seeded();
-    auto id = make_nccl_unique_id();
-    REQUIRE(id);
     const shape part{2, 3, 4};
     std::vector<std::vector<float>> inputs;
     for (int r = 0; r < n; ++r)
@@ -145,68 +168,58 @@ TEST_SUITE("gpu") {
     for (const auto& in : inputs)
       for (size_t i = 0; i < sum.size(); ++i)
         sum[i] += in[i];
-    // Results are compared on the main thread: doctest assertions are not thread-safe.
     std::vector<std::vector<float>> reduced(n), gathered0(n), gathered2(n), broadcasted(n),
         received(n);
-    std::vector<std::string> failures(n);
-    std::vector<std::thread> ranks;
-    for (int r = 0; r < n; ++r)
-      ranks.emplace_back([&, r] {
-        auto fail = [&](const status& st) { failures[r] = st.to_string(); };
-        if (auto st = cuda::check(cudaSetDevice(r), "cudaSetDevice"); !st)
-          return fail(st);
-        auto comm = cuda::nccl_communicator::create(*id, r, n, r);
-        if (!comm)
-          return fail(comm.error());
-        auto& c = **comm;
-        auto make = [&](const std::vector<float>& v, shape dims) {
-          auto s = cuda::allocate_device(r, v.size() * sizeof(float), nullptr);
-          if (!s) { // the collectives then refuse the undefined tensor
-            failures[r] = s.error().to_string();
-            return tensor{};
-          }
-          (void)cudaMemcpy((*s)->data(), v.data(), v.size() * sizeof(float),
-                           cudaMemcpyHostToDevice);
-          return tensor::wrap(dtype::f32, std::move(dims), *s);
-        };
-        auto read = [&](const tensor& t) {
-          std::vector<float> v(static_cast<size_t>(t.numel()));
-          (void)cudaMemcpy(v.data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost);
-          return v;
-        };
-        tensor t = make(inputs[r], part);
-        tensor whole0 = make(std::vector<float>(24 * n), {2 * n, 3, 4});
-        tensor whole2 = make(std::vector<float>(24 * n), {2, 3, 4 * n});
-        tensor b = make(inputs[r], part);
-        tensor ring = make(std::vector<float>(24), part);
-        status st = c.all_gather(t, whole0, 0);
-        if (st)
-          st = c.all_gather(t, whole2, 2);
-        if (st)
-          st = c.all_reduce_sum(t);
-        if (st)
-          st = c.broadcast(b, n - 1);
-        // A ring: even ranks send first, odd ranks receive first, so no pair waits on itself.
-        const int next = (r + 1) % n, prev = (r + n - 1) % n;
-        tensor mine = make(inputs[r], part);
-        if (st && r % 2 == 0)
-          st = c.send(mine, next);
-        if (st)
-          st = c.recv(ring, prev);
-        if (st && r % 2 == 1)
-          st = c.send(mine, next);
-        if (st)
-          st = c.synchronize();
-        if (!st)
-          return fail(st);
-        reduced[r] = read(t);
-        gathered0[r] = read(whole0);
-        gathered2[r] = read(whole2);
-        broadcasted[r] = read(b);
-        received[r] = read(ring);
-      });
-    for (auto& t : ranks)
-      t.join();
+    auto failures = on_every_gpu(n, [&](int r, cuda::nccl_communicator& c) {
+      status made;
+      auto make = [&](const std::vector<float>& v, shape dims) {
+        auto s = cuda::allocate_device(r, v.size() * sizeof(float), nullptr);
+        if (!s) { // the collectives then refuse the undefined tensor
+          made = s.error();
+          return tensor{};
+        }
+        (void)cudaMemcpy((*s)->data(), v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice);
+        return tensor::wrap(dtype::f32, std::move(dims), *s);
+      };
+      auto read = [&](const tensor& t) {
+        std::vector<float> v(static_cast<size_t>(t.numel()));
+        (void)cudaMemcpy(v.data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost);
+        return v;
+      };
+      tensor t = make(inputs[r], part);
+      tensor whole0 = make(std::vector<float>(24 * n), {2 * n, 3, 4});
+      tensor whole2 = make(std::vector<float>(24 * n), {2, 3, 4 * n});
+      tensor b = make(inputs[r], part);
+      tensor ring = make(std::vector<float>(24), part);
+      status st = c.all_gather(t, whole0, 0);
+      if (st)
+        st = c.all_gather(t, whole2, 2);
+      if (st)
+        st = c.all_reduce_sum(t);
+      if (st)
+        st = c.broadcast(b, n - 1);
+      // A ring: even ranks send first, odd ranks receive first, so no pair waits on itself.
+      const int next = (r + 1) % n, prev = (r + n - 1) % n;
+      tensor mine = make(inputs[r], part);
+      if (st && r % 2 == 0)
+        st = c.send(mine, next);
+      if (st)
+        st = c.recv(ring, prev);
+      if (st && r % 2 == 1)
+        st = c.send(mine, next);
+      if (st)
+        st = c.synchronize();
+      if (!made)
+        return made;
+      if (!st)
+        return st;
+      reduced[r] = read(t);
+      gathered0[r] = read(whole0);
+      gathered2[r] = read(whole2);
+      broadcasted[r] = read(b);
+      received[r] = read(ring);
+      return status::ok();
+    });
     for (int r = 0; r < n; ++r) {
       INFO("rank ", r);
       REQUIRE(failures[r].empty());
@@ -230,15 +243,15 @@ TEST_SUITE("gpu") {
     if (n < 3)
       MESSAGE(n, " GPU(s): the path runs, but only three or more ranks tell fp32 "
                  "accumulation from 16-bit");
-    auto id = make_nccl_unique_id();
-    REQUIRE(id);
     auto rng = seeded();
     const size_t elements = 1003;
     for (dtype t : {dtype::f16, dtype::bf16}) {
       CAPTURE(to_string(t));
       const bool half = t == dtype::f16;
       auto enc = [&](float v) { return half ? cpu::float_to_half(v) : cpu::float_to_bfloat16(v); };
-      auto dec = [&](uint16_t v) { return half ? cpu::half_to_float(v) : cpu::bfloat16_to_float(v); };
+      auto dec = [&](uint16_t v) {
+        return half ? cpu::half_to_float(v) : cpu::bfloat16_to_float(v);
+      };
       const int limit = half ? 2048 : 256; // integers up to here are exact in the format
       std::uniform_int_distribution<int> value(-limit, limit);
       std::vector<std::vector<uint16_t>> inputs(n, std::vector<uint16_t>(elements));
@@ -250,38 +263,19 @@ TEST_SUITE("gpu") {
           exact[i] += v;
         }
       std::vector<std::vector<uint16_t>> reduced(n);
-      std::vector<std::string> failures(n);
-      std::vector<std::thread> ranks;
-      for (int r = 0; r < n; ++r)
-        ranks.emplace_back([&, r] {
-          auto fail = [&](const status& st) { failures[r] = st.to_string(); };
-          if (auto st = cuda::check(cudaSetDevice(r), "cudaSetDevice"); !st)
-            return fail(st);
-          auto comm = cuda::nccl_communicator::create(*id, r, n, r);
-          if (!comm)
-            return fail(comm.error());
-          auto s = cuda::allocate_device(r, elements * sizeof(uint16_t), nullptr);
-          if (!s)
-            return fail(s.error());
-          if (auto st = cuda::check(cudaMemcpy((*s)->data(), inputs[r].data(),
-                                               elements * sizeof(uint16_t),
-                                               cudaMemcpyHostToDevice),
-                                    "cudaMemcpy");
-              !st)
-            return fail(st);
-          tensor x = tensor::wrap(t, {static_cast<int64_t>(elements)}, *s);
-          status st = (*comm)->all_reduce_sum(x);
-          if (st)
-            st = (*comm)->synchronize();
-          if (!st)
-            return fail(st);
-          reduced[r].resize(elements);
-          (void)cudaMemcpy(reduced[r].data(), x.raw(), x.nbytes(), cudaMemcpyDeviceToHost);
-        });
-      for (auto& th : ranks)
-        th.join();
-      id = make_nccl_unique_id(); // a fresh group for the next type
-      REQUIRE(id);
+      auto failures = on_every_gpu(n, [&](int r, cuda::nccl_communicator& c) {
+        auto s = cuda::allocate_device(r, elements * sizeof(uint16_t), nullptr);
+        if (!s)
+          return status(s.error());
+        TROUPE_CUDA_TRY(cudaMemcpy((*s)->data(), inputs[r].data(), elements * sizeof(uint16_t),
+                                   cudaMemcpyHostToDevice));
+        tensor x = tensor::wrap(t, {static_cast<int64_t>(elements)}, *s);
+        TROUPE_TRY_STATUS(c.all_reduce_sum(x));
+        TROUPE_TRY_STATUS(c.synchronize());
+        reduced[r].resize(elements);
+        TROUPE_CUDA_TRY(cudaMemcpy(reduced[r].data(), x.raw(), x.nbytes(), cudaMemcpyDeviceToHost));
+        return status::ok();
+      });
       for (int r = 0; r < n; ++r) {
         INFO("rank ", r);
         REQUIRE(failures[r].empty());
