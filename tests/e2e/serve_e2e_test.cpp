@@ -624,6 +624,19 @@ TEST_CASE_FIXTURE(server_fixture, "stop answers queued requests with 503 and ref
   CHECK(r.error().find("shutting down") != std::string::npos);
 }
 
+TEST_CASE_FIXTURE(server_fixture, "stop with no exit time at all still answers a queued request "
+                                  "with 503 before it closes the connection") {
+  // The load-independent form of a stop on a busy machine: the deadline has passed before the
+  // batchers answer, yet the answer owed goes out before the forced close.
+  config.exit_timeout = std::chrono::seconds(0);
+  start();
+  auto queued = admitted_to_slow(*this, 8, 1);
+  frontend->stop();
+  auto r = queued->read();
+  CHECK(r.status == 503);
+  CHECK(r.error() == "model slow is shutting down");
+}
+
 TEST_CASE_FIXTURE(server_fixture, "stop answers with 503 the requests still waiting in a bridge "
                                   "for room at their batcher") {
   // One bridge with room for one request at the batcher: the second admitted request waits in
