@@ -395,9 +395,11 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
       auto& st = self->state;
       if (st.stopping || st.draining) {
         ++st.counters.rejected;
+        // The same words as the answers to what shutdown found queued: a client cannot
+        // tell (and need not) whether its request arrived just before or just after.
         return to_error(errc::unavailable,
                         fmt::format("model {} is {}", st.options.model,
-                                    st.stopping ? "stopping" : "being unloaded"));
+                                    st.stopping ? "shutting down" : "being unloaded"));
       }
       auto rows = check_inputs(st, req);
       if (!rows) {

@@ -1,6 +1,7 @@
 // http_frontend: routes HTTP requests, bridges inference to the batchers, runs model control.
 #include "actors/http_frontend.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <span>
 #include <thread>
 #include <tuple>
 #include <unordered_map>
@@ -74,10 +76,12 @@ struct http_frontend::core : std::enable_shared_from_this<http_frontend::core> {
   std::map<std::string, std::map<int64_t, model_ptr>> table;
   std::map<std::string, std::string> unavailable; // model -> why it is not served (index)
 
-  // Requests admitted and not yet answered, by ticket.
+  // Requests admitted and not yet answered, by ticket; `answering` counts those taken out
+  // whose answer is not yet handed to the HTTP server.
   std::mutex pending_mutex;
   std::condition_variable pending_drained;
   std::unordered_map<uint64_t, pending_entry> pending;
+  size_t answering = 0;
   uint64_t next_ticket = 1;
 
   // The management thread runs repository jobs one at a time: they block (compiling,
@@ -101,6 +105,11 @@ struct http_frontend::core : std::enable_shared_from_this<http_frontend::core> {
   void complete(uint64_t ticket, caf::expected<infer_response> result);
   /// Forgets a request whose client left before it reached a batcher.
   bool drop_if_gone(uint64_t ticket);
+  /// True when every admitted request's answer is with the HTTP server. Needs pending_mutex.
+  bool all_answered() const { return pending.empty() && answering == 0; }
+  /// At stop, after the batchers are gone: answers with 503 what never reached one (waiting in
+  /// a bridge, or sent to a batcher that had already quit).
+  void answer_remaining();
 
   // -- management (management thread, or start/stop) -----------------------------------------
 
@@ -320,7 +329,7 @@ bool http_frontend::core::drop_if_gone(uint64_t ticket) {
     return false;
   auto entry = std::move(it->second);
   pending.erase(it);
-  if (pending.empty())
+  if (all_answered())
     pending_drained.notify_all();
   lock.unlock();
   entry.model->metrics->pending->dec();
@@ -337,17 +346,27 @@ void http_frontend::core::complete(uint64_t ticket, caf::expected<infer_response
       return;
     p = std::move(it->second);
     pending.erase(it);
+    ++answering;
   }
   const served_model& m = *p.model;
   m.metrics->pending->dec();
   auto finish = [&](http::response r) {
     p.responder.send(std::move(r));
-    // Notified after the send, so a stop that waits for the table to empty finds every
-    // reply already handed to the HTTP server.
+    // Counted down after the send, so a stop that waits for all_answered() finds every reply
+    // already handed to the HTTP server.
     std::lock_guard lock(pending_mutex);
-    if (pending.empty())
+    --answering;
+    if (all_answered())
       pending_drained.notify_all();
   };
+  if (!result && result.error() == caf::sec::request_receiver_down) {
+    // The batcher quit before this request reached it (stop or unload): retryable, like a
+    // request that reaches a batcher while it drains.
+    metrics.failed(m.metrics->name, m.metrics->version, to_string(errc::unavailable));
+    return finish(serve::error_response(
+        errc::unavailable, fmt::format("model {} is {}", m.sig.name,
+                                       stopping.load() ? "shutting down" : "being unloaded")));
+  }
   if (!result) {
     const errc code = errc_of(result.error()).value_or(errc::internal);
     metrics.failed(m.metrics->name, m.metrics->version, to_string(code));
@@ -377,6 +396,23 @@ void http_frontend::core::complete(uint64_t ticket, caf::expected<infer_response
   t.request_us = micros_between(p.start, end);
   metrics.succeeded(*m.metrics, p.rows, t);
   finish(std::move(r));
+}
+
+void http_frontend::core::answer_remaining() {
+  std::vector<pending_entry> left;
+  {
+    std::lock_guard lock(pending_mutex);
+    for (auto& [ticket, entry] : pending)
+      left.push_back(std::move(entry));
+    pending.clear();
+  }
+  for (auto& p : left) {
+    const served_model& m = *p.model;
+    m.metrics->pending->dec();
+    metrics.failed(m.metrics->name, m.metrics->version, to_string(errc::unavailable));
+    p.responder.send(serve::error_response(errc::unavailable,
+                                           fmt::format("model {} is shutting down", m.sig.name)));
+  }
 }
 
 // -- management --------------------------------------------------------------------------------
@@ -422,81 +458,72 @@ std::string http_frontend::core::metadata_of(const serve::model_signature& sig,
   // troupe's addition: the batch limit and where the replicas run (clients ignore extra keys).
   std::string extra;
   kserve::json_writer w(extra);
-  w.raw(",");
-  w.key("parallelism");
-  w.raw('{');
-  w.key("max_batch_size");
-  w.integer(sig.max_batch_size);
-  w.raw(',');
-  // The plan served: stages, the values cut between them, and what the planner predicted.
-  w.key("pipeline_stages");
-  w.integer(plan.stages);
-  w.raw(',');
-  w.key("tensor_parallel");
-  w.integer(plan.tensor_parallel);
-  w.raw(',');
-  w.key("micro_batch");
-  w.integer(plan.micro_batch);
-  w.raw(',');
-  w.key("chosen_by");
-  w.string(plan.chosen_by);
-  w.raw(',');
-  w.key("cuts");
-  w.raw('[');
-  for (size_t b = 0; b < plan.boundaries.size(); ++b) {
-    w.raw(b ? ",[" : "[");
-    for (size_t v = 0; v < plan.boundaries[b].size(); ++v) {
-      w.raw(v ? "," : "");
-      w.string(plan.boundaries[b][v]);
+  // `"key":` after a comma unless it opens an object.
+  auto key = [&w](std::string_view k, bool first = false) {
+    if (!first)
+      w.raw(',');
+    w.key(k);
+  };
+  // A JSON array of `items`, each written by `item`.
+  auto array = [&w](const auto& items, const auto& item) {
+    w.raw('[');
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i)
+        w.raw(',');
+      item(items[i]);
     }
     w.raw(']');
-  }
-  w.raw("],");
+  };
+  auto integer = [&w](auto v) { w.integer(v); };
+  auto text = [&w](const std::string& v) { w.string(v); };
+  key("parallelism");
+  w.raw('{');
+  key("max_batch_size", true);
+  w.integer(sig.max_batch_size);
+  // The plan served: stages, the values cut between them, and what the planner predicted.
+  key("pipeline_stages");
+  w.integer(plan.stages);
+  key("tensor_parallel");
+  w.integer(plan.tensor_parallel);
+  key("micro_batch");
+  w.integer(plan.micro_batch);
+  key("chosen_by");
+  w.string(plan.chosen_by);
+  key("cuts");
+  array(plan.boundaries, [&](const std::vector<std::string>& cut) { array(cut, text); });
   if (plan.predicted_items_per_s > 0) {
-    w.key("predicted");
+    key("predicted");
     w.raw('{');
-    w.key("items_per_s");
+    key("items_per_s", true);
     w.number(plan.predicted_items_per_s);
-    w.raw(',');
-    w.key("latency_ms");
+    key("latency_ms");
     w.number(plan.predicted_latency_ms);
-    w.raw("},");
+    w.raw('}');
   }
-  w.key("replicas");
-  w.raw('[');
-  if (auto st = runtime->status()) {
-    bool first = true;
-    for (const auto& r : st->replicas) {
-      if (r.model != sig.name || r.version != sig.version)
-        continue;
-      w.raw(first ? "" : ",");
-      first = false;
-      w.raw('{');
-      w.key("instance");
-      w.integer(r.slot);
-      w.raw(',');
-      w.key("devices");
-      w.raw('[');
-      for (size_t i = 0; i < r.devices.size(); ++i) {
-        w.raw(i ? "," : "");
-        w.integer(r.devices[i]);
-      }
-      w.raw(']');
-      if (r.tensor_parallel > 1) {
-        // The devices of each stage's ranks: devices holds them stage by stage.
-        w.raw(',');
-        w.key("stage_ranks");
-        w.raw('[');
-        for (size_t i = 0; i < r.devices.size(); ++i) {
-          w.raw(i == 0 ? "[" : i % r.tensor_parallel == 0 ? "],[" : ",");
-          w.integer(r.devices[i]);
-        }
-        w.raw("]]");
-      }
-      w.raw('}');
+  key("replicas");
+  std::vector<replica_status> replicas;
+  if (auto st = runtime->status())
+    for (const auto& r : st->replicas)
+      if (r.model == sig.name && r.version == sig.version)
+        replicas.push_back(r);
+  array(replicas, [&](const replica_status& r) {
+    w.raw('{');
+    key("instance", true);
+    w.integer(r.slot);
+    key("devices");
+    array(r.devices, integer);
+    if (r.tensor_parallel > 1) {
+      // The devices of each stage's ranks: devices holds them stage by stage.
+      key("stage_ranks");
+      std::vector<std::span<const int32_t>> stages;
+      for (size_t i = 0; i < r.devices.size(); i += static_cast<size_t>(r.tensor_parallel))
+        stages.push_back(std::span(r.devices).subspan(
+            i, std::min(static_cast<size_t>(r.tensor_parallel), r.devices.size() - i)));
+      array(stages, [&](std::span<const int32_t> ranks) { array(ranks, integer); });
     }
-  }
-  w.raw("]}");
+    w.raw('}');
+  });
+  w.raw('}');
   json.insert(json.size() - 1, extra);
   return json;
 }
@@ -734,14 +761,9 @@ void http_frontend::stop() {
   if (c.stopping.exchange(true))
     return;
   const auto deadline = clock_type::now() + c.config.exit_timeout;
-  // 1. The HTTP server stops accepting and reading on its own thread; it returns once every
-  //    request it read has been answered and written (or at the deadline).
-  std::thread http_stop;
+  // 1. The HTTP server stops accepting and reading at once; answers owed still go out.
   if (c.server)
-    http_stop = std::thread([&c, deadline] {
-      c.server->stop(std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - clock_type::now()));
-    });
+    c.server->begin_stop();
   // 2. Management jobs already queued finish; no new ones are taken (stopping is set).
   {
     std::lock_guard lock(c.jobs_mutex);
@@ -755,13 +777,24 @@ void http_frontend::stop() {
   {
     std::unique_lock lock(c.pending_mutex);
     c.pending_drained.wait_until(lock, deadline - c.config.exit_timeout / 2,
-                                 [&] { return c.pending.empty(); });
+                                 [&] { return c.all_answered(); });
   }
-  // 4. What is still queued is answered with 503 by the batchers as they shut down.
+  // 4. What is still queued is answered with 503 by the batchers as they shut down; what never
+  //    reached a batcher is answered here. Every answer is with the HTTP server before step 5
+  //    (none waits for a deadline: how long this takes depends on the machine's load).
   if (c.runtime)
     c.runtime->shutdown();
-  if (http_stop.joinable())
-    http_stop.join();
+  c.answer_remaining();
+  {
+    std::unique_lock lock(c.pending_mutex);
+    c.pending_drained.wait(lock, [&] { return c.answering == 0; });
+  }
+  // 5. The server writes those answers and closes; connections still open at the deadline
+  //    (a client that does not read) are closed then.
+  if (c.server)
+    c.server->stop(std::max(
+        std::chrono::milliseconds(0),
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now())));
   for (auto& b : c.bridges)
     caf::anon_send_exit(b, caf::exit_reason::user_shutdown);
   c.bridges.clear(); // the bridges hold the core; it ends with the last of them

@@ -115,25 +115,6 @@ uint32_t alignment_of(const void* pointer) {
 
 size_t gemm_key_hash::operator()(const gemm_key& key) const { return hash_fields(key); }
 
-bool gemm_algo_cache::find(const gemm_key& key, cublasLtMatmulAlgo_t& out) const {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(key);
-  if (it == entries_.end())
-    return false;
-  out = it->second;
-  return true;
-}
-
-void gemm_algo_cache::insert(const gemm_key& key, const cublasLtMatmulAlgo_t& algo) {
-  std::lock_guard lock(mutex_);
-  entries_.insert_or_assign(key, algo);
-}
-
-size_t gemm_algo_cache::size() const {
-  std::lock_guard lock(mutex_);
-  return entries_.size();
-}
-
 status gemm(cublasLtHandle_t handle, gemm_algo_cache& cache, const gemm_params& p, const void* a,
             const void* b, const void* bias, void* c, void* workspace, size_t workspace_size,
             cudaStream_t stream) {

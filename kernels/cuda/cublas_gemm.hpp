@@ -5,12 +5,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
-#include <unordered_map>
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
+#include "kernels/cuda/algo_cache.hpp"
 #include "kernels/dtype.hpp"
 #include "kernels/status.hpp"
 
@@ -55,16 +54,7 @@ struct gemm_key_hash {
 };
 
 /// cuBLASLt's chosen algorithm per gemm_key. Thread-safe; one per device.
-class gemm_algo_cache {
-public:
-  bool find(const gemm_key& key, cublasLtMatmulAlgo_t& out) const;
-  void insert(const gemm_key& key, const cublasLtMatmulAlgo_t& algo);
-  size_t size() const;
-
-private:
-  mutable std::mutex mutex_;
-  std::unordered_map<gemm_key, cublasLtMatmulAlgo_t, gemm_key_hash> entries_;
-};
+using gemm_algo_cache = algo_cache<gemm_key, cublasLtMatmulAlgo_t, gemm_key_hash>;
 
 /// Runs p on `stream`. bias must be non-null for the bias epilogues. The workspace (device
 /// memory, 32 MiB is plenty on Hopper) bounds the algorithms the heuristic may choose.

@@ -190,25 +190,6 @@ conv_key conv_key_of(const conv_params& p) {
 
 size_t conv_key_hash::operator()(const conv_key& key) const { return hash_fields(key); }
 
-bool conv_algo_cache::find(const conv_key& key, entry& out) const {
-  std::lock_guard lock(mutex_);
-  auto it = entries_.find(key);
-  if (it == entries_.end())
-    return false;
-  out = it->second;
-  return true;
-}
-
-void conv_algo_cache::insert(const conv_key& key, entry e) {
-  std::lock_guard lock(mutex_);
-  entries_.insert_or_assign(key, e);
-}
-
-size_t conv_algo_cache::size() const {
-  std::lock_guard lock(mutex_);
-  return entries_.size();
-}
-
 expected<size_t> conv_workspace_size(cudnnHandle_t handle, conv_algo_cache& cache,
                                      const conv_params& p) {
   auto out = conv_output(p);

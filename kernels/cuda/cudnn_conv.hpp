@@ -5,12 +5,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
-#include <unordered_map>
 
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 
+#include "kernels/cuda/algo_cache.hpp"
 #include "kernels/dtype.hpp"
 #include "kernels/status.hpp"
 
@@ -61,28 +60,25 @@ enum class conv_search : uint8_t {
 
 /// The algorithm chosen per conv_key, with the workspace it needs (never above the limit).
 /// Thread-safe; one per device (algorithms are device-specific).
-class conv_algo_cache {
+struct conv_algo_choice {
+  cudnnConvolutionFwdAlgo_t algo{};
+  size_t workspace = 0;
+  cudnnMathType_t math{}; // the math mode the algorithm was chosen with
+};
+
+class conv_algo_cache : public algo_cache<conv_key, conv_algo_choice, conv_key_hash> {
 public:
-  struct entry {
-    cudnnConvolutionFwdAlgo_t algo{};
-    size_t workspace = 0;
-    cudnnMathType_t math{}; // the math mode the algorithm was chosen with
-  };
+  using entry = conv_algo_choice;
 
   explicit conv_algo_cache(size_t workspace_limit, conv_search search = conv_search::heuristic)
       : workspace_limit_(workspace_limit), search_(search) {}
 
   size_t workspace_limit() const { return workspace_limit_; }
   conv_search search() const { return search_; }
-  bool find(const conv_key& key, entry& out) const;
-  void insert(const conv_key& key, entry e);
-  size_t size() const;
 
 private:
   size_t workspace_limit_;
   conv_search search_;
-  mutable std::mutex mutex_;
-  std::unordered_map<conv_key, entry, conv_key_hash> entries_;
 };
 
 /// Workspace bytes conv_forward will need for p (choosing and caching the algorithm with the

@@ -6,6 +6,7 @@
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
 #include "kernels/cuda/device_allocator.hpp"
+#include "kernels/cuda/elementwise.hpp"
 
 namespace troupe::cuda {
 
@@ -96,9 +97,50 @@ status nccl_communicator::all_reduce_sum(tensor& values) {
   }
   if (values.numel() == 0)
     return status::ok();
+  if (type != ncclFloat32)
+    return all_reduce_half(values, type);
   TROUPE_CUDA_TRY(ncclAllReduce(values.raw(), values.raw(), static_cast<size_t>(values.numel()),
                                 type, ncclSum, comm_, stream_));
   return status::ok();
+}
+
+status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
+  device_guard on{device_}; // the cast kernels and scratch blocks belong to this device
+  TROUPE_TRY_STATUS(on.status());
+  const dtype narrow = values.type();
+  const auto count = static_cast<size_t>(values.numel());
+  const auto ranks = static_cast<size_t>(size_);
+  // Every rank owns `chunk` sums; the count is padded with zeros to a multiple of the ranks.
+  const size_t chunk = (count + ranks - 1) / ranks;
+  const size_t padded = chunk * ranks;
+  const size_t own = chunk * static_cast<size_t>(rank_);
+  auto wide = allocate_device(device_, padded * sizeof(float), stream_);
+  if (!wide)
+    return wide.error();
+  auto* sums = static_cast<float*>((*wide)->data());
+  TROUPE_TRY_STATUS(cast(narrow, values.raw(), dtype::f32, sums, values.numel(), stream_));
+  if (padded > count)
+    TROUPE_CUDA_TRY(cudaMemsetAsync(sums + count, 0, (padded - count) * sizeof(float), stream_));
+  // In place: rank r's sums land in its own slice of the block.
+  TROUPE_CUDA_TRY(ncclReduceScatter(sums, sums + own, chunk, ncclFloat32, ncclSum, comm_, stream_));
+  // The gather writes straight into `values` when no padding is needed, else into scratch.
+  std::shared_ptr<storage> gathered;
+  auto* out = static_cast<std::byte*>(values.raw());
+  if (padded > count) {
+    auto scratch = allocate_device(device_, padded * size_of(narrow), stream_);
+    if (!scratch)
+      return scratch.error();
+    gathered = std::move(*scratch);
+    out = static_cast<std::byte*>(gathered->data());
+  }
+  std::byte* mine = out + own * size_of(narrow);
+  TROUPE_TRY_STATUS(
+      cast(dtype::f32, sums + own, narrow, mine, static_cast<int64_t>(chunk), stream_));
+  TROUPE_CUDA_TRY(ncclAllGather(mine, out, chunk, type, comm_, stream_));
+  if (gathered)
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(values.raw(), out, count * size_of(narrow),
+                                    cudaMemcpyDeviceToDevice, stream_));
+  return status::ok(); // the scratch blocks are freed on stream_, after this work
 }
 
 status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis) {

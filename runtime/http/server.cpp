@@ -96,6 +96,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   bool posting_allowed = true;
 
   void do_accept();
+  /// Runs `action` on the strand of every open connection.
+  void each_session(const std::function<void(session&)>& action);
 };
 
 namespace {
@@ -625,6 +627,18 @@ void server::impl::do_accept() {
   });
 }
 
+void server::impl::each_session(const std::function<void(session&)>& action) {
+  std::vector<std::shared_ptr<session>> open;
+  {
+    std::lock_guard lock(sessions_mutex);
+    for (auto& [ptr, weak] : sessions)
+      if (auto s = weak.lock())
+        open.push_back(std::move(s));
+  }
+  for (auto& s : open)
+    asio::post(s->executor(), [s, action] { action(*s); });
+}
+
 expected<std::unique_ptr<server>> server::start(server_options options, request_handler handler) {
   if (options.io_threads == 0)
     return make_error(errc::invalid_argument, "http server: io_threads must be at least 1");
@@ -668,38 +682,32 @@ size_t server::open_connections() const {
   return impl_->sessions.size();
 }
 
-void server::stop(std::chrono::milliseconds timeout) {
+void server::begin_stop() {
   impl& core = *impl_;
-  std::lock_guard stop_lock(core.stop_mutex);
-  if (core.stopped)
+  if (core.stopping.exchange(true))
     return;
-  core.stopping = true;
   asio::post(core.acceptor.get_executor(), [&core] {
     error_code ignored;
     core.acceptor.close(ignored);
     core.retry_timer.cancel();
   });
+  core.each_session([](session& s) { s.stop_reading(); });
+}
 
-  auto each_session = [&core](auto action) {
-    std::vector<std::shared_ptr<session>> open;
-    {
-      std::lock_guard lock(core.sessions_mutex);
-      for (auto& [ptr, weak] : core.sessions)
-        if (auto s = weak.lock())
-          open.push_back(std::move(s));
-    }
-    for (auto& s : open)
-      asio::post(s->executor(), [s, action] { action(*s); });
-  };
-
+void server::stop(std::chrono::milliseconds timeout) {
+  impl& core = *impl_;
+  std::lock_guard stop_lock(core.stop_mutex);
+  if (core.stopped)
+    return;
   // Graceful part: no new requests; answers already owed go out, then each connection closes.
-  each_session([](session& s) { s.stop_reading(); });
+  begin_stop();
   {
     std::unique_lock lock(core.sessions_mutex);
     core.sessions_closed.wait_for(lock, timeout, [&core] { return core.sessions.empty(); });
   }
-  // Whatever is left is closed now.
-  each_session([](session& s) { s.close(); });
+  // Whatever is left is closed now. Posted after every answer handed in before this call, so
+  // on each connection's strand the writes of those answers start first.
+  core.each_session([](session& s) { s.close(); });
   {
     std::unique_lock lock(core.sessions_mutex);
     core.sessions_closed.wait_for(lock, std::chrono::seconds(1),

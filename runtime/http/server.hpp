@@ -101,9 +101,14 @@ public:
   /// The bound port (the ephemeral one when options.port was 0).
   uint16_t port() const;
 
-  /// Graceful stop: stop accepting, stop reading new requests, let requests already received
-  /// be answered and written, close idle keep-alive connections; whatever is still open after
-  /// `timeout` is closed. Returns when the I/O threads have ended. Idempotent.
+  /// The graceful start of a stop, returning at once: stop accepting, stop reading new
+  /// requests, close idle keep-alive connections; answers owed still go out. Lets a caller
+  /// hand in its last answers before stop() starts counting down. Idempotent.
+  void begin_stop();
+
+  /// Graceful stop: begin_stop(), let requests already received be answered and written;
+  /// whatever is still open after `timeout` is closed (answers sent before this call are
+  /// written first). Returns when the I/O threads have ended. Idempotent.
   void stop(std::chrono::milliseconds timeout);
 
   /// Connections currently open.

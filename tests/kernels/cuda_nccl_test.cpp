@@ -2,11 +2,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "kernels/cpu/cast.hpp"
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
 #include "kernels/cuda/device_allocator.hpp"
@@ -62,6 +65,30 @@ std::vector<std::byte> fresh_nccl_id() {
   ncclUniqueId id;
   REQUIRE(ncclGetUniqueId(&id) == ncclSuccess);
   return cuda::nccl_id_bytes(id);
+}
+
+/// Runs `body(rank, communicator)` on one thread per rank, rank r on GPU r, all in one fresh
+/// NCCL group. Returns each rank's failure (empty when it succeeded): results are compared on
+/// the main thread, doctest assertions are not thread-safe.
+std::vector<std::string>
+on_every_gpu(int n, const std::function<status(int, cuda::nccl_communicator&)>& body) {
+  auto id = make_nccl_unique_id();
+  REQUIRE(id);
+  std::vector<std::string> failures(static_cast<size_t>(n));
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < n; ++r)
+    ranks.emplace_back([&, r] {
+      status st = cuda::check(cudaSetDevice(r), "cudaSetDevice");
+      if (st) {
+        auto comm = cuda::nccl_communicator::create(*id, r, n, r);
+        st = comm ? body(r, **comm) : status(comm.error());
+      }
+      if (!st)
+        failures[static_cast<size_t>(r)] = st.to_string();
+    });
+  for (auto& t : ranks)
+    t.join();
+  return failures;
 }
 
 } // namespace
@@ -140,8 +167,6 @@ TEST_SUITE("gpu") {
       return;
     }
     auto rng = seeded();
-    auto id = make_nccl_unique_id();
-    REQUIRE(id);
     const shape part{2, 3, 4};
     std::vector<std::vector<float>> inputs;
     for (int r = 0; r < n; ++r)
@@ -150,68 +175,58 @@ TEST_SUITE("gpu") {
     for (const auto& in : inputs)
       for (size_t i = 0; i < sum.size(); ++i)
         sum[i] += in[i];
-    // Results are compared on the main thread: doctest assertions are not thread-safe.
     std::vector<std::vector<float>> reduced(n), gathered0(n), gathered2(n), broadcasted(n),
         received(n);
-    std::vector<std::string> failures(n);
-    std::vector<std::thread> ranks;
-    for (int r = 0; r < n; ++r)
-      ranks.emplace_back([&, r] {
-        auto fail = [&](const status& st) { failures[r] = st.to_string(); };
-        if (auto st = cuda::check(cudaSetDevice(r), "cudaSetDevice"); !st)
-          return fail(st);
-        auto comm = cuda::nccl_communicator::create(*id, r, n, r);
-        if (!comm)
-          return fail(comm.error());
-        auto& c = **comm;
-        auto make = [&](const std::vector<float>& v, shape dims) {
-          auto s = cuda::allocate_device(r, v.size() * sizeof(float), nullptr);
-          if (!s) { // the collectives then refuse the undefined tensor
-            failures[r] = s.error().to_string();
-            return tensor{};
-          }
-          (void)cudaMemcpy((*s)->data(), v.data(), v.size() * sizeof(float),
-                           cudaMemcpyHostToDevice);
-          return tensor::wrap(dtype::f32, std::move(dims), *s);
-        };
-        auto read = [&](const tensor& t) {
-          std::vector<float> v(static_cast<size_t>(t.numel()));
-          (void)cudaMemcpy(v.data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost);
-          return v;
-        };
-        tensor t = make(inputs[r], part);
-        tensor whole0 = make(std::vector<float>(24 * n), {2 * n, 3, 4});
-        tensor whole2 = make(std::vector<float>(24 * n), {2, 3, 4 * n});
-        tensor b = make(inputs[r], part);
-        tensor ring = make(std::vector<float>(24), part);
-        status st = c.all_gather(t, whole0, 0);
-        if (st)
-          st = c.all_gather(t, whole2, 2);
-        if (st)
-          st = c.all_reduce_sum(t);
-        if (st)
-          st = c.broadcast(b, n - 1);
-        // A ring: even ranks send first, odd ranks receive first, so no pair waits on itself.
-        const int next = (r + 1) % n, prev = (r + n - 1) % n;
-        tensor mine = make(inputs[r], part);
-        if (st && r % 2 == 0)
-          st = c.send(mine, next);
-        if (st)
-          st = c.recv(ring, prev);
-        if (st && r % 2 == 1)
-          st = c.send(mine, next);
-        if (st)
-          st = c.synchronize();
-        if (!st)
-          return fail(st);
-        reduced[r] = read(t);
-        gathered0[r] = read(whole0);
-        gathered2[r] = read(whole2);
-        broadcasted[r] = read(b);
-        received[r] = read(ring);
-      });
-    for (auto& t : ranks)
-      t.join();
+    auto failures = on_every_gpu(n, [&](int r, cuda::nccl_communicator& c) {
+      status made;
+      auto make = [&](const std::vector<float>& v, shape dims) {
+        auto s = cuda::allocate_device(r, v.size() * sizeof(float), nullptr);
+        if (!s) { // the collectives then refuse the undefined tensor
+          made = s.error();
+          return tensor{};
+        }
+        (void)cudaMemcpy((*s)->data(), v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice);
+        return tensor::wrap(dtype::f32, std::move(dims), *s);
+      };
+      auto read = [&](const tensor& t) {
+        std::vector<float> v(static_cast<size_t>(t.numel()));
+        (void)cudaMemcpy(v.data(), t.raw(), t.nbytes(), cudaMemcpyDeviceToHost);
+        return v;
+      };
+      tensor t = make(inputs[r], part);
+      tensor whole0 = make(std::vector<float>(24 * n), {2 * n, 3, 4});
+      tensor whole2 = make(std::vector<float>(24 * n), {2, 3, 4 * n});
+      tensor b = make(inputs[r], part);
+      tensor ring = make(std::vector<float>(24), part);
+      status st = c.all_gather(t, whole0, 0);
+      if (st)
+        st = c.all_gather(t, whole2, 2);
+      if (st)
+        st = c.all_reduce_sum(t);
+      if (st)
+        st = c.broadcast(b, n - 1);
+      // A ring: even ranks send first, odd ranks receive first, so no pair waits on itself.
+      const int next = (r + 1) % n, prev = (r + n - 1) % n;
+      tensor mine = make(inputs[r], part);
+      if (st && r % 2 == 0)
+        st = c.send(mine, next);
+      if (st)
+        st = c.recv(ring, prev);
+      if (st && r % 2 == 1)
+        st = c.send(mine, next);
+      if (st)
+        st = c.synchronize();
+      if (!made)
+        return made;
+      if (!st)
+        return st;
+      reduced[r] = read(t);
+      gathered0[r] = read(whole0);
+      gathered2[r] = read(whole2);
+      broadcasted[r] = read(b);
+      received[r] = read(ring);
+      return status::ok();
+    });
     for (int r = 0; r < n; ++r) {
       INFO("rank ", r);
       REQUIRE(failures[r].empty());
@@ -220,6 +235,69 @@ TEST_SUITE("gpu") {
       CHECK(gathered2[r] == concat(inputs, part, 2));
       CHECK(broadcasted[r] == inputs[n - 1]);
       CHECK(received[r] == inputs[(r + n - 1) % n]);
+    }
+  }
+
+  TEST_CASE("NCCL all_reduce_sum of fp16 and bf16 over every GPU equals the fp32 sum rounded "
+            "once") {
+    // Integers each format holds exactly, whose sums mostly do not: summed in 16 bits at every
+    // step they would be rounded once per rank (from three ranks on, visibly); accumulated in
+    // fp32 they are exact until the one final rounding. 1003 elements: not a multiple of any
+    // small rank count, so the padded path runs too.
+    auto count = cuda::device_count();
+    REQUIRE(count);
+    const int n = *count;
+    if (n < 3)
+      MESSAGE(n, " GPU(s): the path runs, but only three or more ranks tell fp32 "
+                 "accumulation from 16-bit");
+    auto rng = seeded();
+    const size_t elements = 1003;
+    for (dtype t : {dtype::f16, dtype::bf16}) {
+      CAPTURE(to_string(t));
+      const bool half = t == dtype::f16;
+      auto enc = [&](float v) { return half ? cpu::float_to_half(v) : cpu::float_to_bfloat16(v); };
+      auto dec = [&](uint16_t v) {
+        return half ? cpu::half_to_float(v) : cpu::bfloat16_to_float(v);
+      };
+      const int limit = half ? 2048 : 256; // integers up to here are exact in the format
+      std::uniform_int_distribution<int> value(-limit, limit);
+      std::vector<std::vector<uint16_t>> inputs(n, std::vector<uint16_t>(elements));
+      std::vector<float> exact(elements, 0.0f); // integers far below 2^24: fp32 is exact
+      for (int r = 0; r < n; ++r)
+        for (size_t i = 0; i < elements; ++i) {
+          const auto v = static_cast<float>(value(rng));
+          inputs[r][i] = enc(v);
+          exact[i] += v;
+        }
+      std::vector<std::vector<uint16_t>> reduced(n);
+      auto failures = on_every_gpu(n, [&](int r, cuda::nccl_communicator& c) {
+        auto s = cuda::allocate_device(r, elements * sizeof(uint16_t), nullptr);
+        if (!s)
+          return status(s.error());
+        TROUPE_CUDA_TRY(cudaMemcpy((*s)->data(), inputs[r].data(), elements * sizeof(uint16_t),
+                                   cudaMemcpyHostToDevice));
+        tensor x = tensor::wrap(t, {static_cast<int64_t>(elements)}, *s);
+        TROUPE_TRY_STATUS(c.all_reduce_sum(x));
+        TROUPE_TRY_STATUS(c.synchronize());
+        reduced[r].resize(elements);
+        TROUPE_CUDA_TRY(cudaMemcpy(reduced[r].data(), x.raw(), x.nbytes(), cudaMemcpyDeviceToHost));
+        return status::ok();
+      });
+      for (int r = 0; r < n; ++r) {
+        INFO("rank ", r);
+        REQUIRE(failures[r].empty());
+        // Within the format's own rounding of the fp32 reference (2^-11 and 2^-8 relative),
+        // and bit for bit that reference rounded once.
+        const double tolerance = half ? 1e-3 : 4e-3;
+        size_t far = 0, wrong = 0;
+        for (size_t i = 0; i < elements; ++i) {
+          const float got = dec(reduced[r][i]);
+          far += std::abs(got - exact[i]) > tolerance * std::abs(exact[i]) ? 1 : 0;
+          wrong += got != dec(enc(exact[i])) ? 1 : 0;
+        }
+        CHECK(far == 0);
+        CHECK(wrong == 0);
+      }
     }
   }
 

@@ -357,6 +357,26 @@ TEST_CASE("graceful stop answers requests in flight, closes idle connections and
   CHECK(ec); // no longer accepting
 }
 
+TEST_CASE("begin_stop closes idle connections at once, and a stop with no time left still "
+          "writes the answers sent before it") {
+  parked p;
+  auto s = start({}, p.handler());
+  client idle(s->port());
+  client busy(s->port());
+  busy.send(get("/owed"));
+  p.wait_for(1);
+  s->begin_stop(); // returns at once: the owed answer may come later
+  CHECK(idle.closed_by_server());
+  {
+    std::lock_guard lock(p.mutex);
+    p.replies[0].second.send(text("last answer"));
+  }
+  s->stop(std::chrono::milliseconds(0)); // the forced close comes after that answer
+  CHECK(busy.read().body() == "last answer");
+  CHECK(busy.closed_by_server());
+  CHECK(s->open_connections() == 0);
+}
+
 TEST_CASE("a responder that outlives its server is harmless") {
   parked p;
   auto s = start({}, p.handler());
