@@ -27,6 +27,19 @@ float node::attr_float(const std::string& key, float fallback) const {
   return fallback;
 }
 
+std::vector<shape> dims_with_dynamic_as(const std::vector<value_info>& inputs, int64_t size) {
+  std::vector<shape> dims;
+  dims.reserve(inputs.size());
+  for (const auto& in : inputs) {
+    shape d = in.dims;
+    for (auto& x : d)
+      if (x < 0)
+        x = size;
+    dims.push_back(std::move(d));
+  }
+  return dims;
+}
+
 std::string node::attr_string(const std::string& key, const std::string& fallback) const {
   auto it = attrs.find(key);
   if (it == attrs.end())

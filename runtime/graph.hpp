@@ -45,6 +45,10 @@ struct value_info {
   std::vector<int64_t> dims;
 };
 
+/// The inputs' dims with every dynamic dimension (< 0) set to `size`: the dims a model is
+/// compiled for at load time (size 1) or probed with.
+std::vector<shape> dims_with_dynamic_as(const std::vector<value_info>& inputs, int64_t size);
+
 struct graph {
   std::string source;   // file the graph came from, for messages
   int64_t opset = 0;    // default-domain opset version

@@ -25,15 +25,7 @@ expected<std::unique_ptr<session>> session::open(const std::string& onnx_path,
     return s.error();
   // Compile once with batch 1 where possible, so unsupported operators and shapes that
   // cannot be inferred are reported at load time, not at the first request.
-  std::vector<shape> dims;
-  for (const auto& in : (*s)->inputs()) {
-    shape d = in.dims;
-    for (auto& x : d)
-      if (x < 0)
-        x = 1;
-    dims.push_back(std::move(d));
-  }
-  auto p = (*s)->plan_for(dims);
+  auto p = (*s)->plan_for(dims_with_dynamic_as((*s)->inputs(), 1));
   if (!p)
     return p.error();
   return s;
@@ -42,15 +34,7 @@ expected<std::unique_ptr<session>> session::open(const std::string& onnx_path,
 expected<std::vector<value_info>> session::infer_outputs() {
   std::vector<std::vector<value_info>> probes;
   for (int64_t size : {1, 2}) {
-    std::vector<shape> dims;
-    for (const auto& in : graph_.inputs) {
-      shape d = in.dims;
-      for (auto& x : d)
-        if (x < 0)
-          x = size;
-      dims.push_back(std::move(d));
-    }
-    auto p = plan_for(dims);
+    auto p = plan_for(dims_with_dynamic_as(graph_.inputs, size));
     if (!p)
       return p.error();
     probes.push_back((*p)->outputs());

@@ -300,15 +300,8 @@ expected<std::vector<graph>> split_graph_stages(const graph& source,
   }
 
   // Types of the boundary values: run the compile chain at two probe sizes.
-  std::vector<shape> dims[2];
-  for (int p = 0; p < 2; ++p)
-    for (const auto& in : stages[0].inputs) {
-      shape d = in.dims;
-      for (auto& x : d)
-        if (x < 0)
-          x = 2 + p;
-      dims[p].push_back(std::move(d));
-    }
+  std::vector<shape> dims[2] = {dims_with_dynamic_as(stages[0].inputs, 2),
+                                dims_with_dynamic_as(stages[0].inputs, 3)};
   for (size_t k = 0; k + 1 < stage_count; ++k) {
     std::vector<value_info> outs[2];
     for (int p = 0; p < 2; ++p) {

@@ -204,15 +204,7 @@ expected<std::unique_ptr<gpu_session>> open_session(const std::string& onnx_path
   auto s = session_from_graph(std::move(*g), options);
   if (!s)
     return s.error();
-  std::vector<shape> dims;
-  for (const auto& in : (*s)->inputs()) {
-    shape d = in.dims;
-    for (auto& x : d)
-      if (x < 0)
-        x = 1;
-    dims.push_back(std::move(d));
-  }
-  TROUPE_TRY_STATUS((*s)->prepare(dims));
+  TROUPE_TRY_STATUS((*s)->prepare(dims_with_dynamic_as((*s)->inputs(), 1)));
   return s;
 }
 

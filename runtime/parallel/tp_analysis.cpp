@@ -396,14 +396,8 @@ expected<std::unique_ptr<prepared_graph>> prepare(const graph& g) {
   fold_batchnorm_into_conv(p);
   fuse_layer_norm(p);
   TROUPE_TRY_STATUS(p.sort_topologically());
-  std::vector<shape> dims;
-  for (const auto& in : p.inputs) {
-    shape d = in.dims;
-    for (auto& x : d)
-      if (x < 0)
-        x = 2; // 2, not 1: a batch-sized dim must not look like a broadcast
-    dims.push_back(std::move(d));
-  }
+  // 2, not 1: a batch-sized dim must not look like a broadcast.
+  const auto dims = dims_with_dynamic_as(p.inputs, 2);
   cpu::cpu_context cpu{cpu::cpu_limits{1, {}}};
   auto probe = plan::compile(p, dims, cpu, plan_options{false});
   if (!probe)

@@ -39,14 +39,7 @@ void remove_dead_nodes(graph& g) {
 /// Concrete dims of every value at a probe size (dynamic dims = 2, so that a dimension that
 /// depends on the batch is not mistaken for a broadcast of size 1).
 expected<shape_map> probe_shapes(const graph& g, size_t max_value_bytes) {
-  std::vector<shape> dims;
-  for (const auto& in : g.inputs) {
-    shape d = in.dims;
-    for (auto& x : d)
-      if (x < 0)
-        x = 2;
-    dims.push_back(std::move(d));
-  }
+  const auto dims = dims_with_dynamic_as(g.inputs, 2);
   cpu::cpu_context cpu{cpu::cpu_limits{1, {}}};
   auto p = plan::compile(g, dims, cpu, plan_options{false, max_value_bytes});
   if (!p)

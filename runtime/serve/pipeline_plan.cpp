@@ -55,14 +55,7 @@ expected<uint64_t> stage_memory(graph g, int64_t rows, bool optimize) {
   uint64_t weights = 0;
   for (const auto& [name, t] : g.initializers)
     weights += t.nbytes();
-  std::vector<shape> dims;
-  for (const auto& in : g.inputs) {
-    shape d = in.dims;
-    for (auto& x : d)
-      if (x < 0)
-        x = rows;
-    dims.push_back(std::move(d));
-  }
+  const auto dims = dims_with_dynamic_as(g.inputs, rows);
   session_options options;
   options.limits.threads = 1;
   options.optimize = optimize;
