@@ -68,7 +68,8 @@ caf::expected<instance_plan> plan_instances(const std::string& name, const model
                                     name, group.name));
       if (!gpus()) {
         const auto& why = gpus().error().message();
-        const char* prefix = why.starts_with("no usable CUDA device") ? "" : "no usable CUDA device: ";
+        const char* prefix =
+            why.starts_with("no usable CUDA device") ? "" : "no usable CUDA device: ";
         return to_error(errc::unavailable, fmt::format("model {}: instance_group '{}' asks for "
                         "KIND_GPU: {}{}", name, group.name, prefix, why));
       }

@@ -10,6 +10,7 @@
 
 #include "actors/actors.hpp"
 #include "kernels/gpu_devices.hpp"
+#include "runtime/serve/gpu_placement.hpp"
 
 namespace troupe {
 
@@ -22,16 +23,6 @@ struct device_info {
   uint64_t used = 0;
   uint32_t stages = 0;
   uint64_t free() const { return memory > used ? memory - used : 0; }
-};
-
-/// A listed GPU and what the replicas placed on it are planned to hold.
-struct gpu_info {
-  gpu_device device;
-  uint64_t planned = 0;
-  uint32_t replicas = 0;
-  /// What replicas may use: the free memory when it was measured, else the total.
-  uint64_t capacity() const { return device.free_bytes ? device.free_bytes : device.total_bytes; }
-  uint64_t free() const { return capacity() > planned ? capacity() - planned : 0; }
 };
 
 struct replica_record {
@@ -55,7 +46,8 @@ struct model_record {
 struct resource_state {
   static inline const char* name = "troupe.resource_manager";
   std::vector<device_info> devices;
-  std::vector<gpu_info> gpus;
+  std::vector<gpu_device> gpus;
+  std::vector<serve::gpu_load> gpu_loads; // as gpus: what the replicas placed there hold
   exchange_actor exchange;      // the host groups of tensor-parallel stages
   std::map<std::pair<std::string, int64_t>, model_record> models;
   // executor -> (model, slot, stage): who to restart when it goes down
@@ -119,40 +111,8 @@ plan_placement(std::vector<device_info> devices, const placement_request& req) {
   return result;
 }
 
-/// Places each GPU replica (one whole-model executor) on one of the GPUs its instance may use:
-/// the one with the fewest replicas, then the most free memory; it must hold `bytes`, and
-/// several replicas may share a GPU. Returns the position in `gpus` of each replica's GPU, or
-/// how many replicas would fit.
-std::variant<std::vector<size_t>, int64_t> plan_gpu_placement(std::vector<gpu_info> gpus,
-                                                              const placement_request& req,
-                                                              uint64_t bytes) {
-  std::vector<size_t> result;
-  for (int64_t r = 0; r < req.instances; ++r) {
-    const auto& allowed = req.instance_gpus.empty() ? std::vector<int32_t>{}
-                                                    : req.instance_gpus[static_cast<size_t>(r)];
-    gpu_info* best = nullptr;
-    for (auto& g : gpus) {
-      if (g.free() < bytes ||
-          (!allowed.empty() && std::find(allowed.begin(), allowed.end(), g.device.index) ==
-                                   allowed.end()))
-        continue;
-      const auto key = [](const gpu_info& x) {
-        return std::make_tuple(x.replicas, std::numeric_limits<uint64_t>::max() - x.free());
-      };
-      if (!best || key(g) < key(*best))
-        best = &g;
-    }
-    if (!best)
-      return r;
-    best->planned += bytes;
-    ++best->replicas;
-    result.push_back(static_cast<size_t>(best - gpus.data()));
-  }
-  return result;
-}
-
 /// Checks a GPU placement request against the listed GPUs; the error names what is wrong.
-caf::error check_gpu_request(const std::vector<gpu_info>& gpus, const placement_request& req) {
+caf::error check_gpu_request(const std::vector<gpu_device>& gpus, const placement_request& req) {
   if (gpus.empty())
     return to_error(errc::unavailable, fmt::format("model {}: no usable CUDA device: the "
                                                    "resource manager lists no GPU", req.model));
@@ -172,7 +132,7 @@ caf::error check_gpu_request(const std::vector<gpu_info>& gpus, const placement_
   for (const auto& listed : req.instance_gpus)
     for (int32_t i : listed)
       if (std::none_of(gpus.begin(), gpus.end(),
-                       [i](const gpu_info& g) { return g.device.index == i; }))
+                       [i](const gpu_device& g) { return g.index == i; }))
         return to_error(errc::invalid_argument,
                         fmt::format("model {}: instance_group gpus: GPU {} does not exist "
                                     "({} listed)", req.model, i, gpus.size()));
@@ -213,8 +173,8 @@ void stop_replica(rm_pointer self, model_record& m, replica_record& r) {
     if (s < r.stages.size())
       stop_executor(self, r.stages[s]);
     if (m.on_gpu()) {
-      for (auto& g : self->state.gpus)
-        if (g.device.index == r.devices[s]) {
+      for (auto& g : self->state.gpu_loads)
+        if (g.index == r.devices[s]) {
           g.planned -= std::min(g.planned, m.request.stage_bytes.front());
           --g.replicas;
         }
@@ -245,11 +205,11 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
   if (auto err = check_gpu_request(st.gpus, req))
     return err;
   const uint64_t bytes = req.stage_bytes.front();
-  auto planned = plan_gpu_placement(st.gpus, req, bytes);
+  auto planned = serve::place_gpu_replicas(st.gpu_loads, req.instance_gpus, req.instances, bytes);
   if (auto* fits = std::get_if<int64_t>(&planned)) {
     std::string free;
-    for (const auto& g : st.gpus)
-      free += fmt::format("{}cuda:{}: {} free", free.empty() ? "" : ", ", g.device.index,
+    for (const auto& g : st.gpu_loads)
+      free += fmt::format("{}cuda:{}: {} free", free.empty() ? "" : ", ", g.index,
                           format_bytes(g.free()));
     return to_error(errc::resource_exhausted,
                     fmt::format("model {} version {}: {} GPU replicas of {} each do not fit "
@@ -262,18 +222,18 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
   record.request = req;
   const auto& chosen = std::get<0>(planned);
   for (size_t r = 0; r < chosen.size(); ++r) {
-    auto& gpu = st.gpus[chosen[r]];
+    auto& gpu = st.gpu_loads[chosen[r]];
     gpu.planned += bytes;
     ++gpu.replicas;
     shard_spec spec;
     spec.onnx_path = req.onnx_path;
     spec.backend = executor_backend::gpu;
-    spec.gpu = gpu.device.index;
+    spec.gpu = gpu.index;
     spec.precision = *parse_precision(req.precision);
     spec.fault_after_batches = r == 0 ? req.fault_after_batches : -1;
     replica_record rep;
     rep.slot = static_cast<uint32_t>(r);
-    rep.devices = {gpu.device.index};
+    rep.devices = {gpu.index};
     rep.specs = {spec};
     record.replicas.push_back(std::move(rep));
   }
@@ -339,8 +299,11 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
                                                        std::vector<device_info> devices,
                                                        std::vector<gpu_device> gpus) {
   self->state.devices = std::move(devices);
-  for (auto& g : gpus)
-    self->state.gpus.push_back(gpu_info{std::move(g), 0, 0});
+  // Replicas may use a GPU's free memory when it was measured, else its total.
+  for (const auto& g : gpus)
+    self->state.gpu_loads.push_back(
+        serve::gpu_load{g.index, g.free_bytes ? g.free_bytes : g.total_bytes, 0, 0});
+  self->state.gpus = std::move(gpus);
   self->state.exchange = spawn_exchange(self->system());
   // Supervision: an executor that dies while its replica is placed is restarted with the same
   // spec (without an injected fault) and its batcher gets the new route.
@@ -498,11 +461,11 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
             device_status{d.index, d.cores, d.memory, d.used, d.stages, "cpu", {}});
       // A GPU's used bytes are what troupe's caching allocator holds there (measured), its
       // stages the replicas placed on it.
-      for (const auto& g : st.gpus) {
-        const auto use = gpu_memory_use(g.device.index);
-        out.devices.push_back(device_status{g.device.index, {}, g.device.total_bytes,
-                                            use.in_use + use.cached, g.replicas, "cuda",
-                                            g.device.name});
+      for (size_t i = 0; i < st.gpus.size(); ++i) {
+        const auto& g = st.gpus[i];
+        const auto use = gpu_memory_use(g.index);
+        out.devices.push_back(device_status{g.index, {}, g.total_bytes, use.in_use + use.cached,
+                                            st.gpu_loads[i].replicas, "cuda", g.name});
       }
       for (const auto& [key, m] : st.models)
         for (const auto& r : m.replicas)

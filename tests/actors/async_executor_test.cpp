@@ -284,11 +284,12 @@ TEST_CASE("shutdown with asynchronous runs in flight answers every request once"
   std::vector<int> answers(requests, 0);
   int settled = 0;
   auto receive_one = [&] {
-    self->receive([&](int i, bool ok_or_unavailable) {
-                    ++answers.at(static_cast<size_t>(i));
-                    settled += ok_or_unavailable ? 1 : 0;
-                  },
-                  caf::after(60s) >> [&] { FAIL("a request was not answered"); });
+    self->receive(
+        [&](int i, bool ok_or_unavailable) {
+          ++answers.at(static_cast<size_t>(i));
+          settled += ok_or_unavailable ? 1 : 0;
+        },
+        caf::after(60s) >> [&] { FAIL("a request was not answered"); });
   };
   receive_one(); // runs are going: shut down with the rest queued or in flight
   (*rt)->shutdown();
