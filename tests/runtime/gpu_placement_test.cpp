@@ -17,19 +17,19 @@ std::vector<size_t> placed(const std::variant<std::vector<size_t>, int64_t>& r) 
 
 } // namespace
 
-TEST_CASE("GPU replicas spread over the GPUs first, then share them") {
+TEST_CASE("GPU placement spreads replicas over the GPUs first, then shares them") {
   std::vector<gpu_load> gpus{{0, 80 * gib, 0, 0}, {1, 80 * gib, 0, 0}};
   CHECK(placed(place_gpu_replicas(gpus, {}, 4, 10 * gib)) == std::vector<size_t>{0, 1, 0, 1});
 }
 
-TEST_CASE("among GPUs with as many replicas the one with the most free memory is chosen") {
+TEST_CASE("GPU placement takes the GPU with the most free memory among the least loaded") {
   std::vector<gpu_load> gpus{{0, 80 * gib, 50 * gib, 1}, {1, 80 * gib, 10 * gib, 1},
                              {2, 40 * gib, 0, 1}};
   // Free: 30, 70 and 40 GiB; after the first replica GPU 1 has two, the others one each.
   CHECK(placed(place_gpu_replicas(gpus, {}, 2, 5 * gib)) == std::vector<size_t>{1, 2});
 }
 
-TEST_CASE("a replica goes only on the GPUs its instance lists, and an empty list allows all") {
+TEST_CASE("GPU placement uses only the GPUs an instance lists; an empty list allows all") {
   std::vector<gpu_load> gpus{{0, 80 * gib, 0, 0}, {3, 80 * gib, 0, 0}};
   CHECK(placed(place_gpu_replicas(gpus, {{3}, {3}, {}}, 3, gib)) ==
         std::vector<size_t>{1, 1, 0});
