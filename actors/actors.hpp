@@ -12,6 +12,7 @@
 #include "actors/messages.hpp"
 #include "kernels/cpu/cpu_context.hpp"
 #include "runtime/config/model_config.hpp"
+#include "runtime/gpu_precision.hpp"
 #include "runtime/graph.hpp"
 
 namespace troupe {
@@ -38,6 +39,14 @@ using shard_executor_actor = caf::typed_actor<
     // Runs the stage on a micro-batch and sends it on to the next stage, or to the merger when
     // it is the last stage or the run failed.
     caf::reacts_to<atom::run, stage_job>>;
+
+/// An executor whose model runs asynchronously (a GPU session, or a CPU session on a thread of
+/// its own); a scheduled actor that queues jobs while a run is in flight (async_executor.cpp).
+using async_executor_actor = shard_executor_actor::extend<
+    // The loader has left the model (or why it failed) where the executor finds it.
+    caf::reacts_to<atom::loaded>,
+    // A run completed: the job with its outputs as values, or with its error set.
+    caf::reacts_to<atom::done, stage_job>>;
 
 /// The ends of a replica's pipeline: cuts a batch into micro-batches for stage 0, reassembles
 /// what the last stage returns and splits it into per-request replies.
@@ -88,6 +97,10 @@ struct batcher_options {
 /// Checks the batching settings of the config and spawns the batcher (no replicas yet).
 caf::expected<batcher_actor> spawn_batcher(caf::actor_system& sys, batcher_options options);
 
+/// What runs a shard: `cpu` a session on the detached executor's thread; `host_async` and
+/// `gpu` the asynchronous executor over a CPU session on its own thread or a gpu_session.
+enum class executor_backend : uint8_t { cpu, host_async, gpu };
+
 struct shard_spec {
   std::string onnx_path;
   std::vector<std::vector<std::string>> boundaries; // empty: the whole model is this one stage
@@ -95,10 +108,18 @@ struct shard_spec {
   cpu::cpu_limits limits;
   int64_t fault_after_batches = -1; // test only: throw while handling this (1-based) batch
   group_ticket group; // tensor parallelism: this executor is rank group.rank of group.size
+  executor_backend backend = executor_backend::cpu;
+  int32_t gpu = 0; // backend gpu: the CUDA device
+  gpu_precision precision = gpu_precision::fp32;
 };
 
-/// Spawns a detached executor; it loads its stage on its own thread.
+/// Spawns the executor spec.backend asks for: for `cpu` a detached one that loads its stage on
+/// its own thread, else spawn_async_executor's.
 shard_executor_actor spawn_shard_executor(caf::actor_system& sys, shard_spec spec);
+
+/// Spawns a scheduled executor for the `host_async` or `gpu` backend (one stage, no tensor
+/// parallelism); a loader on a thread of its own opens the model, jobs queue until it is there.
+async_executor_actor spawn_async_executor(caf::actor_system& sys, shard_spec spec);
 
 merger_actor spawn_merger(caf::actor_system& sys);
 

@@ -33,6 +33,9 @@ struct load_options {
   int64_t fault_after_batches = -1;
   /// Test only: with tensor parallelism, the rank of that stage that throws.
   int32_t fault_rank = 0;
+  /// Serves CPU instances through the asynchronous executor (a CPU session on a thread of
+  /// its own, as a GPU session runs) instead of the detached one: tests and a baseline.
+  bool host_async = false;
 };
 
 struct runtime_options {

@@ -184,13 +184,19 @@ struct placement_request {
   int64_t fault_after_batches = -1; // test only: stage 0 of replica 0 throws on this batch
   int64_t tensor_parallel = 1;      // ranks per stage, each on a device of its own if possible
   int32_t fault_rank = 0;           // test only: the rank of stage 0 that throws
+  // "cpu" (detached executors on CPU devices), "host_async" (asynchronous executors over CPU
+  // sessions, on CPU devices) or "gpu" (asynchronous executors over GPU sessions).
+  std::string backend = "cpu";
+  std::vector<std::vector<int32_t>> instance_gpus{}; // gpu: per instance, its GPUs (empty: any)
+  std::string precision = "fp32";                  // gpu: fp32, tf32, fp16 or bf16
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, placement_request& x) {
   return f(caf::meta::type_name("placement_request"), x.model, x.version, x.onnx_path,
            x.boundaries, x.stage_bytes, x.instances, x.max_batch_size, x.owner,
-           x.fault_after_batches, x.tensor_parallel, x.fault_rank);
+           x.fault_after_batches, x.tensor_parallel, x.fault_rank, x.backend, x.instance_gpus,
+           x.precision);
 }
 
 struct placement {
@@ -269,12 +275,13 @@ struct replica_status {
   std::vector<int32_t> devices; // per stage, or per rank: [s * tensor_parallel + r]
   uint64_t restarts = 0;
   uint32_t tensor_parallel = 1;
+  std::string kind = "cpu"; // "cuda": devices are CUDA ordinals
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_status& x) {
   return f(caf::meta::type_name("replica_status"), x.model, x.version, x.slot, x.devices,
-           x.restarts, x.tensor_parallel);
+           x.restarts, x.tensor_parallel, x.kind);
 }
 
 /// A batcher's counters: every accepted request ends in exactly one of completed,

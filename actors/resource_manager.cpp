@@ -1,5 +1,6 @@
-// resource_manager: CPU devices as core sets, replica placement by memory, executor supervision
-// (a tensor-parallel stage is supervised as one group of ranks).
+// resource_manager: CPU devices as core sets and the listed GPUs, replica placement by memory,
+// executor supervision (a tensor-parallel stage is supervised as one group of ranks).
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <tuple>
@@ -9,6 +10,7 @@
 
 #include "actors/actors.hpp"
 #include "kernels/gpu_devices.hpp"
+#include "runtime/serve/gpu_placement.hpp"
 
 namespace troupe {
 
@@ -38,12 +40,14 @@ struct model_record {
   placement_request request;
   std::vector<replica_record> replicas;
   size_t ranks() const { return static_cast<size_t>(std::max<int64_t>(request.tensor_parallel, 1)); }
+  bool on_gpu() const { return request.backend == "gpu"; }
 };
 
 struct resource_state {
   static inline const char* name = "troupe.resource_manager";
   std::vector<device_info> devices;
-  std::vector<gpu_device> gpus; // listed for status; no executor runs on them yet
+  std::vector<gpu_device> gpus;
+  std::vector<serve::gpu_load> gpu_loads; // as gpus: what the replicas placed there hold
   exchange_actor exchange;      // the host groups of tensor-parallel stages
   std::map<std::pair<std::string, int64_t>, model_record> models;
   // executor -> (model, slot, stage): who to restart when it goes down
@@ -107,6 +111,34 @@ plan_placement(std::vector<device_info> devices, const placement_request& req) {
   return result;
 }
 
+/// Checks a GPU placement request against the listed GPUs; the error names what is wrong.
+caf::error check_gpu_request(const std::vector<gpu_device>& gpus, const placement_request& req) {
+  if (gpus.empty())
+    return to_error(errc::unavailable, fmt::format("model {}: no usable CUDA device: the "
+                                                   "resource manager lists no GPU", req.model));
+  if (req.stage_bytes.size() != 1 || req.tensor_parallel != 1)
+    return to_error(errc::unsupported,
+                    fmt::format("model {}: GPU replicas run the whole model on one GPU (no "
+                                "pipeline stages or tensor parallelism)", req.model));
+  if (!parse_precision(req.precision))
+    return to_error(errc::invalid_argument, fmt::format("model {}: precision '{}': expected "
+                                                        "fp32, tf32, fp16 or bf16",
+                                                        req.model, req.precision));
+  if (!req.instance_gpus.empty() &&
+      req.instance_gpus.size() != static_cast<size_t>(req.instances))
+    return to_error(errc::invalid_argument,
+                    fmt::format("model {}: {} GPU lists for {} instances", req.model,
+                                req.instance_gpus.size(), req.instances));
+  for (const auto& listed : req.instance_gpus)
+    for (int32_t i : listed)
+      if (std::none_of(gpus.begin(), gpus.end(),
+                       [i](const gpu_device& g) { return g.index == i; }))
+        return to_error(errc::invalid_argument,
+                        fmt::format("model {}: instance_group gpus: GPU {} does not exist "
+                                    "({} listed)", req.model, i, gpus.size()));
+  return {};
+}
+
 caf::actor spawn_stage(rm_pointer self, const shard_spec& spec) {
   auto a = caf::actor_cast<caf::actor>(spawn_shard_executor(self->system(), spec));
   self->monitor(a);
@@ -140,6 +172,14 @@ void stop_replica(rm_pointer self, model_record& m, replica_record& r) {
   for (size_t s = 0; s < r.devices.size(); ++s) {
     if (s < r.stages.size())
       stop_executor(self, r.stages[s]);
+    if (m.on_gpu()) {
+      for (auto& g : self->state.gpu_loads)
+        if (g.index == r.devices[s]) {
+          g.planned -= std::min(g.planned, m.request.stage_bytes.front());
+          --g.replicas;
+        }
+      continue;
+    }
     auto& dev = self->state.devices.at(static_cast<size_t>(r.devices[s]));
     dev.used -= std::min(dev.used, m.request.stage_bytes.at(s / m.ranks()));
     --dev.stages;
@@ -157,6 +197,53 @@ void spawn_replica(rm_pointer self, const std::pair<std::string, int64_t>& key,
     rep.stages.push_back(spawn_stage(self, rep.specs[i]));
     self->state.owners[rep.stages.back().address()] = {key, rep.slot, i};
   }
+}
+
+/// Places and spawns every replica of a model on the GPUs, one executor each.
+caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
+  auto& st = self->state;
+  if (auto err = check_gpu_request(st.gpus, req))
+    return err;
+  const uint64_t bytes = req.stage_bytes.front();
+  auto planned = serve::place_gpu_replicas(st.gpu_loads, req.instance_gpus, req.instances, bytes);
+  if (auto* fits = std::get_if<int64_t>(&planned)) {
+    std::string free;
+    for (const auto& g : st.gpu_loads)
+      free += fmt::format("{}cuda:{}: {} free", free.empty() ? "" : ", ", g.index,
+                          format_bytes(g.free()));
+    return to_error(errc::resource_exhausted,
+                    fmt::format("model {} version {}: {} GPU replicas of {} each do not fit "
+                                "({}); at most {} would fit",
+                                req.model, req.version, req.instances, format_bytes(bytes), free,
+                                *fits));
+  }
+  const auto key = std::make_pair(req.model, req.version);
+  model_record record;
+  record.request = req;
+  const auto& chosen = std::get<0>(planned);
+  for (size_t r = 0; r < chosen.size(); ++r) {
+    auto& gpu = st.gpu_loads[chosen[r]];
+    gpu.planned += bytes;
+    ++gpu.replicas;
+    shard_spec spec;
+    spec.onnx_path = req.onnx_path;
+    spec.backend = executor_backend::gpu;
+    spec.gpu = gpu.index;
+    spec.precision = *parse_precision(req.precision);
+    spec.fault_after_batches = r == 0 ? req.fault_after_batches : -1;
+    replica_record rep;
+    rep.slot = static_cast<uint32_t>(r);
+    rep.devices = {gpu.index};
+    rep.specs = {spec};
+    record.replicas.push_back(std::move(rep));
+  }
+  auto& model = st.models.emplace(key, std::move(record)).first->second;
+  placement result;
+  for (auto& rep : model.replicas) {
+    spawn_replica(self, key, rep);
+    result.replicas.push_back(route_of(model, rep));
+  }
+  return result;
 }
 
 /// A tensor-parallel stage lost a rank: the other ranks are stopped (after their group is
@@ -212,6 +299,10 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
                                                        std::vector<device_info> devices,
                                                        std::vector<gpu_device> gpus) {
   self->state.devices = std::move(devices);
+  // Replicas may use a GPU's free memory when it was measured, else its total.
+  for (const auto& g : gpus)
+    self->state.gpu_loads.push_back(
+        serve::gpu_load{g.index, g.free_bytes ? g.free_bytes : g.total_bytes, 0, 0});
   self->state.gpus = std::move(gpus);
   self->state.exchange = spawn_exchange(self->system());
   // Supervision: an executor that dies while its replica is placed is restarted with the same
@@ -251,6 +342,16 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
         return to_error(errc::invalid_argument,
                         fmt::format("model {}: tensor_parallel {}; expected at least 1",
                                     req.model, req.tensor_parallel));
+      if (req.backend == "gpu")
+        return place_on_gpus(self, req);
+      if (req.backend != "cpu" && req.backend != "host_async")
+        return to_error(errc::invalid_argument,
+                        fmt::format("model {}: backend '{}'; expected cpu, host_async or gpu",
+                                    req.model, req.backend));
+      if (req.backend == "host_async" && req.tensor_parallel > 1)
+        return to_error(errc::unsupported,
+                        fmt::format("model {}: the asynchronous executor runs no "
+                                    "tensor-parallel ranks", req.model));
       auto planned = plan_placement(st.devices, req);
       if (auto* fits = std::get_if<int64_t>(&planned)) {
         std::string free;
@@ -287,6 +388,8 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
           const bool faulty = r == 0 && i / ranks == 0 &&
                               i % ranks == static_cast<size_t>(std::max(req.fault_rank, 0));
           spec.fault_after_batches = faulty ? req.fault_after_batches : -1;
+          if (req.backend == "host_async")
+            spec.backend = executor_backend::host_async;
           rep.specs.push_back(spec);
         }
         record.replicas.push_back(std::move(rep));
@@ -356,16 +459,19 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       for (const auto& d : st.devices)
         out.devices.push_back(
             device_status{d.index, d.cores, d.memory, d.used, d.stages, "cpu", {}});
-      for (const auto& g : st.gpus) {
+      // A GPU's used bytes are what troupe's caching allocator holds there (measured), its
+      // stages the replicas placed on it.
+      for (size_t i = 0; i < st.gpus.size(); ++i) {
+        const auto& g = st.gpus[i];
         const auto use = gpu_memory_use(g.index);
         out.devices.push_back(device_status{g.index, {}, g.total_bytes, use.in_use + use.cached,
-                                            0, "cuda", g.name});
+                                            st.gpu_loads[i].replicas, "cuda", g.name});
       }
       for (const auto& [key, m] : st.models)
         for (const auto& r : m.replicas)
           out.replicas.push_back(replica_status{key.first, key.second, r.slot, r.devices,
-                                                r.restarts,
-                                                static_cast<uint32_t>(m.ranks())});
+                                                r.restarts, static_cast<uint32_t>(m.ranks()),
+                                                m.on_gpu() ? "cuda" : "cpu"});
       return out;
     },
     [self](atom::shutdown) {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "actors/actors.hpp"
+#include "actors/stage_forward.hpp"
 #include "runtime/parallel/group_registry.hpp"
 #include "runtime/parallel/tensor_parallel.hpp"
 #include "runtime/serve/pipeline_plan.hpp"
@@ -82,16 +83,10 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
       ++st.batches;
       if (st.spec.fault_after_batches > 0 && st.batches == st.spec.fault_after_batches)
         throw std::runtime_error("injected executor fault"); // supervision tests
-      auto merger = caf::actor_cast<merger_actor>(job.merger);
       const uint32_t rank = st.parallel() ? static_cast<uint32_t>(st.spec.group.rank) : 0;
-      auto fail = [&](const status& why) {
-        job.error = to_error(why.with_context(st.where()));
-        job.values.clear();
-        job.rank = rank;
-        self->send(merger, atom::merge_v, std::move(job));
-      };
       if (!st.load_error)
-        return fail(st.load_error);
+        return fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where())),
+                        rank);
       const auto started = std::chrono::steady_clock::now();
       auto outputs = st.model->run(job.values);
       if (!outputs) {
@@ -101,28 +96,20 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
         // before any batch fails, so they send nothing more to the broken group.
         if (st.parallel() && group_registry::global().aborted(st.spec.group.group).is_ok())
           return self->quit(to_error(outputs.error().with_context(st.where())));
-        return fail(outputs.error());
+        return fail_job(self, std::move(job), to_error(outputs.error().with_context(st.where())),
+                        rank);
       }
       if (rank != 0) { // rank 0's outputs are the stage's; the others only report
         job.values.clear();
         job.rank = rank;
-        return self->send(merger, atom::merge_v, std::move(job));
+        return self->send(caf::actor_cast<merger_actor>(job.merger), atom::merge_v,
+                          std::move(job));
       }
       job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
                                  std::chrono::steady_clock::now() - started)
                                  .count());
       job.values = std::move(*outputs);
-      if (job.next_stages.empty())
-        return self->send(merger, atom::merge_v, std::move(job));
-      // Every rank of the next stage gets the same inputs: the tensors are shared, not copied.
-      const auto ranks = std::min<size_t>(std::max<uint32_t>(job.ranks, 1), job.next_stages.size());
-      std::vector<caf::actor> next(job.next_stages.begin(),
-                                   job.next_stages.begin() + static_cast<std::ptrdiff_t>(ranks));
-      job.next_stages.erase(job.next_stages.begin(),
-                            job.next_stages.begin() + static_cast<std::ptrdiff_t>(ranks));
-      for (size_t r = 1; r < ranks; ++r)
-        self->send(caf::actor_cast<shard_executor_actor>(next[r]), atom::run_v, job);
-      self->send(caf::actor_cast<shard_executor_actor>(next[0]), atom::run_v, std::move(job));
+      pass_on(self, std::move(job));
     },
   };
 }
@@ -130,6 +117,8 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
 } // namespace
 
 shard_executor_actor spawn_shard_executor(caf::actor_system& sys, shard_spec spec) {
+  if (spec.backend != executor_backend::cpu)
+    return caf::actor_cast<shard_executor_actor>(spawn_async_executor(sys, std::move(spec)));
   return sys.spawn<caf::detached>(shard_executor, std::move(spec));
 }
 

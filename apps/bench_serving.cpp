@@ -4,7 +4,7 @@
 // pipelines over one single-core device per stage, next to the planner's prediction.
 //
 //   bench_serving --models-dir DIR [--models seed_cnn,resnet18] [--concurrency 1,8,64,256]
-//                 [--seconds 2]
+//                 [--seconds 2] [--async-executor]
 //   bench_serving --pipeline --models-dir DIR [--models resnet18] [--batch 8]
 //                 [--micro-batches 0,4] [--cores 0,1] [--seconds 10]
 #include <algorithm>
@@ -289,6 +289,10 @@ int main(int argc, char** argv) {
   app.add_option("--models", models)->delimiter(',');
   app.add_option("--concurrency", concurrency)->delimiter(',');
   app.add_option("--seconds", seconds, "measured time per row of the table");
+  bool async_executor = false;
+  app.add_flag("--async-executor", async_executor,
+               "serve through the asynchronous executor (the GPU executor's actor path over a "
+               "CPU session on its own thread) instead of the detached one");
   bool pipeline = false;
   pipeline_settings ps;
   app.add_flag("--pipeline", pipeline,
@@ -350,7 +354,9 @@ int main(int argc, char** argv) {
         db.max_queue_delay = std::chrono::microseconds(big ? 5000 : 500);
         config.dynamic_batching = db;
       }
-      auto h = (*rt)->load_model(name, 1, onnx, config);
+      load_options lo;
+      lo.host_async = async_executor;
+      auto h = (*rt)->load_model(name, 1, onnx, config, lo);
       if (!h) {
         std::cerr << name << ": " << sys.render(h.error()) << "\n";
         return 1;

@@ -3,6 +3,8 @@
 # libraries (system toolkit or nvidia-*-cu13 pip wheels), runs every GPU test binary, then every
 # GPU benchmark and, when PyTorch imports, its comparison figures; prints a report with the
 # GPU's name and writes it (and every log) under $OUT when set. Stays under 8 minutes.
+# bench_gpu_serving gives the served rows: models served end to end through the actors
+# (KIND_GPU) next to the raw backend, with the served/raw ratio.
 #   tools/gpu-check.sh [bundle.tar.gz | unpacked troupe-gpu folder]
 set -uo pipefail
 src=${1:-build-gpu/gpu-bundle.tar.gz}

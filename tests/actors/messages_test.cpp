@@ -156,6 +156,15 @@ TEST_CASE("tensor-parallel fields and group tickets round-trip: ids and bytes, n
   CHECK(pr.tensor_parallel == 3);
   CHECK(pr.fault_rank == 2);
   CHECK(round_trip(t.sys, replica_status{"m", 1, 0, {0, 1}, 0, 2}).tensor_parallel == 2);
+  placement_request on_gpu;
+  on_gpu.backend = "gpu";
+  on_gpu.instance_gpus = {{0, 1}, {}};
+  on_gpu.precision = "bf16";
+  auto pg = round_trip(t.sys, on_gpu);
+  CHECK(pg.backend == "gpu");
+  CHECK(pg.instance_gpus == std::vector<std::vector<int32_t>>{{0, 1}, {}});
+  CHECK(pg.precision == "bf16");
+  CHECK(round_trip(t.sys, replica_status{"m", 1, 0, {0}, 0, 1, "cuda"}).kind == "cuda");
 
   auto gr = round_trip(t.sys, group_request{"nccl", 4, 3});
   CHECK(gr.kind == "nccl");

@@ -1,0 +1,254 @@
+// bench_gpu_serving: throughput of models served end to end on a GPU (batcher -> merger -> GPU
+// executor, KIND_GPU) next to the raw backend (gpu_session alone), per model, precision and
+// batch size, as a markdown table for tools/gpu-check.sh.
+//
+//   bench_gpu_serving [--models-dir DIR] [--models seed_cnn,resnet50] [--precision fp16]
+//                     [--batch 32,256] [--instances 1] [--seconds 1]
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+
+#include "actors/embedded_runtime.hpp"
+#include "kernels/gpu_devices.hpp"
+#include "runtime/gpu_session.hpp"
+#include "runtime/random_tensor.hpp"
+
+using namespace troupe;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct counters {
+  std::atomic<bool> measuring{false};
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> items{0}; // rows answered while measuring
+  std::atomic<int64_t> errors{0};
+  std::atomic<int> running{0}; // clients not finished yet
+};
+
+/// A closed-loop client keeping `outstanding` requests of `input` (its rows are the items) in
+/// flight until told to stop.
+caf::behavior client(caf::event_based_actor* self, batcher_actor batcher, tensor input,
+                     int outstanding, std::shared_ptr<counters> c) {
+  auto inflight = std::make_shared<int>(0);
+  auto send_one = std::make_shared<std::function<void()>>();
+  *send_one = [=] {
+    if (c->stop) {
+      if (*inflight == 0) {
+        --c->running;
+        self->quit();
+      }
+      return;
+    }
+    ++*inflight;
+    self->request(batcher, caf::infinite, atom::infer_v, infer_request{{input}, 0, 0, 0})
+        .then(
+            [=](infer_response&) {
+              --*inflight;
+              if (c->measuring)
+                c->items += input.dim(0);
+              (*send_one)();
+            },
+            [=](caf::error&) {
+              --*inflight;
+              ++c->errors;
+              (*send_one)();
+            });
+  };
+  for (int i = 0; i < outstanding; ++i)
+    (*send_one)();
+  return {[](caf::ok_atom) {}};
+}
+
+struct served_result {
+  double items_per_second = 0;
+  int64_t errors = 0;
+};
+
+/// Items per second through the actors: `clients` closed-loop clients with `outstanding`
+/// requests of `input` each, measured for `seconds` after a warm-up.
+served_result measure_served(caf::actor_system& sys, const model_handle& h, const tensor& input,
+                             int clients, int outstanding, double seconds) {
+  auto c = std::make_shared<counters>();
+  c->running = clients;
+  for (int i = 0; i < clients; ++i)
+    sys.spawn(client, h.batcher, input, outstanding, c);
+  // Warm-up: the executor's first batches compile and capture the plan.
+  std::this_thread::sleep_for(std::chrono::duration<double>(std::max(seconds / 2, 0.5)));
+  c->measuring = true;
+  const auto t0 = clock_type::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const auto items = c->items.load();
+  const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+  c->stop = true;
+  while (c->running > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return {static_cast<double>(items) / elapsed, c->errors.load()};
+}
+
+/// Items per second of the bare gpu_session at `batch` rows (synchronous runs).
+expected<double> measure_raw(gpu_session& s, const std::vector<tensor>& inputs, int64_t batch,
+                             double seconds) {
+  for (int i = 0; i < 5; ++i) // the plan, then its CUDA graph
+    if (auto r = s.run(inputs); !r)
+      return r.error();
+  int64_t runs = 0;
+  const auto t0 = clock_type::now();
+  double elapsed = 0;
+  while (elapsed < seconds || runs < 3) {
+    if (auto r = s.run(inputs); !r)
+      return r.error();
+    ++runs;
+    elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+  }
+  return static_cast<double>(runs * batch) / elapsed;
+}
+
+/// KIND_GPU on `device` at `precision`; every batch padded to `batch` rows, so the executor
+/// runs one plan (captured as a CUDA graph).
+model_config served_config(int64_t batch, gpu_precision precision, int device, int instances) {
+  model_config c;
+  c.max_batch_size = batch;
+  c.allowed_batch_sizes = {batch};
+  c.max_batches_in_flight = 2;
+  dynamic_batching_config db;
+  db.preferred_batch_size = {batch};
+  db.max_queue_delay = std::chrono::microseconds(2000);
+  c.dynamic_batching = db;
+  c.precision = precision;
+  c.instance_groups.push_back(instance_group{"gpu", instances, instance_kind::gpu, {device}});
+  return c;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Served (actors, KIND_GPU) against raw GPU backend throughput"};
+  const char* env_dir = std::getenv("TROUPE_GPU_MODELS_DIR");
+  std::string dir = env_dir ? env_dir : "build/models";
+  std::vector<std::string> models{"seed_cnn", "resnet50", "bert_encoder"};
+  std::vector<std::string> precisions{"fp32", "fp16"};
+  std::vector<int64_t> batches{32, 256};
+  double seconds = 1.0;
+  int device = 0;
+  int instances = 1;
+  app.add_option("--models-dir", dir, "folder of exported <model>.onnx (default "
+                                      "$TROUPE_GPU_MODELS_DIR, else build/models)");
+  app.add_option("--models", models, "models to run (missing files are skipped)")->delimiter(',');
+  app.add_option("--precision", precisions, "fp32, tf32, fp16, bf16")->delimiter(',');
+  app.add_option("--batch", batches, "batch sizes (models with a fixed batch run only theirs)")
+      ->delimiter(',');
+  app.add_option("--seconds", seconds, "measuring time per figure");
+  app.add_option("--device", device, "CUDA device index");
+  app.add_option("--instances", instances, "GPU executors (replicas) of the served model");
+  CLI11_PARSE(app, argc, argv);
+
+  auto gpus = list_gpus();
+  if (!gpus || gpus->empty()) {
+    std::printf("bench_gpu_serving: skipped, %s\n",
+                gpus ? "no GPU" : gpus.error().message().c_str());
+    return 77;
+  }
+  caf::actor_system_config cfg;
+  add_troupe_types(cfg);
+  cfg.set("logger.console", caf::atom("none"));
+  caf::actor_system sys{cfg};
+  auto rt = embedded_runtime::start(sys);
+  if (!rt) {
+    std::fprintf(stderr, "bench_gpu_serving: %s\n", sys.render(rt.error()).c_str());
+    return 1;
+  }
+  std::printf("\nServed end to end (batcher -> merger -> GPU executor, %d replica(s)) against "
+              "the raw backend on %s; 1-item requests are batched by the batcher, batch "
+              "requests carry the whole batch\n\n",
+              instances, gpus->front().name.c_str());
+  std::printf("| model | precision | batch | raw items/s | served items/s (1-item requests) | "
+              "ratio | served items/s (batch requests) | ratio |\n"
+              "|---|---|---:|---:|---:|---:|---:|---:|\n");
+  std::mt19937_64 rng{std::random_device{}()};
+  int failures = 0;
+  int64_t version = 0;
+  for (const auto& model : models) {
+    const auto path = std::filesystem::path(dir) / (model + ".onnx");
+    if (!std::filesystem::exists(path)) {
+      std::printf("| %s | - | - | missing %s | | | | |\n", model.c_str(), path.string().c_str());
+      continue;
+    }
+    for (const auto& name : precisions) {
+      auto precision = parse_precision(name);
+      if (!precision) {
+        std::fprintf(stderr, "bench_gpu_serving: %s\n", precision.error().to_string().c_str());
+        return 2;
+      }
+      gpu_session_options options;
+      options.device = device;
+      options.precision = *precision;
+      auto raw = gpu_session::open(path.string(), options);
+      if (!raw) {
+        std::printf("| %s | %s | - | error: %s | | | | |\n", model.c_str(), name.c_str(),
+                    raw.error().to_string().c_str());
+        ++failures;
+        continue;
+      }
+      const auto& first = (*raw)->inputs().at(0);
+      const bool dynamic_batch = !first.dims.empty() && first.dims[0] < 0;
+      if (!dynamic_batch) {
+        std::printf("| %s | %s | - | skipped: no batch dimension to serve | | | | |\n",
+                    model.c_str(), name.c_str());
+        continue;
+      }
+      for (int64_t batch : batches) {
+        std::vector<tensor> inputs;
+        for (const auto& in : (*raw)->inputs())
+          inputs.push_back(random_tensor(in.type, concrete_dims(in, batch), rng));
+        auto raw_rate = measure_raw(**raw, inputs, batch, seconds);
+        if (!raw_rate || inputs.size() != 1) {
+          std::printf("| %s | %s | %lld | error: %s | | | | |\n", model.c_str(), name.c_str(),
+                      static_cast<long long>(batch),
+                      raw_rate ? "the served benchmark sends one input"
+                               : raw_rate.error().to_string().c_str());
+          ++failures;
+          continue;
+        }
+        auto h = (*rt)->load_model(model, ++version, path,
+                                   served_config(batch, *precision, device, instances));
+        if (!h) {
+          std::printf("| %s | %s | %lld | %.0f | error: %s | | | |\n", model.c_str(), name.c_str(),
+                      static_cast<long long>(batch), *raw_rate, sys.render(h.error()).c_str());
+          ++failures;
+          continue;
+        }
+        const tensor item = inputs[0].slice_rows(0, 1).clone();
+        const int rows = static_cast<int>(batch);
+        auto single = measure_served(sys, *h, item, 8, std::max(1, 3 * rows * instances / 8),
+                                     seconds);
+        auto whole = measure_served(sys, *h, inputs[0], 1, 3 * instances, seconds);
+        (void)(*rt)->unload_model(model, version);
+        std::printf("| %s | %s | %lld | %.0f | %.0f | %.2f | %.0f | %.2f |\n", model.c_str(),
+                    name.c_str(), static_cast<long long>(batch), *raw_rate,
+                    single.items_per_second, single.items_per_second / *raw_rate,
+                    whole.items_per_second, whole.items_per_second / *raw_rate);
+        if (single.errors + whole.errors > 0) {
+          std::printf("| %s | %s | %lld | %lld requests failed | | | | |\n", model.c_str(),
+                      name.c_str(), static_cast<long long>(batch),
+                      static_cast<long long>(single.errors + whole.errors));
+          ++failures;
+        }
+        std::fflush(stdout);
+      }
+    }
+  }
+  (*rt)->shutdown();
+  return failures == 0 ? 0 : 1;
+}

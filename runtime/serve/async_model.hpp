@@ -1,0 +1,42 @@
+// async_model: a loaded model whose runs complete through a callback on another thread, so
+// a scheduled actor can serve it without blocking (the GPU session, or a CPU session on a
+// thread of its own).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/gpu_session.hpp"
+#include "runtime/graph.hpp"
+#include "runtime/session.hpp"
+
+namespace troupe {
+
+/// One run at a time: call run_async and wait for its completion before the next.
+class async_model {
+public:
+  using completion = std::function<void(expected<std::vector<tensor>>)>;
+
+  virtual ~async_model() = default;
+  virtual const std::vector<value_info>& inputs() const = 0;
+  virtual const std::vector<value_info>& outputs() const = 0;
+  /// Starts a run and returns; `done` is called exactly once with the outputs or the error
+  /// (bad inputs included), from the model's own thread or, when the run cannot start, from
+  /// this call. `done` should only hand the result on.
+  virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
+};
+
+/// Opens the model on one GPU (gpu_session::open: plans compiled for batch 1, so this may
+/// take seconds); `unavailable` ("no usable CUDA device: ...") without a device.
+expected<std::unique_ptr<async_model>> open_gpu_model(const std::string& onnx_path,
+                                                      gpu_session_options options);
+
+/// A CPU session on a thread of its own that runs each run_async there and calls `done` from
+/// it: the asynchronous path without a GPU (tests, baseline). The session is built and always
+/// run on that thread (its plans and core pinning belong to it); this returns once it is
+/// built, or with the error that stopped it.
+expected<std::unique_ptr<async_model>> open_host_model(graph g, session_options options);
+
+} // namespace troupe

@@ -1,0 +1,33 @@
+// gpu_async_model: the async_model of a gpu_session (its runs complete on a CUDA callback
+// thread).
+#include "runtime/serve/async_model.hpp"
+
+namespace troupe {
+
+namespace {
+
+class gpu_async_model final : public async_model {
+public:
+  explicit gpu_async_model(std::unique_ptr<gpu_session> s) : session_(std::move(s)) {}
+
+  const std::vector<value_info>& inputs() const override { return session_->inputs(); }
+  const std::vector<value_info>& outputs() const override { return session_->outputs(); }
+  void run_async(std::vector<tensor> inputs, completion done) override {
+    session_->run_async(std::move(inputs), std::move(done));
+  }
+
+private:
+  std::unique_ptr<gpu_session> session_;
+};
+
+} // namespace
+
+expected<std::unique_ptr<async_model>> open_gpu_model(const std::string& onnx_path,
+                                                      gpu_session_options options) {
+  auto s = gpu_session::open(onnx_path, options);
+  if (!s)
+    return s.error();
+  return std::unique_ptr<async_model>(new gpu_async_model(std::move(*s)));
+}
+
+} // namespace troupe

@@ -1,0 +1,110 @@
+// host_async_model: the async_model of a CPU session that lives on a thread of its own.
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "runtime/serve/async_model.hpp"
+
+namespace troupe {
+
+namespace {
+
+class host_async_model final : public async_model {
+public:
+  explicit host_async_model(const graph& g) : inputs_(g.inputs), outputs_(g.outputs) {}
+
+  ~host_async_model() override {
+    {
+      std::lock_guard lock{mutex_};
+      stop_ = true;
+    }
+    wake_.notify_one();
+    if (worker_.joinable())
+      worker_.join();
+  }
+
+  /// Starts the thread and waits until it has built the session (or failed to).
+  status start(graph g, session_options options) {
+    std::promise<status> built;
+    auto result = built.get_future();
+    worker_ = std::thread([this, g = std::move(g), options, built = std::move(built)]() mutable {
+      loop(std::move(g), options, built);
+    });
+    return result.get();
+  }
+
+  const std::vector<value_info>& inputs() const override { return inputs_; }
+  const std::vector<value_info>& outputs() const override { return outputs_; }
+
+  void run_async(std::vector<tensor> inputs, completion done) override {
+    const char* refused = nullptr;
+    {
+      std::lock_guard lock{mutex_};
+      if (stop_)
+        refused = "the model is closing";
+      else if (next_)
+        refused = "run_async while a run is waiting to start";
+      else
+        next_.emplace(std::move(inputs), std::move(done));
+    }
+    if (refused)
+      return done(make_error(errc::internal, "{}", refused));
+    wake_.notify_one();
+  }
+
+private:
+  void loop(graph g, session_options options, std::promise<status>& built) {
+    auto s = session::from_graph(std::move(g), options);
+    if (!s) {
+      built.set_value(s.error());
+      return;
+    }
+    // Compiled once for batch 1 (as session::open does), so an unsupported operator fails
+    // the load, not the first request.
+    std::vector<shape> dims;
+    for (const auto& in : inputs_) {
+      dims.push_back(in.dims);
+      for (auto& d : dims.back())
+        d = d < 0 ? 1 : d;
+    }
+    if (auto p = (*s)->plan_for(dims); !p) {
+      built.set_value(p.error());
+      return;
+    }
+    built.set_value(status::ok());
+    for (;;) {
+      std::pair<std::vector<tensor>, completion> job;
+      {
+        std::unique_lock lock{mutex_};
+        // A run handed over before the stop still runs, so every `done` is called once.
+        wake_.wait(lock, [&] { return stop_ || next_; });
+        if (!next_)
+          return;
+        job = std::move(*next_);
+        next_.reset();
+      }
+      job.second((*s)->run(job.first));
+    }
+  }
+
+  std::vector<value_info> inputs_, outputs_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::optional<std::pair<std::vector<tensor>, completion>> next_;
+  bool stop_ = false;
+  std::thread worker_; // last: it starts after, and is joined before, the members it uses
+};
+
+} // namespace
+
+expected<std::unique_ptr<async_model>> open_host_model(graph g, session_options options) {
+  auto model = std::make_unique<host_async_model>(g);
+  if (auto st = model->start(std::move(g), options); !st)
+    return st;
+  return std::unique_ptr<async_model>(std::move(model));
+}
+
+} // namespace troupe

@@ -1,0 +1,48 @@
+// Tests for GPU replica placement: balance by replicas and free memory, the instance's GPU
+// list, memory limits, and how many would fit.
+#include <doctest/doctest.h>
+
+#include "runtime/serve/gpu_placement.hpp"
+
+using namespace troupe::serve;
+
+namespace {
+
+constexpr uint64_t gib = uint64_t{1} << 30;
+
+std::vector<size_t> placed(const std::variant<std::vector<size_t>, int64_t>& r) {
+  REQUIRE(std::holds_alternative<std::vector<size_t>>(r));
+  return std::get<std::vector<size_t>>(r);
+}
+
+} // namespace
+
+TEST_CASE("GPU placement spreads replicas over the GPUs first, then shares them") {
+  std::vector<gpu_load> gpus{{0, 80 * gib, 0, 0}, {1, 80 * gib, 0, 0}};
+  CHECK(placed(place_gpu_replicas(gpus, {}, 4, 10 * gib)) == std::vector<size_t>{0, 1, 0, 1});
+}
+
+TEST_CASE("GPU placement takes the GPU with the most free memory among the least loaded") {
+  std::vector<gpu_load> gpus{{0, 80 * gib, 50 * gib, 1}, {1, 80 * gib, 10 * gib, 1},
+                             {2, 40 * gib, 0, 1}};
+  // Free: 30, 70 and 40 GiB; after the first replica GPU 1 has two, the others one each.
+  CHECK(placed(place_gpu_replicas(gpus, {}, 2, 5 * gib)) == std::vector<size_t>{1, 2});
+}
+
+TEST_CASE("GPU placement uses only the GPUs an instance lists; an empty list allows all") {
+  std::vector<gpu_load> gpus{{0, 80 * gib, 0, 0}, {3, 80 * gib, 0, 0}};
+  CHECK(placed(place_gpu_replicas(gpus, {{3}, {3}, {}}, 3, gib)) ==
+        std::vector<size_t>{1, 1, 0});
+}
+
+TEST_CASE("GPU placement says how many replicas fit when memory runs out") {
+  std::vector<gpu_load> gpus{{0, 24 * gib, 4 * gib, 0}, {1, 16 * gib, 0, 0}};
+  // 20 GiB free on GPU 0 holds two replicas of 9 GiB, GPU 1 one: the fourth does not fit.
+  auto r = place_gpu_replicas(gpus, {}, 4, 9 * gib);
+  REQUIRE(std::holds_alternative<int64_t>(r));
+  CHECK(std::get<int64_t>(r) == 3);
+  // A replica restricted to a GPU that cannot hold it does not fit either.
+  auto listed = place_gpu_replicas(gpus, {{1}, {1}}, 2, 9 * gib);
+  REQUIRE(std::holds_alternative<int64_t>(listed));
+  CHECK(std::get<int64_t>(listed) == 1);
+}
