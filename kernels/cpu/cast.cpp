@@ -1,9 +1,7 @@
 // cast: per-pair conversion loops and the float16/bfloat16 bit conversions.
 
-// As in elementwise.cpp: lets GCC if-convert float selects so the loops vectorize.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
+// Compiled with -fno-trapping-math, as elementwise.cpp: lets GCC if-convert float selects so
+// the loops vectorize.
 
 #include "kernels/cpu/cast.hpp"
 

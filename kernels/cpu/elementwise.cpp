@@ -1,11 +1,8 @@
 // elementwise: the typed loops behind unary, clip, binary, where and broadcast_copy.
 
-// Selects whose arms do float math are only if-converted (and so vectorized) when GCC may
-// assume floating-point traps are off; troupe never reads FP exception flags. The pragma comes
-// before every include so inline header code gets the same options and still inlines.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
+// Compiled with -fno-trapping-math (kernels/CMakeLists.txt): selects whose arms do float math
+// are only if-converted (and so vectorized) when GCC may assume floating-point traps are off;
+// troupe never reads FP exception flags.
 
 #include "kernels/cpu/elementwise.hpp"
 
