@@ -6,7 +6,6 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <stdexcept>
 
 #include "actors/actors.hpp"
 #include "actors/stage_forward.hpp"
@@ -126,9 +125,7 @@ async_executor_actor::behavior_type async_executor(async_pointer self, shard_spe
   return {
     [self](atom::run, stage_job& job) {
       auto& st = self->state;
-      ++st.batches;
-      if (st.spec.fault_after_batches > 0 && st.batches == st.spec.fault_after_batches)
-        throw std::runtime_error("injected executor fault"); // supervision tests
+      count_batch(st.batches, st.spec);
       st.queue.push_back(std::move(job));
       start_next(self);
     },

@@ -2,7 +2,6 @@
 // of it) and runs micro-batches on its thread.
 #include <chrono>
 #include <memory>
-#include <stdexcept>
 
 #include "actors/actors.hpp"
 #include "actors/stage_forward.hpp"
@@ -80,9 +79,7 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
   return {
     [self](atom::run, stage_job& job) {
       auto& st = self->state;
-      ++st.batches;
-      if (st.spec.fault_after_batches > 0 && st.batches == st.spec.fault_after_batches)
-        throw std::runtime_error("injected executor fault"); // supervision tests
+      count_batch(st.batches, st.spec);
       const uint32_t rank = st.parallel() ? static_cast<uint32_t>(st.spec.group.rank) : 0;
       if (!st.load_error)
         return fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where())),

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -24,6 +26,14 @@ void pass_on(Self* self, stage_job&& job) {
   for (size_t r = 1; r < ranks; ++r)
     self->send(caf::actor_cast<shard_executor_actor>(next[r]), atom::run_v, job);
   self->send(caf::actor_cast<shard_executor_actor>(next[0]), atom::run_v, std::move(job));
+}
+
+/// Counts a batch the executor was given and throws the injected fault on the batch `spec`
+/// names (supervision tests; `fault_after_batches` <= 0 never faults).
+inline void count_batch(int64_t& batches, const shard_spec& spec) {
+  ++batches;
+  if (spec.fault_after_batches > 0 && batches == spec.fault_after_batches)
+    throw std::runtime_error("injected executor fault");
 }
 
 /// Fails the job's batch: the merger answers it with `why` (the stage's context included).
