@@ -23,6 +23,9 @@ using batcher_actor = caf::typed_actor<
     caf::replies_to<atom::infer, infer_request>::with<infer_response>,
     // Adds a replica (its stage chain and merger) whose credits batches may use.
     caf::reacts_to<atom::replica, replica_route>,
+    // A supervised replica lost an executor (slot, why): fail what it holds and send it nothing
+    // until `restarted` brings its new route.
+    caf::reacts_to<atom::lost, uint32_t, std::string>,
     // A supervised replica was restarted: swap in its new route, fail what the old one held.
     caf::reacts_to<atom::restarted, replica_route>,
     // The batcher's one timer (queue delay, request deadlines); stale generations are ignored.

@@ -234,6 +234,10 @@ void on_batch_done(batcher_pointer self, batch_done& done) {
   if (done.error || done.replies.size() != it->second.ids.size()) {
     auto err = done.error ? done.error
                           : to_error(errc::internal, "batch reply count does not match");
+    // Before the answer goes out: a client that retries at once must not reach the broken
+    // replica, whose stop this batcher may not have seen yet.
+    if (done.replica_lost)
+      mark_replica_down(self, it->second.replica, self->system().render(err));
     fail_batch(self, done.batch_id, err);
     return pump(self);
   }
@@ -428,6 +432,13 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
     },
     [self](atom::replica, replica_route& route) {
       add_replica(self, std::move(route));
+      pump(self);
+    },
+    [self](atom::lost, uint32_t slot, std::string& why) {
+      auto& st = self->state;
+      for (size_t i = 0; i < st.replicas.size(); ++i)
+        if (st.replicas[i].alive && st.replicas[i].route.slot == slot)
+          mark_replica_down(self, i, why);
       pump(self);
     },
     [self](atom::restarted, replica_route& route) {

@@ -1,6 +1,7 @@
 // merger: cuts a batch into micro-batches for the stages (every tensor-parallel rank of stage 0
 // gets each one), reassembles them in order and splits the result into per-request replies
 // (views into the batch outputs).
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -25,6 +26,7 @@ struct pending_batch {
   size_t reports_wanted = 0; // from ranks other than 0: (ranks - 1) per stage and micro-batch
   size_t reports = 0;
   std::vector<int64_t> stage_us; // per stage, summed over the micro-batches
+  std::vector<caf::actor_addr> stages; // that run it: only their stop fails it
 };
 
 struct merger_state {
@@ -124,30 +126,33 @@ batch_done finish(uint64_t batch_id, pending_batch& b) {
 }
 
 /// Answers a pending batch with an error, once.
-void fail(merger_pointer self, uint64_t batch_id, caf::error err) {
+void fail(merger_pointer self, uint64_t batch_id, caf::error err, bool replica_lost = false) {
   auto it = self->state.pending.find(batch_id);
   if (it == self->state.pending.end())
     return;
   auto promise = std::move(it->second.promise);
   const uint64_t replica = it->second.replica;
   self->state.pending.erase(it);
-  promise.deliver(batch_done{batch_id, replica, std::move(err), {}, {}});
+  promise.deliver(batch_done{batch_id, replica, std::move(err), {}, {}, replica_lost});
 }
 
 merger_actor::behavior_type merger(merger_pointer self) {
-  // A stage that stops loses the micro-batches it held: fail every batch in flight here
-  // (its replica's batcher fails them too; the batcher answers each request once).
+  // A stage that stops loses the micro-batches it held: fail every batch in flight on it
+  // (its replica's batcher fails them too; the batcher answers each request once). Batches
+  // on the stages of a restarted group go on: an old rank may stop after they started.
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
     if (!st.watched.erase(msg.source))
       return;
     std::vector<uint64_t> ids;
     for (const auto& [id, b] : st.pending)
-      ids.push_back(id);
+      if (std::find(b.stages.begin(), b.stages.end(), msg.source) != b.stages.end())
+        ids.push_back(id);
     for (uint64_t id : ids)
       fail(self, id, to_error(errc::unavailable, fmt::format("a stage stopped while batch {} "
                                                              "was running: {}", id,
-                                                             self->system().render(msg.reason))));
+                                                             self->system().render(msg.reason))),
+           true);
   });
   return {
     [self](atom::run, batch_job& job) -> caf::result<batch_done> {
@@ -172,6 +177,8 @@ merger_actor::behavior_type merger(merger_pointer self) {
           job.batched && !job.values.empty() && job.values[0].rank() > 0 ? job.values[0].dim(0) : 1;
       pending_batch b;
       b.replica = job.replica;
+      for (const auto& s : job.stages)
+        b.stages.push_back(s.address());
       b.rows = std::move(job.rows);
       b.batched = job.batched;
       b.micro_rows = job.batched ? cut_rows(total, job.micro_rows) : std::vector<int64_t>{1};

@@ -145,12 +145,15 @@ struct batch_done {
   caf::error error;
   std::vector<infer_response> replies;
   std::vector<int64_t> stage_us; // run time of each stage, summed over the micro-batches
+  /// The error came from a stage that stopped: the replica is broken until its supervisor
+  /// restarts it, so the batcher sends it nothing more (it may learn of the stop later).
+  bool replica_lost = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_done& x) {
   return f(caf::meta::type_name("batch_done"), x.batch_id, x.replica, x.error, x.replies,
-           x.stage_us);
+           x.stage_us, x.replica_lost);
 }
 
 // -- placement -------------------------------------------------------------------------------

@@ -315,6 +315,11 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
     auto [key, slot, stage] = it->second;
     st.owners.erase(it);
     auto& model = st.models.at(key);
+    // First the batcher, then the abort that fails the batches in flight: their answers reach
+    // the batcher after this, so a request sent on such an answer waits for the new route.
+    if (model.request.owner)
+      self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::lost_v, slot,
+                 fmt::format("executor {} stopped: {}", stage, self->system().render(msg.reason)));
     if (model.ranks() > 1)
       return restart_stage_group(self, key, slot, stage, self->system().render(msg.reason));
     auto& replica = model.replicas.at(slot);

@@ -91,7 +91,8 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
         // resource manager aborts the group, so no other rank stays blocked in a collective,
         // and rebuilds the stage's ranks; the merger and the batcher learn it from the stop,
         // before any batch fails, so they send nothing more to the broken group.
-        if (st.parallel() && group_registry::global().aborted(st.spec.group.group).is_ok())
+        // (Asked of the communicator: the registry forgets a group once it is released.)
+        if (st.parallel() && st.comm && st.comm->aborted().is_ok())
           return self->quit(to_error(outputs.error().with_context(st.where())));
         return fail_job(self, std::move(job), to_error(outputs.error().with_context(st.where())),
                         rank);

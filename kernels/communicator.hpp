@@ -32,6 +32,9 @@ public:
   /// dtype and dims the receiver must know) with what rank `peer` sent.
   virtual status send(const tensor& values, int peer) = 0;
   virtual status recv(tensor& values, int peer) = 0;
+  /// Why this rank's group was aborted (its collectives fail from then on), or ok while it
+  /// works. Implementations that cannot be aborted from outside report ok.
+  virtual status aborted() const { return status::ok(); }
 };
 
 } // namespace troupe

@@ -301,6 +301,8 @@ public:
     return status::ok();
   }
 
+  status aborted() const override { return ex_->aborted(); }
+
 private:
   /// Joins a round. A rank whose own arguments are bad passes a unique negative `arg`, so the
   /// round fails on every rank; it then reports its own error rather than the mismatch.

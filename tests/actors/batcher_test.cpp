@@ -39,13 +39,20 @@ batch_done echo(batch_job& job) {
   return done;
 }
 
+/// What the fake does with a batch: answer it, hold it until `release`, or fail it the way a
+/// merger does when a stage of its replica stopped.
+enum class fake_mode { echo, hold, lose };
+
 fake_stage_actor::behavior_type fake_stage(fake_stage_actor::stateful_pointer<fake_stage_state> self,
-                                           std::shared_ptr<fake_log> log, bool hold) {
+                                           std::shared_ptr<fake_log> log, fake_mode mode) {
   return {
     [=](atom::run, batch_job& job) -> caf::result<batch_done> {
       log->batches.push_back(job.rows);
       log->first_values.push_back(job.values.at(0).values<float>()[0]);
-      if (!hold)
+      if (mode == fake_mode::lose)
+        return batch_done{job.batch_id, job.replica,
+                          to_error(errc::unavailable, "a stage stopped"), {}, {}, true};
+      if (mode == fake_mode::echo)
         return echo(job);
       auto promise = self->make_response_promise<batch_done>();
       self->state.held.emplace_back(promise, std::move(job));
@@ -124,14 +131,20 @@ struct fixture : test::deterministic_system {
     auto b = spawn_batcher(sys, o);
     REQUIRE(b);
     batcher = *b;
-    for (int r = 0; r < replicas; ++r) {
-      auto stage = sys.spawn(fake_stage, stage_log, hold);
-      stages.push_back(stage);
-      auto handle = caf::actor_cast<caf::actor>(stage);
-      replica_route route{static_cast<uint32_t>(r), {handle}, handle, {0}};
-      caf::anon_send(batcher, atom::replica_v, route);
-    }
+    for (int r = 0; r < replicas; ++r)
+      caf::anon_send(batcher, atom::replica_v,
+                     route_to(add_stage(hold ? fake_mode::hold : fake_mode::echo), r));
     run();
+  }
+
+  fake_stage_actor add_stage(fake_mode mode) {
+    stages.push_back(sys.spawn(fake_stage, stage_log, mode));
+    return stages.back();
+  }
+
+  static replica_route route_to(const fake_stage_actor& stage, int slot) {
+    auto handle = caf::actor_cast<caf::actor>(stage);
+    return replica_route{static_cast<uint32_t>(slot), {handle}, handle, {0}};
   }
 
   /// Sends a request of `rows` rows whose values are all `tag`, from its own client actor.
@@ -413,4 +426,43 @@ TEST_CASE_FIXTURE(fixture, "drain refuses new requests, serves every admitted on
   REQUIRE(replies->find(2));
   CHECK_FALSE(replies->find(1)->error);
   CHECK_FALSE(replies->find(2)->error);
+}
+
+TEST_CASE_FIXTURE(fixture, "a batch failed by a stopped stage keeps the next request off its "
+                           "replica until the restarted route comes") {
+  start(batching_config(1, {}, 0us), 0);
+  caf::anon_send(batcher, atom::replica_v, route_to(add_stage(fake_mode::lose), 0));
+  run();
+  send(1);
+  REQUIRE(stage_log->batches.size() == 1);
+  REQUIRE(replies->count(1) == 1);
+  CHECK(replies->find(1)->error == errc::unavailable);
+  send(2); // sent on the failure, before the batcher saw any stop: it must wait
+  CHECK(stage_log->batches.size() == 1);
+  CHECK(replies->count(2) == 0);
+  caf::anon_send(batcher, atom::restarted_v, route_to(add_stage(fake_mode::echo), 0));
+  run();
+  REQUIRE(replies->count(2) == 1);
+  CHECK_FALSE(replies->find(2)->error);
+  CHECK(replies->find(2)->value == 2.0f);
+  CHECK(stage_log->batches.size() == 2);
+}
+
+TEST_CASE_FIXTURE(fixture, "lost fails the batch its replica held and holds new requests until "
+                           "restarted") {
+  start(batching_config(1, {}, 0us));
+  send(1); // held by the replica
+  REQUIRE(stage_log->batches.size() == 1);
+  caf::anon_send(batcher, atom::lost_v, uint32_t{0}, std::string{"executor 0 stopped: test"});
+  run();
+  REQUIRE(replies->count(1) == 1);
+  CHECK(replies->find(1)->error == errc::unavailable);
+  send(2);
+  CHECK(stage_log->batches.size() == 1);
+  caf::anon_send(batcher, atom::restarted_v, route_to(add_stage(fake_mode::echo), 0));
+  run();
+  REQUIRE(replies->count(2) == 1);
+  CHECK(replies->find(2)->value == 2.0f);
+  release(); // the old replica's late answer to batch 1 is ignored: one reply per request
+  CHECK(replies->count(1) == 1);
 }

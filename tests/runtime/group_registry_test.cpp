@@ -38,8 +38,9 @@ TEST_CASE("group registry: each rank is taken once, ids are unique, released gro
   registry.abort(*b, status{errc::internal, "ignored"}); // unknown ids are ignored
 }
 
-TEST_CASE("group registry: ranks taken on their own threads sum, and an abort by id releases a "
-          "rank waiting for a partner that never comes") {
+TEST_CASE("group registry: ranks taken on their own threads sum, an abort by id releases a "
+          "rank waiting for a partner that never comes, and the rank keeps the abort after "
+          "release") {
   group_registry registry;
   auto id = registry.create_host_group(2);
   REQUIRE(id);
@@ -68,6 +69,7 @@ TEST_CASE("group registry: ranks taken on their own threads sum, and an abort by
   REQUIRE(lonely);
   auto comm = registry.take(*lonely, 0);
   REQUIRE(comm);
+  CHECK((*comm)->aborted().is_ok());
   status result;
   std::thread waiter([&] {
     tensor t = tensor::zeros(dtype::f32, {4});
@@ -78,4 +80,9 @@ TEST_CASE("group registry: ranks taken on their own threads sum, and an abort by
   CHECK(result.code() == errc::unavailable);
   CHECK(result.message().find("rank 1 stopped") != std::string::npos);
   CHECK(registry.aborted(*lonely).code() == errc::unavailable);
+  // A rank still knows after the group is released (the registry then forgets it).
+  CHECK((*comm)->aborted().code() == errc::unavailable);
+  registry.release(*lonely);
+  CHECK(registry.aborted(*lonely).is_ok());
+  CHECK((*comm)->aborted().message().find("rank 1 stopped") != std::string::npos);
 }
