@@ -2,6 +2,7 @@
 // above runtime/ builds the same with or without the CUDA backend.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -14,6 +15,14 @@
 
 namespace troupe {
 
+/// A session's rank in a tensor-parallel group of GPUs: the collective nodes of its rank graph
+/// (split_tensor_parallel) run as NCCL calls on the session's stream. size 1: no group.
+struct gpu_group_ticket {
+  std::vector<std::byte> nccl_id; // make_nccl_unique_id's bytes, the same for every rank
+  int rank = 0;
+  int size = 1;
+};
+
 struct gpu_session_options {
   int device = 0;
   gpu_precision precision = gpu_precision::fp32;
@@ -25,6 +34,8 @@ struct gpu_session_options {
   /// Fill every plan's activation arena with NaN bytes before each run, so a kernel that
   /// leaves an element unwritten shows up (the correctness tests use it).
   bool poison = false;
+  /// Joining the group blocks the session's creation until every rank has joined.
+  gpu_group_ticket group;
 };
 
 /// A model ready to run on one GPU: plans per input dims (weights uploaded once per session,
