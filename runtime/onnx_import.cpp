@@ -2,11 +2,14 @@
 #include "runtime/onnx_import.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <iterator>
 
 #include <onnx/onnx_pb.h>
+
+#include "runtime/stripped_weights.hpp"
 
 namespace troupe {
 namespace {
@@ -73,12 +76,45 @@ expected<value_info> convert_value_info(const onnx::ValueInfoProto& v) {
   return info;
 }
 
+/// External data: troupe loads only initializers that tools/strip_weights.py stripped.
+expected<tensor> stripped_tensor(const onnx::TensorProto& proto, dtype type, const shape& dims,
+                                 int64_t bytes, const std::string& label) {
+  stripped_values what{proto.name(), type, dims, 0, 0};
+  bool stripped = false, has_mean = false, has_std = false;
+  for (const auto& entry : proto.external_data()) {
+    const std::string& key = entry.key();
+    const std::string& value = entry.value();
+    if (key == "location") {
+      stripped = value == stripped_weights_location;
+    } else if (key == "mean" || key == "std") {
+      double number = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
+      if (ec != std::errc{} || end != value.data() + value.size())
+        return make_error(errc::parse_error, "{}: external data entry '{}' is not a number: '{}'",
+                          label, key, value);
+      (key == "mean" ? what.mean : what.stddev) = number;
+      (key == "mean" ? has_mean : has_std) = true;
+    }
+  }
+  if (!stripped)
+    return make_error(errc::unsupported, "{} uses external data, which troupe does not load",
+                      label);
+  if (!has_mean || !has_std)
+    return make_error(errc::parse_error, "{} was stripped without its 'mean' and 'std'", label);
+  // Nothing in the file backs these dims: a hostile one could promise terabytes.
+  if (static_cast<size_t>(bytes) > max_onnx_file_bytes)
+    return make_error(errc::resource_exhausted, "{}: stripped values of {} bytes exceed the {} "
+                      "byte limit", label, bytes, max_onnx_file_bytes);
+  auto values = fill_stripped(what);
+  if (!values)
+    return values.error().with_context(label);
+  return values;
+}
+
 } // namespace
 
 expected<tensor> tensor_from_onnx(const onnx::TensorProto& proto) {
   const std::string label = proto.name().empty() ? std::string{"tensor"} : "tensor '" + proto.name() + "'";
-  if (proto.data_location() == onnx::TensorProto::EXTERNAL)
-    return make_error(errc::unsupported, "{} uses external data, which troupe does not load", label);
   auto type = dtype_from_onnx(proto.data_type());
   if (!type || *type == dtype::string)
     return make_error(errc::unsupported, "{} has unsupported element type {}", label,
@@ -87,6 +123,8 @@ expected<tensor> tensor_from_onnx(const onnx::TensorProto& proto) {
   auto bytes = checked_bytes(dims, size_of(*type));
   if (!bytes)
     return bytes.error().with_context(label);
+  if (proto.data_location() == onnx::TensorProto::EXTERNAL)
+    return stripped_tensor(proto, *type, dims, *bytes, label);
   const int64_t n = numel_of(dims);
   // Sizes are checked against the data present before allocating: the dims of a corrupt or
   // hostile file may promise terabytes.

@@ -4,8 +4,11 @@
 # check scripts and a few exported models into one archive (at most 40 MB) for tools/gpu-check.sh
 # on a GPU machine that has only the NVIDIA stack.
 #   tools/gpu-bundle.sh [archive]     (default build-gpu/gpu-bundle.tar.gz)
-# TROUPE_GPU_MODELS: exported models to include (default "seed_cnn bert_encoder"), read from
-# TROUPE_TEST_MODELS (default: the folder build/ was configured with, else build/models).
+# TROUPE_GPU_MODELS: exported models to include (default: the four reference models and
+# ResNet-50), read from TROUPE_TEST_MODELS (default: the folder build/ was configured with, else
+# build/models); a missing one is exported there first when Debian's python3 has torch.
+# TROUPE_GPU_STRIPPED: those among them that travel without their weights (tools/strip_weights.py;
+# gpu-check.sh runs them with TROUPE_RANDOM_WEIGHTS=1), so that they fit the size limit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="build-gpu"
@@ -13,7 +16,9 @@ archive=${1:-$build/gpu-bundle.tar.gz}
 # The models the main build was configured with, else build/models.
 configured=$(sed -n 's/^TROUPE_TEST_MODELS:PATH=//p' build/CMakeCache.txt 2>/dev/null || true)
 models_dir=${TROUPE_TEST_MODELS:-${configured:-$PWD/build/models}}
-models=${TROUPE_GPU_MODELS:-seed_cnn bert_encoder}
+models=${TROUPE_GPU_MODELS:-seed_cnn bert_encoder resnet18 mobilenet_v2 resnet50}
+stripped=" ${TROUPE_GPU_STRIPPED:-resnet18 mobilenet_v2 resnet50} "
+python=${TROUPE_PYTHON:-/usr/bin/python3} # Debian's python3 carries torch and onnx
 limit_mb=40
 
 launcher=()
@@ -51,13 +56,22 @@ done
 # libtroupe_kernels.so even when no bundled program links it.
 cp -L "$build/lib/libtroupe_cuda.so" "$root/lib/"
 for m in $models; do
-  if [ -f "$models_dir/$m.onnx" ]; then
-    cp "$models_dir/$m".* "$root/models/"
+  if [ ! -f "$models_dir/$m.onnx" ]; then
+    "$python" tools/export_models.py --out "$models_dir" --models "$m" --batch 2 >&2 ||
+      echo "gpu-bundle: could not export $m" >&2
+  fi
+  if [ ! -f "$models_dir/$m.onnx" ]; then
+    echo "gpu-bundle: no $models_dir/$m.onnx (tools/export_models.py makes it); skipped" >&2
+  elif [[ $stripped == *" $m "* ]]; then
+    # Its sample outputs belong to the real weights: only the stripped graph travels.
+    "$python" tools/strip_weights.py "$models_dir/$m.onnx" "$root/models/$m.onnx"
+    echo "$m" >> "$root/models/STRIPPED"
   else
-    echo "gpu-bundle: no $models_dir/$m.onnx (tools/export-test-models.sh makes it); skipped" >&2
+    cp "$models_dir/$m".* "$root/models/"
   fi
 done
-cp tools/gpu-check.sh tools/gpu_torch_bench.py tools/export_models.py "$root/tools/"
+cp tools/gpu-check.sh tools/gpu_torch_bench.py tools/export_models.py tools/strip_weights.py \
+  "$root/tools/"
 git rev-parse --short HEAD > "$root/COMMIT" 2>/dev/null || echo unknown > "$root/COMMIT"
 
 mkdir -p "$(dirname "$archive")"

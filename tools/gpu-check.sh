@@ -60,6 +60,9 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
   echo "- GPU: ${gpu:-unknown (no nvidia-smi)}"
   echo "- bundle: commit $(cat "$root/COMMIT" 2>/dev/null || echo unknown), $(date -u +%F)"
   echo "- libraries: $libpath"
+  [ -f "$root/models/STRIPPED" ] &&
+    echo "- random weights (stripped from the bundle, TROUPE_RANDOM_WEIGHTS=1):" \
+      "$(paste -sd ' ' "$root/models/STRIPPED")"
   [ ${#missing[@]} -eq 0 ] ||
     echo "- MISSING: ${missing[*]} (libcuda comes with the driver; the others with the" \
       "CUDA 13 toolkit or the nvidia-*-cu13 wheels)"
@@ -71,7 +74,9 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
 } > "$report"
 
 # Programs start through the bundled loader and C library (built on Debian 12), so an older
-# system glibc does not matter.
+# system glibc does not matter. Tests and benchmarks take the bundled models; the stripped
+# ones load with random weights of their recorded statistics.
+export TROUPE_GPU_MODELS_DIR=$root/models TROUPE_TEST_MODELS=$root/models TROUPE_RANDOM_WEIGHTS=1
 failed=0
 for t in "$root"/bin/test_*; do
   [ -x "$t" ] || continue
@@ -97,8 +102,7 @@ done
   echo "| bench | case | result |"
   echo "|---|---|---|"
 } >> "$report"
-export TROUPE_GPU_MODELS_DIR=$root/models
-# ResNet-18/50 do not fit the 40 MB bundle: bench_gpu_models gets them when torch can export.
+# Only when the bundle was made without them: exported here when torch is installed.
 for m in resnet18 resnet50; do
   [ -f "$root/models/$m.onnx" ] && continue
   timeout "$(left)" python3 "$root/tools/export_models.py" --out "$root/models" --models "$m" \

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <random>
@@ -239,6 +240,8 @@ TEST_CASE("arena plan keeps graph outputs alive past the last step") {
 // ---- host-side: reference models -----------------------------------------------------------
 
 const char* models_dir() {
+  if (const char* dir = std::getenv("TROUPE_TEST_MODELS")) // tools/gpu-check.sh: the bundle's
+    return dir;
 #ifdef TROUPE_TEST_MODELS_DIR
   return TROUPE_TEST_MODELS_DIR;
 #else
