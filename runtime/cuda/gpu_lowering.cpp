@@ -865,6 +865,10 @@ arena_layout plan_arena(const lowered_graph& l, size_t alignment) {
   return out;
 }
 
+bool capturable(const lowered_graph& l) {
+  return std::none_of(l.steps.begin(), l.steps.end(), is_collective);
+}
+
 std::vector<std::string> gpu_op_types() {
   return {"Abs",        "Add",          "AllGather",         "AllReduceSum",
           "AveragePool",       "Cast",      "Clip",

@@ -83,6 +83,12 @@ inline bool is_collective(const gpu_step& s) {
   return s.kind == step_kind::all_reduce || s.kind == step_kind::all_gather;
 }
 
+/// Whether a plan of `l` may be recorded as a CUDA graph: not with a collective step, whose
+/// communicator takes scratch blocks from the caching allocator per call and hands them back
+/// in stream order (a replayed graph would write into blocks other work owns by then), and
+/// whose ranks would all have to capture and replay in lockstep.
+bool capturable(const lowered_graph& l);
+
 /// The value whose memory `id` uses (itself unless it is a view).
 int root_of(const lowered_graph& l, int id);
 

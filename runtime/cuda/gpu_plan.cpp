@@ -106,8 +106,8 @@ expected<std::unique_ptr<gpu_plan>> gpu_plan::create(lowered_graph lowered, cons
       workspace = std::max(workspace, *need);
     }
     p->has_gather_ = p->has_gather_ || s.kind == step_kind::gather;
-    p->has_collective_ = p->has_collective_ || is_collective(s);
   }
+  p->capturable_ = capturable(l);
   p->workspace_bytes_ = workspace;
   auto ws = cuda::allocate_device(ctx.device, std::max<size_t>(workspace, 1), ctx.stream);
   if (!ws)
@@ -272,11 +272,7 @@ status gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
                                     cudaMemcpyHostToDevice, ctx.stream));
   }
 
-  // A plan with a collective step stays eager: the communicator takes scratch blocks (fp32
-  // sums of fp16/bf16, the strided gather's staging) from the caching allocator per call and
-  // hands them back in stream order, so a captured graph would replay into blocks that other
-  // work owns by then; and every rank would have to capture and replay in lockstep.
-  const uint32_t capture_runs = has_collective_ ? 0 : capture_after;
+  const uint32_t capture_runs = capturable_ ? capture_after : 0; // see capturable()
   switch (next_capture_action(runs_, graph_exec_ != nullptr, capture_failed_, capture_runs)) {
   case capture_action::eager:
     TROUPE_TRY_STATUS(run_steps(ctx));

@@ -89,7 +89,7 @@ private:
   std::vector<std::shared_ptr<storage>> staging_in_, staging_out_; // pinned
   std::shared_ptr<storage> flag_host_;                             // pinned
   bool has_gather_ = false;
-  bool has_collective_ = false;
+  bool capturable_ = true;
   uint64_t runs_ = 0;
   bool capture_failed_ = false;
   cudaGraphExec_t graph_exec_ = nullptr;

@@ -94,13 +94,19 @@ std::vector<std::byte> random_id_bytes(size_t count) {
 // ---- host-side -----------------------------------------------------------------------------
 
 TEST_CASE("the rank graphs of seed_cnn and bert_encoder split in two lower one collective step "
-          "per collective node, in the compute dtype, at every precision") {
+          "per collective node, in the compute dtype, never captured, at every precision") {
   for (const std::string name : split_models) {
     CAPTURE(name);
     auto g = load_model(name, 2);
     if (!g)
       continue;
     const auto split = split_in_two(*g);
+    {
+      graph whole = *g;
+      auto l = lower(whole);
+      REQUIRE(l.lowered.has_value());
+      CHECK(gpu::capturable(*l.lowered)); // the unsplit model has no collective to keep it eager
+    }
     for (size_t r = 0; r < split.ranks.size(); ++r) {
       CAPTURE(r);
       const size_t reduces = count_nodes(split.ranks[r], "AllReduceSum");
@@ -115,6 +121,7 @@ TEST_CASE("the rank graphs of seed_cnn and bert_encoder split in two lower one c
         REQUIRE_MESSAGE(l.lowered.has_value(), (l.lowered ? "" : l.lowered.error().to_string()));
         CHECK(count_steps(*l.lowered, sk::all_reduce) == reduces);
         CHECK(count_steps(*l.lowered, sk::all_gather) == gathers);
+        CHECK_FALSE(gpu::capturable(*l.lowered)); // ranks run their plans eagerly
         for (const auto& s : l.lowered->steps)
           if (gpu::is_collective(s)) {
             CAPTURE(s.label);
