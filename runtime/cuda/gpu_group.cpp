@@ -5,8 +5,7 @@ namespace troupe::gpu {
 
 status check_group_ticket(const gpu_group_ticket& group) {
   if (group.size < 1)
-    return make_error(errc::invalid_argument, "GPU group: size {}, must be at least 1",
-                      group.size);
+    return make_error(errc::invalid_argument, "GPU group: size {}, must be at least 1", group.size);
   if (group.rank < 0 || group.rank >= group.size)
     return make_error(errc::invalid_argument, "GPU group: rank {} is not in 0..{}", group.rank,
                       group.size - 1);
@@ -21,7 +20,8 @@ expected<std::unique_ptr<cuda::nccl_communicator>> join_group(const gpu_group_ti
   TROUPE_TRY_STATUS(check_group_ticket(group));
   if (group.size == 1)
     return std::unique_ptr<cuda::nccl_communicator>{};
-  auto comm = cuda::nccl_communicator::create(group.nccl_id, group.rank, group.size, device, stream);
+  auto comm =
+      cuda::nccl_communicator::create(group.nccl_id, group.rank, group.size, device, stream);
   if (!comm)
     return comm.error().with_context(
         fmt::format("joining the GPU group as rank {} of {}", group.rank, group.size));

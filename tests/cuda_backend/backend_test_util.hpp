@@ -37,8 +37,7 @@ struct lowering {
 
 /// Optimizes `g` and lowers it for its declared input dims (which must be concrete) for a
 /// group of `group_size` tensor-parallel ranks.
-inline lowering lower(graph& g, gpu_precision precision = gpu_precision::fp32,
-                      int group_size = 1) {
+inline lowering lower(graph& g, gpu_precision precision = gpu_precision::fp32, int group_size = 1) {
   lowering l;
   REQUIRE(optimize_graph(g).is_ok());
   std::vector<shape> dims;

@@ -125,10 +125,8 @@ TEST_CASE("the rank graphs of seed_cnn and bert_encoder split in two lower one c
         for (const auto& s : l.lowered->steps)
           if (gpu::is_collective(s)) {
             CAPTURE(s.label);
-            CHECK(l.lowered->values[static_cast<size_t>(s.outputs[0])].type ==
-                  l.lowered->compute);
-            CHECK(l.lowered->values[static_cast<size_t>(s.inputs[0])].type ==
-                  l.lowered->compute);
+            CHECK(l.lowered->values[static_cast<size_t>(s.outputs[0])].type == l.lowered->compute);
+            CHECK(l.lowered->values[static_cast<size_t>(s.inputs[0])].type == l.lowered->compute);
           }
       }
     }
@@ -163,8 +161,7 @@ TEST_CASE("AllReduceSum and AllGather of hand-built graphs lower to one collecti
     CHECK(count_steps(*l.lowered, sk::all_gather) == 0);
   }
   SUBCASE("AllGather on axis -1 gathers the last axis, size times") {
-    graph g = collective_graph("AllGather", {2, 3},
-                               {{"axis", int64_t{-1}}, {"ranks", int64_t{4}}});
+    graph g = collective_graph("AllGather", {2, 3}, {{"axis", int64_t{-1}}, {"ranks", int64_t{4}}});
     auto l = lower(g, gpu_precision::fp32, 4);
     REQUIRE_MESSAGE(l.lowered.has_value(), (l.lowered ? "" : l.lowered.error().to_string()));
     REQUIRE(count_steps(*l.lowered, sk::all_gather) == 1);
@@ -192,11 +189,11 @@ TEST_CASE("a GPU group ticket with a bad NCCL id, rank or size is refused as inv
   const gpu_group_ticket bad[] = {
       {random_id_bytes(NCCL_UNIQUE_ID_BYTES - 1), 0, 2}, // short id
       {random_id_bytes(NCCL_UNIQUE_ID_BYTES + 1), 0, 2}, // long id
-      {{}, 0, 2},                                         // no id
+      {{}, 0, 2},                                        // no id
       {random_id_bytes(NCCL_UNIQUE_ID_BYTES), 2, 2},     // rank past the end
       {random_id_bytes(NCCL_UNIQUE_ID_BYTES), -1, 2},    // negative rank
-      {{}, 1, 1},                                         // rank 1 of 1
-      {{}, 0, 0},                                         // empty group
+      {{}, 1, 1},                                        // rank 1 of 1
+      {{}, 0, 0},                                        // empty group
   };
   for (size_t i = 0; i < std::size(bad); ++i) {
     CAPTURE(i);
@@ -260,10 +257,12 @@ run_gpu_ranks(const std::vector<graph>& ranks, gpu_precision precision,
 }
 
 TEST_CASE("two ranks of seed_cnn and bert_encoder split in two on two GPUs each give the "
-          "unsplit model's CPU outputs" * doctest::test_suite("gpu")) {
+          "unsplit model's CPU outputs" *
+          doctest::test_suite("gpu")) {
   if (const int gpus = gpu_count(); gpus < 2) {
     MESSAGE("skipped: two tensor-parallel ranks need two GPUs (NCCL puts one rank on each), "
-            "this machine has " << gpus);
+            "this machine has "
+            << gpus);
     return;
   }
   for (const std::string name : split_models) {
@@ -308,7 +307,8 @@ TEST_CASE("two ranks of seed_cnn and bert_encoder split in two on two GPUs each 
 }
 
 TEST_CASE("a GPU session of a rank graph without a group fails at prepare, and one with a bad "
-          "ticket at creation" * doctest::test_suite("gpu")) {
+          "ticket at creation" *
+          doctest::test_suite("gpu")) {
   auto g = load_model("seed_cnn", 2);
   if (!g)
     return;
