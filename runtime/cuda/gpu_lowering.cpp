@@ -19,8 +19,8 @@ bool is_device_float(dtype t) {
 class lowerer {
 public:
   lowerer(const graph& g, const std::unordered_map<std::string, value_desc>& descs,
-          gpu_precision precision)
-    : g_(g), descs_(descs) {
+          gpu_precision precision, int group_size)
+    : g_(g), descs_(descs), group_size_(group_size) {
     out_.compute = storage_type(precision);
     out_.allow_tf32 = precision == gpu_precision::tf32;
   }
@@ -283,6 +283,8 @@ private:
     if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
         op == "Identity" || op == "Dropout")
       return lower_view(n, *ins);
+    if (n.domain == "troupe" && (op == "AllReduceSum" || op == "AllGather"))
+      return lower_collective(n, *ins);
     return make_error(errc::unsupported, "operator '{}' has no GPU lowering", op);
   }
 
@@ -743,6 +745,39 @@ private:
                       to_string(from), to_string(to));
   }
 
+  /// AllReduceSum and AllGather of a tensor-parallel rank graph. At fp16/bf16 the values are
+  /// exchanged in the compute dtype; the communicator sums them in fp32.
+  status lower_collective(const node& n, const std::vector<int>& ins) {
+    if (group_size_ <= 1)
+      return make_error(errc::invalid_argument, "{} exchanges between tensor-parallel ranks and "
+                        "needs a group of GPUs (gpu_session_options::group); the session has none",
+                        n.op_type);
+    if (ins.size() != 1 || ins[0] < 0)
+      return make_error(errc::invalid_argument, "{} takes one input", n.op_type);
+    TROUPE_TRY_STATUS(require_float(n, ins));
+    const auto& xd = val(ins[0]).dims;
+    if (n.op_type == "AllReduceSum") {
+      const int y = output(n, 0);
+      TROUPE_TRY_STATUS(check_dims("the all-reduce", xd, y));
+      push(make_step(step_kind::all_reduce, n, ins, {y}));
+      return status::ok();
+    }
+    const int64_t ranks = n.attr_int("ranks", 0);
+    if (ranks != group_size_)
+      return make_error(errc::invalid_argument, "was split for {} ranks, the group has {}", ranks,
+                        group_size_);
+    auto axis = normalize_axis(n.attr_int("axis", 0), static_cast<int64_t>(xd.size()));
+    if (!axis)
+      return axis.error();
+    shape whole = xd;
+    whole[static_cast<size_t>(*axis)] *= ranks;
+    gpu_step s = make_step(step_kind::all_gather, n, ins, {output(n, 0)});
+    s.axis = *axis;
+    TROUPE_TRY_STATUS(check_dims("the all-gather", whole, s.outputs[0]));
+    push(std::move(s));
+    return status::ok();
+  }
+
   status lower_view(const node& n, const std::vector<int>& ins) {
     if (n.op_type == "Dropout" && n.outputs.size() > 1 && !n.outputs[1].empty())
       return make_error(errc::unsupported, "Dropout's mask output has no GPU lowering");
@@ -762,6 +797,7 @@ private:
 
   const graph& g_;
   const std::unordered_map<std::string, value_desc>& descs_;
+  int group_size_;
   lowered_graph out_;
   std::unordered_map<std::string, int> names_;
 };
@@ -776,8 +812,9 @@ int root_of(const lowered_graph& l, int id) {
 
 expected<lowered_graph> lower_graph(const graph& g,
                                     const std::unordered_map<std::string, value_desc>& descs,
-                                    std::span<const shape> input_dims, gpu_precision precision) {
-  return lowerer(g, descs, precision).run(input_dims);
+                                    std::span<const shape> input_dims, gpu_precision precision,
+                                    int group_size) {
+  return lowerer(g, descs, precision, group_size).run(input_dims);
 }
 
 arena_layout plan_arena(const lowered_graph& l, size_t alignment) {
@@ -828,8 +865,13 @@ arena_layout plan_arena(const lowered_graph& l, size_t alignment) {
   return out;
 }
 
+bool capturable(const lowered_graph& l) {
+  return std::none_of(l.steps.begin(), l.steps.end(), is_collective);
+}
+
 std::vector<std::string> gpu_op_types() {
-  return {"Abs",        "Add",          "AveragePool",       "Cast",      "Clip",
+  return {"Abs",        "Add",          "AllGather",         "AllReduceSum",
+          "AveragePool",       "Cast",      "Clip",
           "Concat",     "Conv",         "Div",               "Dropout",   "Erf",
           "Exp",        "Flatten",      "Gather",            "Gelu",      "Gemm",
           "GlobalAveragePool", "GlobalMaxPool", "Identity",  "LayerNormalization", "Log",

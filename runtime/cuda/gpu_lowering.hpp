@@ -36,6 +36,8 @@ struct gpu_value {
 enum class step_kind : uint8_t {
   conv, gemm, pool, binary, unary, cast, layer_norm, softmax, reduce, transpose, slice, split,
   concat, gather, copy,
+  all_reduce, // AllReduceSum through the session's communicator (in place on the output)
+  all_gather, // AllGather through the session's communicator
 };
 
 /// One launch. Which fields matter depends on the kind; shapes come from the values.
@@ -68,10 +70,24 @@ struct lowered_graph {
 /// Lowers every live, non-constant node of `g` (an optimized graph). `descs` are the CPU
 /// plan's value descriptions for the same input dims (dims, dtypes, folded constants);
 /// `input_dims` the concrete input dims. An operator or attribute without a GPU lowering
-/// is an `unsupported` error naming the node.
+/// is an `unsupported` error naming the node. `group_size` is the number of tensor-parallel
+/// ranks the plan runs with: a collective node (AllReduceSum, AllGather) without a group
+/// (1), or an AllGather split for another number of ranks, is `invalid_argument` naming it.
 expected<lowered_graph> lower_graph(const graph& g,
                                     const std::unordered_map<std::string, value_desc>& descs,
-                                    std::span<const shape> input_dims, gpu_precision precision);
+                                    std::span<const shape> input_dims, gpu_precision precision,
+                                    int group_size = 1);
+
+/// Whether `s` exchanges with the other ranks of a group.
+inline bool is_collective(const gpu_step& s) {
+  return s.kind == step_kind::all_reduce || s.kind == step_kind::all_gather;
+}
+
+/// Whether a plan of `l` may be recorded as a CUDA graph: not with a collective step, whose
+/// communicator takes scratch blocks from the caching allocator per call and hands them back
+/// in stream order (a replayed graph would write into blocks other work owns by then), and
+/// whose ranks would all have to capture and replay in lockstep.
+bool capturable(const lowered_graph& l);
 
 /// The value whose memory `id` uses (itself unless it is a view).
 int root_of(const lowered_graph& l, int id);

@@ -22,6 +22,12 @@ size_t bytes_of(const gpu_value& v) {
   return static_cast<size_t>(numel_of(v.dims)) * size_of(v.type);
 }
 
+/// Value `v` at `data` on GPU `device` as a tensor for the communicator (borrows the bytes).
+tensor device_tensor(const gpu_value& v, void* data, int index) {
+  return tensor::wrap(v.type, v.dims,
+                      storage::borrow(data, bytes_of(v), device{device::kind::cuda, index}));
+}
+
 } // namespace
 
 expected<std::shared_ptr<storage>> weight_store::upload(const gpu_context& ctx, const tensor& host,
@@ -101,6 +107,7 @@ expected<std::unique_ptr<gpu_plan>> gpu_plan::create(lowered_graph lowered, cons
     }
     p->has_gather_ = p->has_gather_ || s.kind == step_kind::gather;
   }
+  p->capturable_ = capturable(l);
   p->workspace_bytes_ = workspace;
   auto ws = cuda::allocate_device(ctx.device, std::max<size_t>(workspace, 1), ctx.stream);
   if (!ws)
@@ -201,6 +208,22 @@ status gpu_plan::run_step(const gpu_context& ctx, const gpu_step& s) {
   case step_kind::copy:
     return cuda::check(cudaMemcpyAsync(out, in(0), bytes_of(y), cudaMemcpyDeviceToDevice, stream),
                        "cudaMemcpyAsync");
+  case step_kind::all_reduce: {
+    if (!ctx.comm)
+      return make_error(errc::internal, "the plan has a collective step and no communicator");
+    // The communicator sums in place, so the partial values are copied to the output first.
+    if (out != in(0) && bytes_of(y) > 0)
+      TROUPE_CUDA_TRY(cudaMemcpyAsync(out, in(0), bytes_of(y), cudaMemcpyDeviceToDevice, stream));
+    tensor values = device_tensor(y, out, ctx.device);
+    return ctx.comm->all_reduce_sum(values);
+  }
+  case step_kind::all_gather: {
+    if (!ctx.comm)
+      return make_error(errc::internal, "the plan has a collective step and no communicator");
+    const tensor part = device_tensor(x, const_cast<void*>(in(0)), ctx.device);
+    tensor whole = device_tensor(y, out, ctx.device);
+    return ctx.comm->all_gather(part, whole, static_cast<int>(s.axis));
+  }
   }
   return make_error(errc::internal, "unknown step kind");
 }
@@ -249,7 +272,8 @@ status gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
                                     cudaMemcpyHostToDevice, ctx.stream));
   }
 
-  switch (next_capture_action(runs_, graph_exec_ != nullptr, capture_failed_, capture_after)) {
+  const uint32_t capture_runs = capturable_ ? capture_after : 0; // see capturable()
+  switch (next_capture_action(runs_, graph_exec_ != nullptr, capture_failed_, capture_runs)) {
   case capture_action::eager:
     TROUPE_TRY_STATUS(run_steps(ctx));
     break;

@@ -13,13 +13,15 @@
 #include <cudnn.h>
 
 #include "kernels/cuda/cublas_gemm.hpp"
+#include "kernels/communicator.hpp"
 #include "kernels/cuda/cudnn_conv.hpp"
 #include "runtime/cuda/gpu_lowering.hpp"
 
 namespace troupe::gpu {
 
 /// What the steps of a session's plans share: the device, the session's stream, library
-/// handles and algorithm caches.
+/// handles, algorithm caches and, for a tensor-parallel rank, the group's communicator (which
+/// enqueues on the same stream).
 struct gpu_context {
   int device = 0;
   cudaStream_t stream = nullptr;
@@ -27,6 +29,7 @@ struct gpu_context {
   cublasLtHandle_t lt = nullptr;
   cuda::conv_algo_cache* conv_cache = nullptr;
   cuda::gemm_algo_cache* gemm_cache = nullptr;
+  communicator* comm = nullptr;
 };
 
 /// Device copies of the model's initializers, shared by every plan of a session (keyed by
@@ -58,7 +61,7 @@ public:
   gpu_plan& operator=(const gpu_plan&) = delete;
 
   /// Enqueues the input copies, the steps (per the capture policy after `capture_after`
-  /// runs) and the output copies on ctx.stream. Reads inputs now (into pinned staging).
+  /// runs; never captured with a collective step) and the output copies on ctx.stream. Reads inputs now (into pinned staging).
   /// `poison` first fills the whole arena with NaN bytes.
   status enqueue(const gpu_context& ctx, std::span<const tensor> inputs, uint32_t capture_after,
                  bool poison);
@@ -86,6 +89,7 @@ private:
   std::vector<std::shared_ptr<storage>> staging_in_, staging_out_; // pinned
   std::shared_ptr<storage> flag_host_;                             // pinned
   bool has_gather_ = false;
+  bool capturable_ = true;
   uint64_t runs_ = 0;
   bool capture_failed_ = false;
   cudaGraphExec_t graph_exec_ = nullptr;

@@ -7,6 +7,7 @@
 
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
+#include "runtime/cuda/gpu_group.hpp"
 #include "runtime/cuda/gpu_plan.hpp"
 #include "runtime/onnx_import.hpp"
 #include "runtime/passes/passes.hpp"
@@ -22,6 +23,7 @@ constexpr size_t conv_workspace_limit = size_t{256} << 20;
 class cuda_session final : public gpu_session {
 public:
   static expected<std::unique_ptr<gpu_session>> create(graph g, gpu_session_options options) {
+    TROUPE_TRY_STATUS(gpu::check_group_ticket(options.group));
     auto devices = cuda::device_count(); // its error says "no usable CUDA device: <reason>"
     if (!devices)
       return devices.error();
@@ -40,6 +42,7 @@ public:
     if (ctx_.stream)
       cudaStreamSynchronize(ctx_.stream);
     plans_.clear();
+    comm_.reset(); // after the plans, before the stream it enqueues on
     if (ctx_.lt)
       cublasLtDestroy(ctx_.lt);
     if (ctx_.cudnn)
@@ -134,6 +137,12 @@ private:
     ctx_.device = options_.device;
     ctx_.conv_cache = &conv_cache_;
     ctx_.gemm_cache = &gemm_cache_;
+    // Joining blocks until every rank of the group has created its session.
+    auto comm = gpu::join_group(options_.group, options_.device, ctx_.stream);
+    if (!comm)
+      return comm.error();
+    comm_ = std::move(*comm);
+    ctx_.comm = comm_.get();
     return status::ok();
   }
 
@@ -154,7 +163,7 @@ private:
     if (!cpu_plan)
       return cpu_plan.error();
     auto lowered = gpu::lower_graph(graph_, (*cpu_plan)->value_descs(), input_dims,
-                                    options_.precision);
+                                    options_.precision, options_.group.size);
     if (!lowered)
       return lowered.error();
     auto p = gpu::gpu_plan::create(std::move(*lowered), ctx_, weights_);
@@ -186,6 +195,7 @@ private:
   cuda::gemm_algo_cache gemm_cache_;
   gpu::weight_store weights_;
   gpu::gpu_context ctx_;
+  std::unique_ptr<cuda::nccl_communicator> comm_; // null without a group
   std::map<std::vector<shape>, std::unique_ptr<gpu::gpu_plan>> plans_;
 };
 
@@ -195,6 +205,7 @@ expected<std::unique_ptr<gpu_session>> session_from_graph(graph g, gpu_session_o
 
 expected<std::unique_ptr<gpu_session>> open_session(const std::string& onnx_path,
                                                     gpu_session_options options) {
+  TROUPE_TRY_STATUS(gpu::check_group_ticket(options.group));
   auto devices = cuda::device_count(); // before parsing: the common failure is cheap
   if (!devices)
     return devices.error();

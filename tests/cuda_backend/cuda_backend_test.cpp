@@ -3,26 +3,20 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <random>
 
-#include "runtime/cuda/gpu_lowering.hpp"
 #include "runtime/gpu_session.hpp"
 #include "runtime/onnx_import.hpp"
-#include "runtime/passes/passes.hpp"
-#include "runtime/plan.hpp"
 #include "runtime/random_tensor.hpp"
 #include "runtime/session.hpp"
+#include "tests/cuda_backend/backend_test_util.hpp"
 
 namespace troupe {
 namespace {
 
-std::mt19937_64& rng() {
-  static std::mt19937_64 gen{std::random_device{}()};
-  return gen;
-}
+using namespace backend_test;
 
 tensor random_f32(shape dims, float lo = -1.0f, float hi = 1.0f) {
   std::uniform_real_distribution<float> dist(lo, hi);
@@ -61,26 +55,6 @@ graph make_graph(std::vector<std::pair<std::string, shape>> inputs, std::vector<
   g.nodes = std::move(nodes);
   g.initializers = std::move(initializers);
   return g;
-}
-
-/// The CPU plan a lowering takes its dims from, kept alive with the lowering.
-struct lowering {
-  std::unique_ptr<cpu::cpu_context> cpu = std::make_unique<cpu::cpu_context>();
-  std::unique_ptr<plan> cpu_plan;
-  expected<gpu::lowered_graph> lowered = make_error(errc::internal, "not lowered");
-};
-
-lowering lower(graph& g, gpu_precision precision = gpu_precision::fp32) {
-  lowering l;
-  REQUIRE(optimize_graph(g).is_ok());
-  std::vector<shape> dims;
-  for (const auto& in : g.inputs)
-    dims.push_back(in.dims);
-  auto p = plan::compile(g, dims, *l.cpu, plan_options{false});
-  REQUIRE_MESSAGE(p.has_value(), (p ? "" : p.error().to_string()));
-  l.cpu_plan = std::move(*p);
-  l.lowered = gpu::lower_graph(g, l.cpu_plan->value_descs(), dims, precision);
-  return l;
 }
 
 std::vector<gpu::step_kind> kinds(const gpu::lowered_graph& l) {
@@ -238,16 +212,6 @@ TEST_CASE("arena plan keeps graph outputs alive past the last step") {
 }
 
 // ---- host-side: reference models -----------------------------------------------------------
-
-const char* models_dir() {
-  if (const char* dir = std::getenv("TROUPE_TEST_MODELS")) // tools/gpu-check.sh: the bundle's
-    return dir;
-#ifdef TROUPE_TEST_MODELS_DIR
-  return TROUPE_TEST_MODELS_DIR;
-#else
-  return "";
-#endif
-}
 
 std::vector<std::string> reference_models() {
   return {"seed_cnn", "resnet18", "mobilenet_v2", "bert_encoder"};
