@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
-
 #include <memory>
 #include <random>
 #include <string>
