@@ -1,25 +1,31 @@
-// async_executor: a scheduled actor that serves one stage through an async_model (a GPU
-// session, or a CPU session on a thread of its own). It never waits on the model: each run's
-// completion comes back as a message from the model's thread, and jobs that arrive meanwhile
-// wait in the actor, in order.
+// async_executor: a scheduled actor that serves one stage, or one tensor-parallel rank of it,
+// through an async_model (a GPU session, or a CPU session on a thread of its own). It never
+// waits on the model: each run's completion comes back as a message from the model's thread,
+// and jobs that arrive meanwhile wait in the actor, in order.
 #include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
 
 #include "actors/actors.hpp"
+#include "actors/executor_setup.hpp"
 #include "actors/stage_forward.hpp"
 #include "runtime/serve/async_model.hpp"
-#include "runtime/serve/pipeline_plan.hpp"
 
 namespace troupe {
 
 namespace {
 
+/// An opened model and, for a rank of a host group, the communicator its session uses.
+struct opened_model {
+  std::unique_ptr<communicator> comm; // before the model, so it outlives the model's session
+  std::unique_ptr<async_model> model;
+};
+
 /// Where the loader leaves the model for its executor (pointers never go in a message).
 struct load_slot {
   std::mutex mutex;
-  std::unique_ptr<async_model> model;
+  opened_model opened;
   status error;
 };
 
@@ -29,54 +35,110 @@ struct async_state {
   std::string where; // the context of this stage's errors
   std::shared_ptr<load_slot> slot = std::make_shared<load_slot>();
   bool loaded = false;
-  std::unique_ptr<async_model> model; // null after loading: load_error says why
+  opened_model opened; // no model after loading: load_error says why
   status load_error;
   std::deque<stage_job> queue;
   bool running = false;
+  bool stopping = false; // quit: no further run starts
   std::chrono::steady_clock::time_point started;
   int64_t batches = 0;
+
+  caf::actor_system* system = nullptr;
+
+  bool parallel() const { return spec.group.size > 1; }
+  uint32_t rank() const { return parallel() ? static_cast<uint32_t>(spec.group.rank) : 0; }
+
+  ~async_state();
 };
+
+/// Destroys a rank's model on a thread of its own: its run may wait in a collective for a rank
+/// that is gone until the resource manager has the group aborted, and a scheduler thread
+/// blocked on it could be the one the exchange needs for that abort.
+void dispose(caf::blocking_actor*, std::shared_ptr<load_slot> slot) {
+  std::lock_guard lock{slot->mutex};
+  slot->opened.model.reset(); // first: its session uses the communicator
+  slot->opened.comm.reset();
+}
+
+async_state::~async_state() {
+  if (!parallel() || !opened.model || !system)
+    return;
+  {
+    std::lock_guard lock{slot->mutex};
+    slot->opened = std::move(opened);
+  }
+  system->spawn(dispose, slot);
+}
 
 using async_pointer = async_executor_actor::stateful_pointer<async_state>;
 
 std::string where_of(const shard_spec& spec) {
+  const auto rank =
+      spec.group.size > 1 ? fmt::format("stage {} rank {}", spec.stage, spec.group.rank)
+                          : fmt::format("stage {}", spec.stage);
   if (spec.backend == executor_backend::gpu)
-    return fmt::format("stage {} on cuda:{} ({})", spec.stage, spec.gpu, to_string(spec.precision));
-  return fmt::format("stage {} on a host thread", spec.stage);
+    return fmt::format("{} on cuda:{} ({})", rank, spec.gpu, to_string(spec.precision));
+  return rank + " on a host thread";
 }
 
-expected<std::unique_ptr<async_model>> open_model(const shard_spec& spec) {
-  if (spec.group.size > 1)
-    return make_error(errc::unsupported, "the asynchronous executor runs no tensor-parallel ranks");
+expected<opened_model> open_model(const shard_spec& spec) {
+  auto part = load_executor_graph(spec);
+  if (!part)
+    return part.error();
+  opened_model out;
   if (spec.backend == executor_backend::gpu) {
-    if (!spec.boundaries.empty())
-      return make_error(errc::unsupported, "GPU executors run whole models, not pipeline stages");
+    // Activations between stages travel as host tensors: each session copies its inputs in
+    // and its outputs out through pinned staging. A device-host-device hop per stage, which
+    // lets consecutive stages run on any GPUs, in other processes or on other nodes.
     gpu_session_options options;
     options.device = spec.gpu;
     options.precision = spec.precision;
-    return open_gpu_model(spec.onnx_path, options);
+    options.optimize = false; // load_stage_graph optimized it before cutting
+    if (spec.group.size > 1) {
+      auto group = nccl_group_of(spec.group);
+      if (!group)
+        return group.error();
+      options.group = std::move(*group);
+    }
+    auto model = open_gpu_model(std::move(*part), std::move(options));
+    if (!model)
+      return model.error();
+    out.model = std::move(*model);
+    return out;
   }
-  auto part = serve::load_stage_graph(spec.onnx_path, spec.boundaries,
-                                      static_cast<size_t>(spec.stage));
-  if (!part)
-    return part.error();
   session_options options;
   options.limits = spec.limits;
-  options.optimize = false; // load_stage_graph optimized it before cutting
-  return open_host_model(std::move(*part), options);
+  options.optimize = false;
+  if (spec.group.size > 1) {
+    auto comm = join_host_group(spec.group);
+    if (!comm)
+      return comm.error();
+    out.comm = std::move(*comm);
+    options.comm = out.comm.get();
+  }
+  auto model = open_host_model(std::move(*part), options);
+  if (!model)
+    return model.error();
+  out.model = std::move(*model);
+  return out;
 }
 
 /// The loader: a blocking actor, so opening the model (compiling plans: seconds on a GPU) has
 /// a thread of its own and stalls no scheduler thread; the actor system waits for it at exit.
 void load(caf::blocking_actor*, shard_spec spec, std::shared_ptr<load_slot> slot,
           caf::weak_actor_ptr executor) {
-  auto model = open_model(spec);
+  auto opened = open_model(spec);
+  // A rank that cannot load would leave the others waiting in their first collective: it
+  // aborts its host group, so every batch fails on every rank (as a stage that cannot load
+  // does). An NCCL rank has no group to abort before its session joined one.
+  if (!opened)
+    abort_host_group(spec, opened.error().with_context(where_of(spec)));
   {
     std::lock_guard lock{slot->mutex};
-    if (model)
-      slot->model = std::move(*model);
+    if (opened)
+      slot->opened = std::move(*opened);
     else
-      slot->error = model.error();
+      slot->error = opened.error();
   }
   if (auto strong = executor.lock())
     caf::anon_send(caf::actor_cast<async_executor_actor>(strong), atom::loaded_v);
@@ -85,13 +147,13 @@ void load(caf::blocking_actor*, shard_spec spec, std::shared_ptr<load_slot> slot
 /// Starts the oldest queued job when the model is idle; fails the queue when it cannot load.
 void start_next(async_pointer self) {
   auto& st = self->state;
-  if (!st.loaded || st.running)
+  if (!st.loaded || st.running || st.stopping)
     return;
-  if (!st.model) {
+  if (!st.opened.model) {
     while (!st.queue.empty()) {
       auto job = std::move(st.queue.front());
       st.queue.pop_front();
-      fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where)));
+      fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where)), st.rank());
     }
     return;
   }
@@ -106,8 +168,8 @@ void start_next(async_pointer self) {
   // Runs on the model's thread (a CUDA callback thread for the GPU): it only hands the
   // result to the actor. The handle is weak so a model never keeps its executor alive.
   caf::weak_actor_ptr me{self->ctrl()};
-  st.model->run_async(std::move(inputs), [me, job = std::move(job), where = st.where](
-                                             expected<std::vector<tensor>> outputs) mutable {
+  st.opened.model->run_async(std::move(inputs), [me, job = std::move(job), where = st.where](
+                                                    expected<std::vector<tensor>> outputs) mutable {
     if (outputs)
       job.values = std::move(*outputs);
     else
@@ -117,10 +179,38 @@ void start_next(async_pointer self) {
   });
 }
 
+/// A run's outcome: an error goes to the merger, rank 0's outputs on to the next stage, the
+/// other ranks only report.
+void finish(async_pointer self, stage_job&& job) {
+  auto& st = self->state;
+  if (job.error) {
+    auto why = std::move(job.error);
+    // As the CPU executor does: a rank that fails by itself (its group still runs) stops, and
+    // the resource manager aborts the group and rebuilds the stage's ranks; one whose host
+    // group was aborted fails the batch. An NCCL group is not the registry's to abort: a GPU
+    // rank always stops.
+    if (st.parallel() && !(st.opened.comm && !st.opened.comm->aborted().is_ok())) {
+      st.stopping = true;
+      return self->quit(std::move(why));
+    }
+    return fail_job(self, std::move(job), std::move(why), st.rank());
+  }
+  if (st.rank() != 0) { // rank 0's outputs are the stage's
+    job.values.clear();
+    job.rank = st.rank();
+    return self->send(caf::actor_cast<merger_actor>(job.merger), atom::merge_v, std::move(job));
+  }
+  job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now() - st.started)
+                             .count());
+  pass_on(self, std::move(job));
+}
+
 async_executor_actor::behavior_type async_executor(async_pointer self, shard_spec spec) {
   auto& st = self->state;
   st.spec = std::move(spec);
   st.where = where_of(st.spec);
+  st.system = &self->system();
   self->system().spawn(load, st.spec, st.slot, caf::weak_actor_ptr{self->ctrl()});
   return {
     [self](atom::run, stage_job& job) {
@@ -133,23 +223,15 @@ async_executor_actor::behavior_type async_executor(async_pointer self, shard_spe
       auto& st = self->state;
       {
         std::lock_guard lock{st.slot->mutex};
-        st.model = std::move(st.slot->model);
+        st.opened = std::move(st.slot->opened);
         st.load_error = st.slot->error;
       }
       st.loaded = true;
       start_next(self);
     },
     [self](atom::done, stage_job& job) {
-      auto& st = self->state;
-      st.running = false;
-      if (job.error) {
-        self->send(caf::actor_cast<merger_actor>(job.merger), atom::merge_v, std::move(job));
-      } else {
-        job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
-                                   std::chrono::steady_clock::now() - st.started)
-                                   .count());
-        pass_on(self, std::move(job));
-      }
+      self->state.running = false;
+      finish(self, std::move(job));
       start_next(self);
     },
   };

@@ -1,11 +1,10 @@
 // embedded_runtime: starts troupe inside a CAF program's own actor_system and loads models.
 #include "actors/embedded_runtime.hpp"
 
-#include <optional>
-
 #include "kernels/gpu_devices.hpp"
 #include "runtime/onnx_import.hpp"
 #include "runtime/planner/device_speed.hpp"
+#include "runtime/serve/instance_plan.hpp"
 
 namespace troupe {
 
@@ -19,75 +18,6 @@ caf::expected<T> ask(caf::actor_system& sys, const auto& dest, auto... xs) {
       .receive([&](T& x) { result = std::move(x); },
                [&](caf::error& err) { result = std::move(err); });
   return result;
-}
-
-/// Where a model's instances run: on GPUs (each with the GPUs it may use) or on CPU devices.
-struct instance_plan {
-  bool gpu = false;
-  int64_t instances = 0;
-  std::vector<std::vector<int32_t>> gpus; // gpu: per instance; empty = any
-};
-
-/// Resolves the instance groups: KIND_GPU needs a listed GPU and a whole-model replica,
-/// KIND_AUTO takes the GPU when one is listed and the config asks for neither pipeline stages
-/// nor tensor parallelism (those run on CPU devices), else the CPU. GPU and CPU groups in one
-/// model are not served together.
-caf::expected<instance_plan> plan_instances(const std::string& name, const model_config& config,
-                                            bool manual_cut) {
-  std::optional<expected<std::vector<gpu_device>>> listed;
-  auto gpus = [&]() -> const expected<std::vector<gpu_device>>& {
-    if (!listed)
-      listed = list_gpus();
-    return *listed;
-  };
-  const auto& par = config.parallelism;
-  const bool whole_model = par.pipeline_stages <= 1 && par.tensor_parallel <= 1 && !manual_cut;
-  auto groups = config.instance_groups;
-  if (groups.empty())
-    groups.push_back(instance_group{}); // one KIND_AUTO instance
-  instance_plan out;
-  bool cpu = false;
-  for (const auto& group : groups) {
-    bool on_gpu = false;
-    if (group.kind == instance_kind::gpu) {
-      const auto asks = [&](const char* key, int64_t value) {
-        return to_error(errc::unsupported,
-                        fmt::format("model {}: instance_group '{}' asks for KIND_GPU with {} {}; "
-                                    "GPU replicas run the whole model on one GPU (use KIND_CPU "
-                                    "for pipelines and tensor parallelism)",
-                                    name, group.name, key, value));
-      };
-      if (par.pipeline_stages > 1)
-        return asks("parallelism.pipeline_stages", par.pipeline_stages);
-      if (par.tensor_parallel > 1)
-        return asks("parallelism.tensor_parallel", par.tensor_parallel);
-      if (manual_cut)
-        return to_error(errc::unsupported,
-                        fmt::format("model {}: instance_group '{}' asks for KIND_GPU with a "
-                                    "manual pipeline cut; GPU replicas run the whole model",
-                                    name, group.name));
-      if (!gpus()) {
-        const auto& why = gpus().error().message();
-        const char* prefix =
-            why.starts_with("no usable CUDA device") ? "" : "no usable CUDA device: ";
-        return to_error(errc::unavailable, fmt::format("model {}: instance_group '{}' asks for "
-                        "KIND_GPU: {}{}", name, group.name, prefix, why));
-      }
-      on_gpu = true;
-    } else if (group.kind == instance_kind::automatic) {
-      on_gpu = whole_model && gpus() && !gpus()->empty();
-    }
-    (on_gpu ? out.gpu : cpu) = true;
-    if (out.gpu && cpu)
-      return to_error(errc::unsupported,
-                      fmt::format("model {}: instance_group '{}': GPU and CPU instance groups in "
-                                  "one model are not served together", name, group.name));
-    if (on_gpu)
-      for (int64_t i = 0; i < group.count; ++i)
-        out.gpus.emplace_back(group.gpus.begin(), group.gpus.end());
-    out.instances += group.count;
-  }
-  return out;
 }
 
 } // namespace
@@ -130,9 +60,9 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   auto g = load_onnx(onnx_file.string());
   if (!g)
     return to_error(g.error());
-  auto where = plan_instances(name, config, !options.boundaries.empty());
+  auto where = serve::plan_instances(name, config, [] { return list_gpus(); });
   if (!where)
-    return where.error();
+    return to_error(where.error());
   const int64_t instances = where->instances;
 
   // The stages and their memory, planned on this (non-actor) thread.
@@ -149,8 +79,9 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   const auto& device0 = cpus.front();
   serve::pipeline_request plan_req;
   plan_req.parallelism = config.parallelism;
-  if (where->gpu)
-    plan_req.parallelism.pipeline_stages = 1; // `auto` too: a GPU replica is one stage
+  // The planner models CPU devices only: on GPUs, `auto` serves one stage per replica.
+  if (where->gpu && plan_req.parallelism.pipeline_stages == parallelism_config::automatic)
+    plan_req.parallelism.pipeline_stages = 1;
   plan_req.max_batch_size = config.max_batch_size;
   // pipeline_stages: auto plans over the devices left for the stages of one replica once
   // every stage has its tensor_parallel ranks.

@@ -47,8 +47,8 @@ struct resource_state {
   static inline const char* name = "troupe.resource_manager";
   std::vector<device_info> devices;
   std::vector<gpu_device> gpus;
-  std::vector<serve::gpu_load> gpu_loads; // as gpus: what the replicas placed there hold
-  exchange_actor exchange;      // the host groups of tensor-parallel stages
+  std::vector<serve::gpu_load> gpu_loads; // as gpus: what the shards placed there hold
+  exchange_actor exchange;      // the groups of tensor-parallel stages (host or NCCL)
   std::map<std::pair<std::string, int64_t>, model_record> models;
   // executor -> (model, slot, stage): who to restart when it goes down
   std::map<caf::actor_addr, std::tuple<std::pair<std::string, int64_t>, uint32_t, size_t>> owners;
@@ -116,10 +116,6 @@ caf::error check_gpu_request(const std::vector<gpu_device>& gpus, const placemen
   if (gpus.empty())
     return to_error(errc::unavailable, fmt::format("model {}: no usable CUDA device: the "
                                                    "resource manager lists no GPU", req.model));
-  if (req.stage_bytes.size() != 1 || req.tensor_parallel != 1)
-    return to_error(errc::unsupported,
-                    fmt::format("model {}: GPU replicas run the whole model on one GPU (no "
-                                "pipeline stages or tensor parallelism)", req.model));
   if (!parse_precision(req.precision))
     return to_error(errc::invalid_argument, fmt::format("model {}: precision '{}': expected "
                                                         "fp32, tf32, fp16 or bf16",
@@ -172,16 +168,17 @@ void stop_replica(rm_pointer self, model_record& m, replica_record& r) {
   for (size_t s = 0; s < r.devices.size(); ++s) {
     if (s < r.stages.size())
       stop_executor(self, r.stages[s]);
+    const uint64_t bytes = m.request.stage_bytes.at(s / m.ranks());
     if (m.on_gpu()) {
       for (auto& g : self->state.gpu_loads)
         if (g.index == r.devices[s]) {
-          g.planned -= std::min(g.planned, m.request.stage_bytes.front());
-          --g.replicas;
+          g.planned -= std::min(g.planned, bytes);
+          --g.shards;
         }
       continue;
     }
     auto& dev = self->state.devices.at(static_cast<size_t>(r.devices[s]));
-    dev.used -= std::min(dev.used, m.request.stage_bytes.at(s / m.ranks()));
+    dev.used -= std::min(dev.used, bytes);
     --dev.stages;
   }
   if (r.merger)
@@ -199,51 +196,126 @@ void spawn_replica(rm_pointer self, const std::pair<std::string, int64_t>& key,
   }
 }
 
-/// Places and spawns every replica of a model on the GPUs, one executor each.
+/// What every executor of shard `i` (stage i / ranks, rank i % ranks) of replica `r` runs,
+/// before its device and group are filled in.
+shard_spec shard_of(const placement_request& req, size_t r, size_t i, size_t ranks) {
+  shard_spec spec;
+  spec.onnx_path = req.onnx_path;
+  spec.boundaries = req.boundaries;
+  spec.stage = static_cast<int>(i / ranks);
+  const bool faulty = r == 0 && i / ranks == 0 &&
+                      i % ranks == static_cast<size_t>(std::max(req.fault_rank, 0));
+  spec.fault_after_batches = faulty ? req.fault_after_batches : -1;
+  return spec;
+}
+
+/// The collective groups of a model's tensor-parallel stages: host groups for ranks on CPU
+/// devices, NCCL groups for ranks on GPUs.
+std::string group_kind(const model_record& m) { return m.on_gpu() ? "nccl" : "host"; }
+
+/// Spawns the replicas of a placed model, after asking the exchange for one group per stage
+/// of each replica when its stages run as tensor-parallel ranks.
+caf::result<placement> start_model(rm_pointer self, const std::pair<std::string, int64_t>& key) {
+  auto& st = self->state;
+  auto& model = st.models.at(key);
+  const size_t ranks = model.ranks();
+  if (ranks == 1) {
+    placement result;
+    for (auto& rep : model.replicas) {
+      spawn_replica(self, key, rep);
+      result.replicas.push_back(route_of(model, rep));
+    }
+    return result;
+  }
+  auto promise = self->make_response_promise<placement>();
+  const size_t stages = model.request.stage_bytes.size();
+  group_request groups{group_kind(model), static_cast<int32_t>(ranks),
+                       static_cast<uint32_t>(model.replicas.size() * stages)};
+  self->request(st.exchange, caf::infinite, atom::group_v, groups)
+      .then(
+          [self, key, promise, ranks, stages](group_tickets& t) mutable {
+            auto& st = self->state;
+            auto it = st.models.find(key);
+            if (st.stopping || it == st.models.end()) {
+              for (size_t g = 0; g < t.tickets.size(); g += ranks)
+                self->send(st.exchange, atom::release_v, t.tickets[g].group);
+              promise.deliver(to_error(errc::unavailable, "retired while being placed"));
+              return;
+            }
+            auto& model = it->second;
+            placement result;
+            for (size_t r = 0; r < model.replicas.size(); ++r) {
+              auto& rep = model.replicas[r];
+              rep.groups.assign(stages, 0);
+              for (size_t i = 0; i < rep.specs.size(); ++i)
+                rep.specs[i].group = t.tickets.at(r * stages * ranks + i);
+              for (size_t s = 0; s < stages; ++s)
+                rep.groups[s] = t.tickets.at((r * stages + s) * ranks).group;
+              spawn_replica(self, key, rep);
+              result.replicas.push_back(route_of(model, rep));
+            }
+            promise.deliver(std::move(result));
+          },
+          [self, key, promise](caf::error& err) mutable {
+            auto& st = self->state;
+            if (auto it = st.models.find(key); it != st.models.end()) {
+              for (auto& rep : it->second.replicas)
+                stop_replica(self, it->second, rep);
+              st.models.erase(it);
+            }
+            promise.deliver(std::move(err));
+          });
+  return promise;
+}
+
+/// Places every replica of a model on the GPUs, each stage (or tensor-parallel rank) on a GPU
+/// of its own while there are enough (serve::place_gpu_replicas), and spawns them. Each
+/// executor has its own session and stream, also where several share a GPU.
 caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
   auto& st = self->state;
   if (auto err = check_gpu_request(st.gpus, req))
     return err;
-  const uint64_t bytes = req.stage_bytes.front();
-  auto planned = serve::place_gpu_replicas(st.gpu_loads, req.instance_gpus, req.instances, bytes);
+  const auto ranks = static_cast<size_t>(req.tensor_parallel);
+  std::vector<uint64_t> shard_bytes;
+  for (uint64_t bytes : req.stage_bytes)
+    shard_bytes.insert(shard_bytes.end(), ranks, bytes);
+  auto planned = serve::place_gpu_replicas(st.gpu_loads, req.instance_gpus, req.instances,
+                                           shard_bytes);
   if (auto* fits = std::get_if<int64_t>(&planned)) {
     std::string free;
     for (const auto& g : st.gpu_loads)
       free += fmt::format("{}cuda:{}: {} free", free.empty() ? "" : ", ", g.index,
                           format_bytes(g.free()));
     return to_error(errc::resource_exhausted,
-                    fmt::format("model {} version {}: {} GPU replicas of {} each do not fit "
-                                "({}); at most {} would fit",
-                                req.model, req.version, req.instances, format_bytes(bytes), free,
-                                *fits));
+                    fmt::format("model {} version {}: {} GPU replicas of {} shard(s) ({} the "
+                                "largest) do not fit ({}); at most {} would fit",
+                                req.model, req.version, req.instances, shard_bytes.size(),
+                                format_bytes(*std::max_element(shard_bytes.begin(),
+                                                               shard_bytes.end())),
+                                free, *fits));
   }
   const auto key = std::make_pair(req.model, req.version);
   model_record record;
   record.request = req;
   const auto& chosen = std::get<0>(planned);
   for (size_t r = 0; r < chosen.size(); ++r) {
-    auto& gpu = st.gpu_loads[chosen[r]];
-    gpu.planned += bytes;
-    ++gpu.replicas;
-    shard_spec spec;
-    spec.onnx_path = req.onnx_path;
-    spec.backend = executor_backend::gpu;
-    spec.gpu = gpu.index;
-    spec.precision = *parse_precision(req.precision);
-    spec.fault_after_batches = r == 0 ? req.fault_after_batches : -1;
     replica_record rep;
     rep.slot = static_cast<uint32_t>(r);
-    rep.devices = {gpu.index};
-    rep.specs = {spec};
+    for (size_t i = 0; i < chosen[r].size(); ++i) {
+      auto& gpu = st.gpu_loads[chosen[r][i]];
+      gpu.planned += shard_bytes[i];
+      ++gpu.shards;
+      shard_spec spec = shard_of(req, r, i, ranks);
+      spec.backend = executor_backend::gpu;
+      spec.gpu = gpu.index;
+      spec.precision = *parse_precision(req.precision);
+      rep.devices.push_back(gpu.index);
+      rep.specs.push_back(std::move(spec));
+    }
     record.replicas.push_back(std::move(rep));
   }
-  auto& model = st.models.emplace(key, std::move(record)).first->second;
-  placement result;
-  for (auto& rep : model.replicas) {
-    spawn_replica(self, key, rep);
-    result.replicas.push_back(route_of(model, rep));
-  }
-  return result;
+  st.models.emplace(key, std::move(record));
+  return start_model(self, key);
 }
 
 /// A tensor-parallel stage lost a rank: the other ranks are stopped (after their group is
@@ -262,7 +334,7 @@ void restart_stage_group(rm_pointer self, const std::pair<std::string, int64_t>&
   replica.groups[stage] = 0;
   ++replica.restarts;
   const uint64_t epoch = ++replica.epoch;
-  group_request req{"host", static_cast<int32_t>(ranks), 1};
+  group_request req{group_kind(model), static_cast<int32_t>(ranks), 1};
   self->request(st.exchange, caf::infinite, atom::group_v, req)
       .then(
           [self, key, slot, stage, epoch](group_tickets& t) {
@@ -353,10 +425,6 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
         return to_error(errc::invalid_argument,
                         fmt::format("model {}: backend '{}'; expected cpu, host_async or gpu",
                                     req.model, req.backend));
-      if (req.backend == "host_async" && req.tensor_parallel > 1)
-        return to_error(errc::unsupported,
-                        fmt::format("model {}: the asynchronous executor runs no "
-                                    "tensor-parallel ranks", req.model));
       auto planned = plan_placement(st.devices, req);
       if (auto* fits = std::get_if<int64_t>(&planned)) {
         std::string free;
@@ -385,69 +453,16 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
           auto& dev = st.devices.at(static_cast<size_t>(chosen[r][i]));
           dev.used += req.stage_bytes[i / ranks];
           ++dev.stages;
-          shard_spec spec;
-          spec.onnx_path = req.onnx_path;
-          spec.boundaries = req.boundaries;
-          spec.stage = static_cast<int>(i / ranks);
+          shard_spec spec = shard_of(req, r, i, ranks);
           spec.limits = limits_of(dev);
-          const bool faulty = r == 0 && i / ranks == 0 &&
-                              i % ranks == static_cast<size_t>(std::max(req.fault_rank, 0));
-          spec.fault_after_batches = faulty ? req.fault_after_batches : -1;
           if (req.backend == "host_async")
             spec.backend = executor_backend::host_async;
-          rep.specs.push_back(spec);
+          rep.specs.push_back(std::move(spec));
         }
         record.replicas.push_back(std::move(rep));
       }
-      auto& model = st.models.emplace(key, std::move(record)).first->second;
-      if (ranks == 1) {
-        placement result;
-        for (auto& rep : model.replicas) {
-          spawn_replica(self, key, rep);
-          result.replicas.push_back(route_of(model, rep));
-        }
-        return result;
-      }
-      // Tensor parallelism: one host group per stage of each replica, from the exchange.
-      auto promise = self->make_response_promise<placement>();
-      const size_t stages = req.stage_bytes.size();
-      group_request groups{"host", static_cast<int32_t>(ranks),
-                           static_cast<uint32_t>(model.replicas.size() * stages)};
-      self->request(st.exchange, caf::infinite, atom::group_v, groups)
-          .then(
-              [self, key, promise, ranks, stages](group_tickets& t) mutable {
-                auto& st = self->state;
-                auto it = st.models.find(key);
-                if (st.stopping || it == st.models.end()) {
-                  for (size_t g = 0; g < t.tickets.size(); g += ranks)
-                    self->send(st.exchange, atom::release_v, t.tickets[g].group);
-                  promise.deliver(to_error(errc::unavailable, "retired while being placed"));
-                  return;
-                }
-                auto& model = it->second;
-                placement result;
-                for (size_t r = 0; r < model.replicas.size(); ++r) {
-                  auto& rep = model.replicas[r];
-                  rep.groups.assign(stages, 0);
-                  for (size_t i = 0; i < rep.specs.size(); ++i)
-                    rep.specs[i].group = t.tickets.at(r * stages * ranks + i);
-                  for (size_t s = 0; s < stages; ++s)
-                    rep.groups[s] = t.tickets.at((r * stages + s) * ranks).group;
-                  spawn_replica(self, key, rep);
-                  result.replicas.push_back(route_of(model, rep));
-                }
-                promise.deliver(std::move(result));
-              },
-              [self, key, promise](caf::error& err) mutable {
-                auto& st = self->state;
-                if (auto it = st.models.find(key); it != st.models.end()) {
-                  for (auto& rep : it->second.replicas)
-                    stop_replica(self, it->second, rep);
-                  st.models.erase(it);
-                }
-                promise.deliver(std::move(err));
-              });
-      return promise;
+      st.models.emplace(key, std::move(record));
+      return start_model(self, key);
     },
     [self](atom::retire, std::string& model, int64_t version) {
       auto& st = self->state;
@@ -465,12 +480,12 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
         out.devices.push_back(
             device_status{d.index, d.cores, d.memory, d.used, d.stages, "cpu", {}});
       // A GPU's used bytes are what troupe's caching allocator holds there (measured), its
-      // stages the replicas placed on it.
+      // stages the executors (stages, ranks) placed on it.
       for (size_t i = 0; i < st.gpus.size(); ++i) {
         const auto& g = st.gpus[i];
         const auto use = gpu_memory_use(g.index);
         out.devices.push_back(device_status{g.index, {}, g.total_bytes, use.in_use + use.cached,
-                                            st.gpu_loads[i].replicas, "cuda", g.name});
+                                            st.gpu_loads[i].shards, "cuda", g.name});
       }
       for (const auto& [key, m] : st.models)
         for (const auto& r : m.replicas)

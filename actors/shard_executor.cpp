@@ -4,10 +4,8 @@
 #include <memory>
 
 #include "actors/actors.hpp"
+#include "actors/executor_setup.hpp"
 #include "actors/stage_forward.hpp"
-#include "runtime/parallel/group_registry.hpp"
-#include "runtime/parallel/tensor_parallel.hpp"
-#include "runtime/serve/pipeline_plan.hpp"
 #include "runtime/session.hpp"
 
 namespace troupe {
@@ -29,37 +27,22 @@ struct shard_state {
   }
 };
 
-/// This rank's graph of the stage: the split the way split_tensor_parallel documents it, with
-/// the communicator taken from the process's group registry.
-status join_group(shard_state& st, graph& part, session_options& options) {
-  const auto& ticket = st.spec.group;
-  if (ticket.kind != "host")
-    return make_error(errc::unsupported, "the CPU executor joins host groups, not '{}'",
-                      ticket.kind);
-  auto comm = group_registry::global().take(ticket.group, ticket.rank);
-  if (!comm)
-    return comm.error();
-  st.comm = std::move(*comm);
-  auto split = split_tensor_parallel(part, ticket.size);
-  if (!split)
-    return split.error();
-  part = std::move(split->ranks.at(static_cast<size_t>(ticket.rank)));
-  options.comm = st.comm.get();
-  return status::ok();
-}
-
 /// Loads the stage on the executor's own thread: the session's plans, oneDNN primitives and
 /// core pinning all belong to the thread that runs them.
 status load_stage(shard_state& st) {
-  auto part = serve::load_stage_graph(st.spec.onnx_path, st.spec.boundaries,
-                                      static_cast<size_t>(st.spec.stage));
+  auto part = load_executor_graph(st.spec);
   if (!part)
     return part.error();
   session_options options;
   options.limits = st.spec.limits;
   options.optimize = false; // load_stage_graph optimized it before cutting
-  if (st.parallel())
-    TROUPE_TRY_STATUS(join_group(st, *part, options));
+  if (st.parallel()) {
+    auto comm = join_host_group(st.spec.group);
+    if (!comm)
+      return comm.error();
+    st.comm = std::move(*comm);
+    options.comm = st.comm.get();
+  }
   auto s = session::from_graph(std::move(*part), options);
   if (!s)
     return s.error();
@@ -73,9 +56,8 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
   self->state.load_error = load_stage(self->state);
   // A rank that cannot load would leave the others waiting in their first collective: it
   // aborts the group, so every batch fails on every rank (as a stage that cannot load does).
-  if (!self->state.load_error && self->state.parallel())
-    group_registry::global().abort(self->state.spec.group.group,
-                                   self->state.load_error.with_context(self->state.where()));
+  if (!self->state.load_error)
+    abort_host_group(self->state.spec, self->state.load_error.with_context(self->state.where()));
   return {
     [self](atom::run, stage_job& job) {
       auto& st = self->state;

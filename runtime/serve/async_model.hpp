@@ -28,10 +28,11 @@ public:
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
 };
 
-/// Opens the model on one GPU (gpu_session::open: plans compiled for batch 1, so this may
-/// take seconds); `unavailable` ("no usable CUDA device: ...") without a device.
-expected<std::unique_ptr<async_model>> open_gpu_model(const std::string& onnx_path,
-                                                      gpu_session_options options);
+/// Opens `g` (a whole model, a pipeline stage or a tensor-parallel rank) on one GPU
+/// (gpu_session::from_graph, then plans compiled for batch 1 so an unsupported operator fails
+/// here; this may take seconds); `unavailable` ("no usable CUDA device: ...") without a device.
+/// The session takes and returns host tensors through its pinned staging.
+expected<std::unique_ptr<async_model>> open_gpu_model(graph g, gpu_session_options options);
 
 /// A CPU session on a thread of its own that runs each run_async there and calls `done` from
 /// it: the asynchronous path without a GPU (tests, baseline). The session is built and always

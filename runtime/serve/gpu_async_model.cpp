@@ -22,11 +22,11 @@ private:
 
 } // namespace
 
-expected<std::unique_ptr<async_model>> open_gpu_model(const std::string& onnx_path,
-                                                      gpu_session_options options) {
-  auto s = gpu_session::open(onnx_path, options);
+expected<std::unique_ptr<async_model>> open_gpu_model(graph g, gpu_session_options options) {
+  auto s = gpu_session::from_graph(std::move(g), options);
   if (!s)
     return s.error();
+  TROUPE_TRY_STATUS((*s)->prepare(dims_with_dynamic_as((*s)->inputs(), 1)));
   return std::unique_ptr<async_model>(new gpu_async_model(std::move(*s)));
 }
 

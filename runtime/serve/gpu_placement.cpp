@@ -1,4 +1,4 @@
-// gpu_placement: greedy placement of whole-model GPU replicas.
+// gpu_placement: greedy placement of the shards of GPU replicas.
 #include "runtime/serve/gpu_placement.hpp"
 
 #include <algorithm>
@@ -7,31 +7,38 @@
 
 namespace troupe::serve {
 
-std::variant<std::vector<size_t>, int64_t>
+std::variant<std::vector<std::vector<size_t>>, int64_t>
 place_gpu_replicas(std::vector<gpu_load> gpus, const std::vector<std::vector<int32_t>>& allowed,
-                   int64_t instances, uint64_t bytes) {
-  std::vector<size_t> result;
+                   int64_t instances, std::span<const uint64_t> shard_bytes) {
+  std::vector<std::vector<size_t>> result;
   for (int64_t r = 0; r < instances; ++r) {
     const auto* mine =
         static_cast<size_t>(r) < allowed.size() && !allowed[static_cast<size_t>(r)].empty()
             ? &allowed[static_cast<size_t>(r)]
             : nullptr;
-    gpu_load* best = nullptr;
-    for (auto& g : gpus) {
-      if (g.free() < bytes ||
-          (mine && std::find(mine->begin(), mine->end(), g.index) == mine->end()))
-        continue;
-      const auto key = [](const gpu_load& x) {
-        return std::make_tuple(x.replicas, std::numeric_limits<uint64_t>::max() - x.free());
+    std::vector<uint32_t> own(gpus.size(), 0); // this replica's shards per GPU
+    std::vector<size_t> chosen;
+    for (uint64_t bytes : shard_bytes) {
+      size_t best = gpus.size();
+      const auto key = [&](size_t i) {
+        return std::make_tuple(own[i], gpus[i].shards,
+                               std::numeric_limits<uint64_t>::max() - gpus[i].free());
       };
-      if (!best || key(g) < key(*best))
-        best = &g;
+      for (size_t i = 0; i < gpus.size(); ++i) {
+        if (gpus[i].free() < bytes ||
+            (mine && std::find(mine->begin(), mine->end(), gpus[i].index) == mine->end()))
+          continue;
+        if (best == gpus.size() || key(i) < key(best))
+          best = i;
+      }
+      if (best == gpus.size())
+        return r;
+      gpus[best].planned += bytes;
+      ++gpus[best].shards;
+      ++own[best];
+      chosen.push_back(best);
     }
-    if (!best)
-      return r;
-    best->planned += bytes;
-    ++best->replicas;
-    result.push_back(static_cast<size_t>(best - gpus.data()));
+    result.push_back(std::move(chosen));
   }
   return result;
 }

@@ -86,6 +86,20 @@ expected<graph> load_stage_graph(const std::string& onnx_path,
   return std::move((*parts)[stage]);
 }
 
+expected<graph> load_rank_graph(const std::string& onnx_path,
+                                std::span<const std::vector<std::string>> boundaries,
+                                size_t stage, int rank, int ranks) {
+  if (ranks < 1 || rank < 0 || rank >= ranks)
+    return make_error(errc::invalid_argument, "rank {} of a {}-rank group", rank, ranks);
+  auto part = load_stage_graph(onnx_path, boundaries, stage);
+  if (!part || ranks == 1)
+    return part;
+  auto split = split_tensor_parallel(*part, ranks);
+  if (!split)
+    return split.error();
+  return std::move(split->ranks.at(static_cast<size_t>(rank)));
+}
+
 expected<pipeline_choice> choose_pipeline(const graph& source, const pipeline_request& req) {
   const auto& p = req.parallelism;
   if (p.tensor_parallel < 1)

@@ -56,6 +56,14 @@ expected<graph> load_stage_graph(const std::string& onnx_path,
                                  std::span<const std::vector<std::string>> boundaries,
                                  size_t stage);
 
+/// The graph one executor of a served replica runs: stage `stage` of load_stage_graph and, with
+/// tensor parallelism (ranks > 1), rank `rank` of its split_tensor_parallel rank graphs (whose
+/// collective nodes need the rank's communicator). Shared by every kind of executor so that
+/// all ranks of a group cut and split the model alike. Must not be optimized again.
+expected<graph> load_rank_graph(const std::string& onnx_path,
+                                std::span<const std::vector<std::string>> boundaries,
+                                size_t stage, int rank, int ranks);
+
 /// Weights plus the activation arena of `g` at `rows` rows (dynamic dims take `rows`).
 expected<uint64_t> stage_memory(graph g, int64_t rows, bool optimize);
 

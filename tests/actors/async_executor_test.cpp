@@ -340,28 +340,6 @@ TEST_CASE("KIND_GPU without a usable GPU fails at load and says why") {
   CHECK((*rt)->models().empty());
 }
 
-TEST_CASE("KIND_GPU with pipeline stages or tensor parallelism is unsupported, naming the key") {
-  test::temp_dir dir;
-  auto onnx = dir.path / "mlp.onnx";
-  test::write_mlp_onnx(onnx);
-  test::threaded_system t;
-  auto rt = embedded_runtime::start(t.sys);
-  REQUIRE(rt);
-  auto config = batching_config(4);
-  config.instance_groups.push_back(instance_group{"g", 1, instance_kind::gpu, {}});
-  config.parallelism.pipeline_stages = 2;
-  auto stages = (*rt)->load_model("m", 1, onnx, config);
-  REQUIRE_FALSE(stages);
-  CHECK(errc_of(stages.error()) == errc::unsupported);
-  CHECK(message_of(stages.error()).find("parallelism.pipeline_stages 2") != std::string::npos);
-  config.parallelism.pipeline_stages = 1;
-  config.parallelism.tensor_parallel = 2;
-  auto ranks = (*rt)->load_model("m", 1, onnx, config);
-  REQUIRE_FALSE(ranks);
-  CHECK(errc_of(ranks.error()) == errc::unsupported);
-  CHECK(message_of(ranks.error()).find("parallelism.tensor_parallel 2") != std::string::npos);
-}
-
 TEST_CASE("KIND_AUTO serves on the CPU when no GPU is listed") {
   if (list_gpus()) {
     MESSAGE("a GPU is listed here; KIND_AUTO would place on it");

@@ -90,7 +90,9 @@ TEST_CASE("the GPU async model without a usable device is unavailable and says w
     MESSAGE("a GPU is listed here; the no-GPU error cannot be checked");
     return;
   }
-  auto m = open_gpu_model(model_file, gpu_session_options{});
+  auto g = load_onnx(model_file);
+  REQUIRE(g);
+  auto m = open_gpu_model(std::move(*g), gpu_session_options{});
   REQUIRE_FALSE(m);
   CHECK(m.error().code() == errc::unavailable);
   CHECK(m.error().message().starts_with("no usable CUDA device: "));

@@ -10,39 +10,48 @@ namespace {
 
 constexpr uint64_t gib = uint64_t{1} << 30;
 
-std::vector<size_t> placed(const std::variant<std::vector<size_t>, int64_t>& r) {
-  REQUIRE(std::holds_alternative<std::vector<size_t>>(r));
-  return std::get<std::vector<size_t>>(r);
+/// The GPU of each one-shard replica.
+std::vector<size_t> placed(const std::variant<std::vector<std::vector<size_t>>, int64_t>& r) {
+  REQUIRE(std::holds_alternative<std::vector<std::vector<size_t>>>(r));
+  std::vector<size_t> out;
+  for (const auto& replica : std::get<0>(r)) {
+    REQUIRE(replica.size() == 1);
+    out.push_back(replica[0]);
+  }
+  return out;
 }
+
+/// One shard of `bytes`.
+std::vector<uint64_t> one(uint64_t bytes) { return {bytes}; }
 
 } // namespace
 
 TEST_CASE("GPU placement spreads replicas over the GPUs first, then shares them") {
   std::vector<gpu_load> gpus{{0, 80 * gib, 0, 0}, {1, 80 * gib, 0, 0}};
-  CHECK(placed(place_gpu_replicas(gpus, {}, 4, 10 * gib)) == std::vector<size_t>{0, 1, 0, 1});
+  CHECK(placed(place_gpu_replicas(gpus, {}, 4, one(10 * gib))) == std::vector<size_t>{0, 1, 0, 1});
 }
 
 TEST_CASE("GPU placement takes the GPU with the most free memory among the least loaded") {
   std::vector<gpu_load> gpus{{0, 80 * gib, 50 * gib, 1}, {1, 80 * gib, 10 * gib, 1},
                              {2, 40 * gib, 0, 1}};
   // Free: 30, 70 and 40 GiB; after the first replica GPU 1 has two, the others one each.
-  CHECK(placed(place_gpu_replicas(gpus, {}, 2, 5 * gib)) == std::vector<size_t>{1, 2});
+  CHECK(placed(place_gpu_replicas(gpus, {}, 2, one(5 * gib))) == std::vector<size_t>{1, 2});
 }
 
 TEST_CASE("GPU placement uses only the GPUs an instance lists; an empty list allows all") {
   std::vector<gpu_load> gpus{{0, 80 * gib, 0, 0}, {3, 80 * gib, 0, 0}};
-  CHECK(placed(place_gpu_replicas(gpus, {{3}, {3}, {}}, 3, gib)) ==
+  CHECK(placed(place_gpu_replicas(gpus, {{3}, {3}, {}}, 3, one(gib))) ==
         std::vector<size_t>{1, 1, 0});
 }
 
 TEST_CASE("GPU placement says how many replicas fit when memory runs out") {
   std::vector<gpu_load> gpus{{0, 24 * gib, 4 * gib, 0}, {1, 16 * gib, 0, 0}};
   // 20 GiB free on GPU 0 holds two replicas of 9 GiB, GPU 1 one: the fourth does not fit.
-  auto r = place_gpu_replicas(gpus, {}, 4, 9 * gib);
+  auto r = place_gpu_replicas(gpus, {}, 4, one(9 * gib));
   REQUIRE(std::holds_alternative<int64_t>(r));
   CHECK(std::get<int64_t>(r) == 3);
   // A replica restricted to a GPU that cannot hold it does not fit either.
-  auto listed = place_gpu_replicas(gpus, {{1}, {1}}, 2, 9 * gib);
+  auto listed = place_gpu_replicas(gpus, {{1}, {1}}, 2, one(9 * gib));
   REQUIRE(std::holds_alternative<int64_t>(listed));
   CHECK(std::get<int64_t>(listed) == 1);
 }

@@ -1,0 +1,50 @@
+// executor_setup: what every kind of shard executor sets up before it serves: the graph of its
+// stage (or of its tensor-parallel rank of it) and the collective group that rank joins.
+#pragma once
+
+#include <memory>
+
+#include "actors/actors.hpp"
+#include "runtime/gpu_session.hpp"
+#include "runtime/parallel/group_registry.hpp"
+#include "runtime/serve/pipeline_plan.hpp"
+
+namespace troupe {
+
+/// The graph the executor of `spec` runs: serve::load_rank_graph of its stage and rank, so
+/// every executor kind cuts and splits a model alike. Sessions must not optimize it again.
+inline expected<graph> load_executor_graph(const shard_spec& spec) {
+  return serve::load_rank_graph(spec.onnx_path, spec.boundaries, static_cast<size_t>(spec.stage),
+                                spec.group.rank, spec.group.size);
+}
+
+/// A CPU session's communicator for its rank of a host group, from the process's registry.
+inline expected<std::unique_ptr<communicator>> join_host_group(const group_ticket& ticket) {
+  if (ticket.kind != "host")
+    return make_error(errc::unsupported, "a CPU session joins host groups, not '{}'",
+                      ticket.kind);
+  return group_registry::global().take(ticket.group, ticket.rank);
+}
+
+/// A GPU session's rank of an NCCL group, as gpu_session_options take it.
+inline expected<gpu_group_ticket> nccl_group_of(const group_ticket& ticket) {
+  if (ticket.kind != "nccl")
+    return make_error(errc::unsupported, "a GPU session joins NCCL groups, not '{}'",
+                      ticket.kind);
+  gpu_group_ticket out;
+  for (uint8_t b : ticket.unique_id)
+    out.nccl_id.push_back(static_cast<std::byte>(b));
+  out.rank = ticket.rank;
+  out.size = ticket.size;
+  return out;
+}
+
+/// Fails every collective of the spec's host group, waiting or later, with `why`: a rank that
+/// cannot load (or stops) would otherwise leave the others blocked in their next collective.
+/// Nothing for a whole stage or an NCCL group (not in the registry).
+inline void abort_host_group(const shard_spec& spec, const status& why) {
+  if (spec.group.size > 1 && spec.group.kind == "host")
+    group_registry::global().abort(spec.group.group, why);
+}
+
+} // namespace troupe

@@ -1,0 +1,220 @@
+// async_parallel_serving_test: pipeline stages and tensor-parallel ranks on the asynchronous
+// executor (the GPU executor's actor path, here over its host implementation) answer like the
+// unsplit session; a failing rank fails its batch once and its group comes back; KIND_GPU with
+// stages or ranks needs a GPU; on a GPU, 2 KIND_GPU stages answer like the CPU session.
+#include <doctest/doctest.h>
+
+#include "actors/embedded_runtime.hpp"
+#include "kernels/gpu_devices.hpp"
+#include "runtime/session.hpp"
+#include "tests/actors/actor_test_util.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Stages x ranks with micro-batches; the test's requests form exactly one batch.
+model_config parallel_config(int64_t stages, int64_t ranks, int64_t micro, int64_t max_batch) {
+  model_config c;
+  c.max_batch_size = max_batch;
+  dynamic_batching_config db;
+  db.preferred_batch_size = {max_batch};
+  db.max_queue_delay = 10s;
+  c.dynamic_batching = db;
+  c.parallelism.pipeline_stages = stages;
+  c.parallelism.tensor_parallel = ranks;
+  c.parallelism.micro_batch = micro;
+  return c;
+}
+
+caf::expected<std::unique_ptr<embedded_runtime>> start_runtime(caf::actor_system& sys) {
+  runtime_options o;
+  o.resources.cpu_devices = 2;
+  auto rt = embedded_runtime::start(sys, o);
+  return rt ? std::move(rt) : embedded_runtime::start(sys); // a one-core machine
+}
+
+/// The unsplit session's outputs for `batch`.
+std::vector<tensor> whole_outputs(const std::filesystem::path& onnx, const tensor& batch) {
+  auto whole = session::open(onnx.string());
+  REQUIRE(whole);
+  std::vector<tensor> in{batch};
+  auto want = (*whole)->run(in);
+  REQUIRE(want);
+  return *want;
+}
+
+/// Every reply against its rows of `want`, within `tolerance`.
+void check_replies(const std::vector<caf::expected<infer_response>>& replies,
+                   const std::vector<int64_t>& rows, const std::vector<tensor>& want,
+                   double tolerance, caf::actor_system& sys) {
+  int64_t begin = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE_MESSAGE(replies[i], sys.render(replies[i].error()));
+    REQUIRE(replies[i]->outputs.size() == want.size());
+    for (size_t o = 0; o < want.size(); ++o) {
+      auto expect = want[o].slice_rows(begin, begin + rows[i]);
+      REQUIRE(replies[i]->outputs[o].dims() == expect.dims());
+      CHECK(relative_error(replies[i]->outputs[o], expect) < tolerance);
+    }
+    begin += rows[i];
+  }
+}
+
+} // namespace
+
+TEST_CASE("seed_cnn on asynchronous executors as 2 stages, as 2 tensor-parallel ranks and as "
+          "2 stages x 2 ranks answers like the unsplit session") {
+  auto onnx = test::seed_cnn_path();
+  if (!onnx) {
+    MESSAGE("seed_cnn.onnx not exported (tools/export_models.py); skipped");
+    return;
+  }
+  std::mt19937 rng(std::random_device{}());
+  const tensor batch = test::random_rows({4, 1, 28, 28}, rng);
+  const auto want = whole_outputs(*onnx, batch);
+  const std::vector<int64_t> rows{1, 2, 1};
+  test::threaded_system t;
+  struct variant {
+    int64_t stages, ranks, micro;
+  };
+  for (auto v : {variant{2, 1, 0}, variant{2, 1, 2}, variant{1, 2, 0}, variant{2, 2, 2}}) {
+    CAPTURE(v.stages);
+    CAPTURE(v.ranks);
+    CAPTURE(v.micro);
+    auto rt = start_runtime(t.sys);
+    REQUIRE(rt);
+    load_options async;
+    async.host_async = true;
+    auto h = (*rt)->load_model("seed_cnn", 1, *onnx,
+                               parallel_config(v.stages, v.ranks, v.micro, 4), async);
+    REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+    CHECK(h->plan.stages == v.stages);
+    CHECK(h->plan.tensor_parallel == v.ranks);
+    auto st = (*rt)->status();
+    REQUIRE(st);
+    REQUIRE(st->replicas.size() == 1);
+    CHECK(st->replicas[0].devices.size() == static_cast<size_t>(v.stages * v.ranks));
+    CHECK(st->replicas[0].tensor_parallel == v.ranks);
+    check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows, want,
+                  1e-5, t.sys);
+    auto ms = (*rt)->status(*h);
+    REQUIRE(ms);
+    CHECK(ms->batches == 1);
+    CHECK(ms->completed == 3);
+    CHECK(ms->failed == 0);
+  }
+}
+
+TEST_CASE("an asynchronous tensor-parallel rank that throws mid-batch: each request of the "
+          "batch gets one error, no rank hangs, the restarted group serves the next batch") {
+  test::temp_dir dir;
+  auto onnx = dir.path / "mlp.onnx";
+  test::write_mlp_onnx(onnx);
+  test::threaded_system t;
+  auto rt = start_runtime(t.sys);
+  REQUIRE(rt);
+  load_options lo;
+  lo.host_async = true;
+  lo.fault_after_batches = 2; // rank 1 throws on the second micro-batch; rank 0 may wait in
+  lo.fault_rank = 1;          // a collective for it until the group is aborted
+  auto h = (*rt)->load_model("mlp", 1, onnx, parallel_config(1, 2, 1, 3), lo);
+  REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+  std::mt19937 rng(std::random_device{}());
+  const tensor batch = test::random_rows({3, 16}, rng);
+  auto failed = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 1, 1}));
+  for (auto& r : failed) {
+    REQUIRE_FALSE(r);
+    CHECK(errc_of(r.error()) == errc::unavailable);
+  }
+  check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2})), {1, 2},
+                whole_outputs(onnx, batch), 1e-5, t.sys);
+  auto ms = (*rt)->status(*h);
+  REQUIRE(ms);
+  CHECK(ms->failed == 3);
+  CHECK(ms->completed == 2);
+  auto st = (*rt)->status();
+  REQUIRE(st);
+  CHECK(st->replicas.at(0).restarts == 1);
+}
+
+TEST_CASE("KIND_GPU with pipeline stages, tensor parallelism or a manual cut fails at load "
+          "without a GPU as unavailable, not unsupported") {
+  if (list_gpus()) {
+    MESSAGE("a GPU is listed here; the no-GPU error cannot be checked");
+    return;
+  }
+  auto onnx = test::seed_cnn_path();
+  if (!onnx) {
+    MESSAGE("seed_cnn.onnx not exported (tools/export_models.py); skipped");
+    return;
+  }
+  test::threaded_system t;
+  auto rt = embedded_runtime::start(t.sys);
+  REQUIRE(rt);
+  struct variant {
+    int64_t stages, ranks;
+    bool manual;
+  };
+  for (auto v : {variant{2, 1, false}, variant{1, 2, false}, variant{2, 2, false},
+                 variant{1, 1, true}}) {
+    CAPTURE(v.stages);
+    CAPTURE(v.ranks);
+    CAPTURE(v.manual);
+    auto config = parallel_config(v.stages, v.ranks, 0, 4);
+    config.instance_groups.push_back(instance_group{"g", 1, instance_kind::gpu, {0}});
+    load_options lo;
+    if (v.manual)
+      lo.boundaries = {{"anything"}}; // refused before the cut is looked at
+    auto h = (*rt)->load_model("m", 1, *onnx, config, lo);
+    REQUIRE_FALSE(h);
+    CHECK(errc_of(h.error()) == errc::unavailable);
+    CHECK(message_of(h.error()).starts_with("model m: instance_group 'g' asks for KIND_GPU: "
+                                            "no usable CUDA device: "));
+  }
+  CHECK((*rt)->models().empty());
+}
+
+TEST_CASE("seed_cnn as 2 KIND_GPU pipeline stages on GPU 0 answers like the CPU session") {
+  auto gpus = list_gpus();
+  if (!gpus || gpus->empty()) {
+    MESSAGE("no usable GPU here; skipped");
+    return;
+  }
+  auto onnx = test::seed_cnn_path();
+  if (!onnx) {
+    MESSAGE("seed_cnn.onnx not exported (tools/export_models.py); skipped");
+    return;
+  }
+  std::mt19937 rng(std::random_device{}());
+  const tensor batch = test::random_rows({8, 1, 28, 28}, rng);
+  const auto want = whole_outputs(*onnx, batch);
+  test::threaded_system t;
+  auto rt = embedded_runtime::start(t.sys);
+  REQUIRE(rt);
+  for (int64_t micro : {0, 4}) {
+    CAPTURE(micro);
+    auto config = parallel_config(2, 1, micro, 8);
+    config.precision = gpu_precision::fp32;
+    config.instance_groups.push_back(instance_group{"gpu", 1, instance_kind::gpu, {0}});
+    auto h = (*rt)->load_model("seed_cnn", micro + 1, *onnx, config);
+    REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+    CHECK(h->plan.stages == 2);
+    auto st = (*rt)->status();
+    REQUIRE(st);
+    bool found = false;
+    for (const auto& rep : st->replicas)
+      if (rep.version == micro + 1) {
+        found = true;
+        CHECK(rep.kind == "cuda");
+        CHECK(rep.devices == std::vector<int32_t>{0, 0});
+      }
+    CHECK(found);
+    const std::vector<int64_t> rows{3, 1, 4};
+    check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows, want,
+                  1e-4, t.sys);
+    (void)(*rt)->unload_model("seed_cnn", micro + 1);
+  }
+}
