@@ -21,16 +21,14 @@ inline expected<graph> load_executor_graph(const shard_spec& spec) {
 /// A CPU session's communicator for its rank of a host group, from the process's registry.
 inline expected<std::unique_ptr<communicator>> join_host_group(const group_ticket& ticket) {
   if (ticket.kind != "host")
-    return make_error(errc::unsupported, "a CPU session joins host groups, not '{}'",
-                      ticket.kind);
+    return make_error(errc::unsupported, "a CPU session joins host groups, not '{}'", ticket.kind);
   return group_registry::global().take(ticket.group, ticket.rank);
 }
 
 /// A GPU session's rank of an NCCL group, as gpu_session_options take it.
 inline expected<gpu_group_ticket> nccl_group_of(const group_ticket& ticket) {
   if (ticket.kind != "nccl")
-    return make_error(errc::unsupported, "a GPU session joins NCCL groups, not '{}'",
-                      ticket.kind);
+    return make_error(errc::unsupported, "a GPU session joins NCCL groups, not '{}'", ticket.kind);
   gpu_group_ticket out;
   for (uint8_t b : ticket.unique_id)
     out.nccl_id.push_back(static_cast<std::byte>(b));

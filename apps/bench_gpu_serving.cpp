@@ -1,9 +1,11 @@
 // bench_gpu_serving: throughput of models served end to end on a GPU (batcher -> merger -> GPU
 // executor, KIND_GPU) next to the raw backend (gpu_session alone), per model, precision and
-// batch size, as a markdown table for tools/gpu-check.sh.
+// batch size, and of models served as 2 KIND_GPU pipeline stages next to the whole model, as
+// markdown tables for tools/gpu-check.sh.
 //
 //   bench_gpu_serving [--models-dir DIR] [--models seed_cnn,resnet50] [--precision fp16]
 //                     [--batch 32,256] [--instances 1] [--seconds 1]
+//                     [--pipeline-models seed_cnn,resnet18] [--pipeline-batch 32]
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -131,6 +133,64 @@ model_config served_config(int64_t batch, gpu_precision precision, int device, i
   return c;
 }
 
+/// Served items/s of each model as 1 and 2 KIND_GPU pipeline stages (fp32, `batch` rows per
+/// batch) on any GPUs: the stages of one replica take distinct GPUs when there are two, else
+/// both share GPU 0. Prints one table row per model and stage count; returns the failures.
+int pipeline_rows(caf::actor_system& sys, embedded_runtime& rt, const std::string& dir,
+                  const std::vector<std::string>& models, int64_t batch, double seconds,
+                  int64_t& version) {
+  std::printf("\nServed as KIND_GPU pipeline stages (fp32, batch %lld; activations between "
+              "stages pass through host memory)\n\n"
+              "| model | stages | GPUs | served items/s (1-item requests) | "
+              "served items/s (batch requests) |\n|---|---:|---|---:|---:|\n",
+              static_cast<long long>(batch));
+  std::mt19937_64 rng{std::random_device{}()};
+  int failures = 0;
+  for (const auto& model : models) {
+    const auto path = std::filesystem::path(dir) / (model + ".onnx");
+    if (!std::filesystem::exists(path)) {
+      std::printf("| %s | - | - | missing %s | |\n", model.c_str(), path.string().c_str());
+      continue;
+    }
+    for (int64_t stages : {1, 2}) {
+      auto config = served_config(batch, gpu_precision::fp32, 0, 1);
+      config.instance_groups.front().gpus.clear(); // any GPU: placement spreads the stages
+      config.parallelism.pipeline_stages = stages;
+      auto h = rt.load_model(model, ++version, path, config);
+      if (!h) {
+        std::printf("| %s | %lld | - | error: %s | |\n", model.c_str(),
+                    static_cast<long long>(stages), sys.render(h.error()).c_str());
+        ++failures;
+        continue;
+      }
+      std::string gpus;
+      if (auto st = rt.status())
+        for (const auto& rep : st->replicas)
+          if (rep.model == model && rep.version == version)
+            for (int32_t d : rep.devices)
+              gpus += fmt::format("{}cuda:{}", gpus.empty() ? "" : ", ", d);
+      const auto& in = h->inputs.at(0);
+      const tensor input = random_tensor(in.type, concrete_dims(in, batch), rng);
+      const tensor item = input.slice_rows(0, 1).clone();
+      auto single = measure_served(sys, *h, item, 8, std::max(1, 3 * static_cast<int>(batch) / 8),
+                                   seconds);
+      auto whole = measure_served(sys, *h, input, 1, 3, seconds);
+      (void)rt.unload_model(model, version);
+      std::printf("| %s | %lld | %s | %.0f | %.0f |\n", model.c_str(),
+                  static_cast<long long>(stages), gpus.c_str(), single.items_per_second,
+                  whole.items_per_second);
+      if (single.errors + whole.errors > 0) {
+        std::printf("| %s | %lld | | %lld requests failed | |\n", model.c_str(),
+                    static_cast<long long>(stages),
+                    static_cast<long long>(single.errors + whole.errors));
+        ++failures;
+      }
+      std::fflush(stdout);
+    }
+  }
+  return failures;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -143,6 +203,8 @@ int main(int argc, char** argv) {
   double seconds = 1.0;
   int device = 0;
   int instances = 1;
+  std::vector<std::string> pipeline_models{"seed_cnn", "resnet18"};
+  int64_t pipeline_batch = 32;
   app.add_option("--models-dir", dir, "folder of exported <model>.onnx (default "
                                       "$TROUPE_GPU_MODELS_DIR, else build/models)");
   app.add_option("--models", models, "models to run (missing files are skipped)")->delimiter(',');
@@ -152,6 +214,10 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "measuring time per figure");
   app.add_option("--device", device, "CUDA device index");
   app.add_option("--instances", instances, "GPU executors (replicas) of the served model");
+  app.add_option("--pipeline-models", pipeline_models,
+                 "models served as 2 pipeline stages (missing files are skipped)")
+      ->delimiter(',');
+  app.add_option("--pipeline-batch", pipeline_batch, "batch size of the pipeline rows");
   CLI11_PARSE(app, argc, argv);
 
   auto gpus = list_gpus();
@@ -249,6 +315,7 @@ int main(int argc, char** argv) {
       }
     }
   }
+  failures += pipeline_rows(sys, **rt, dir, pipeline_models, pipeline_batch, seconds, version);
   (*rt)->shutdown();
   return failures == 0 ? 0 : 1;
 }

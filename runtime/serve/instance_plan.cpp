@@ -5,9 +5,9 @@
 
 namespace troupe::serve {
 
-expected<instance_plan> plan_instances(const std::string& name, const model_config& config,
-                                       const std::function<expected<std::vector<gpu_device>>()>&
-                                           list_gpus) {
+expected<instance_plan>
+plan_instances(const std::string& name, const model_config& config,
+               const std::function<expected<std::vector<gpu_device>>()>& list_gpus) {
   // Listing GPUs loads the CUDA plugin: done only for a group that may use one.
   std::optional<expected<std::vector<gpu_device>>> listed;
   auto gpus = [&]() -> const expected<std::vector<gpu_device>>& {
@@ -27,8 +27,10 @@ expected<instance_plan> plan_instances(const std::string& name, const model_conf
         const auto& why = gpus().error().message();
         const char* prefix =
             why.starts_with("no usable CUDA device") ? "" : "no usable CUDA device: ";
-        return make_error(errc::unavailable, "model {}: instance_group '{}' asks for KIND_GPU: "
-                          "{}{}", name, group.name, prefix, why);
+        return make_error(errc::unavailable,
+                          "model {}: instance_group '{}' asks for KIND_GPU: "
+                          "{}{}",
+                          name, group.name, prefix, why);
       }
       on_gpu = true;
     } else if (group.kind == instance_kind::automatic) {
@@ -36,8 +38,10 @@ expected<instance_plan> plan_instances(const std::string& name, const model_conf
     }
     (on_gpu ? out.gpu : cpu) = true;
     if (out.gpu && cpu)
-      return make_error(errc::unsupported, "model {}: instance_group '{}': GPU and CPU instance "
-                        "groups in one model are not served together", name, group.name);
+      return make_error(errc::unsupported,
+                        "model {}: instance_group '{}': GPU and CPU instance "
+                        "groups in one model are not served together",
+                        name, group.name);
     if (on_gpu)
       for (int64_t i = 0; i < group.count; ++i)
         out.gpus.emplace_back(group.gpus.begin(), group.gpus.end());

@@ -24,8 +24,8 @@ struct instance_plan {
 /// GPU when one is listed, else the CPU; pipeline stages, tensor parallelism and manual cuts
 /// run on either. GPU and CPU groups in one model are `unsupported`. `list_gpus` is called at
 /// most once, and only when a group may run on a GPU.
-expected<instance_plan> plan_instances(const std::string& name, const model_config& config,
-                                       const std::function<expected<std::vector<gpu_device>>()>&
-                                           list_gpus);
+expected<instance_plan>
+plan_instances(const std::string& name, const model_config& config,
+               const std::function<expected<std::vector<gpu_device>>()>& list_gpus);
 
 } // namespace troupe::serve

@@ -88,8 +88,8 @@ TEST_CASE("seed_cnn on asynchronous executors as 2 stages, as 2 tensor-parallel 
     REQUIRE(rt);
     load_options async;
     async.host_async = true;
-    auto h = (*rt)->load_model("seed_cnn", 1, *onnx,
-                               parallel_config(v.stages, v.ranks, v.micro, 4), async);
+    auto h = (*rt)->load_model("seed_cnn", 1, *onnx, parallel_config(v.stages, v.ranks, v.micro, 4),
+                               async);
     REQUIRE_MESSAGE(h, t.sys.render(h.error()));
     CHECK(h->plan.stages == v.stages);
     CHECK(h->plan.tensor_parallel == v.ranks);
@@ -158,8 +158,8 @@ TEST_CASE("KIND_GPU with pipeline stages, tensor parallelism or a manual cut fai
     int64_t stages, ranks;
     bool manual;
   };
-  for (auto v : {variant{2, 1, false}, variant{1, 2, false}, variant{2, 2, false},
-                 variant{1, 1, true}}) {
+  for (auto v :
+       {variant{2, 1, false}, variant{1, 2, false}, variant{2, 2, false}, variant{1, 1, true}}) {
     CAPTURE(v.stages);
     CAPTURE(v.ranks);
     CAPTURE(v.manual);

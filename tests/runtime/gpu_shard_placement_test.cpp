@@ -20,8 +20,8 @@ per_replica placed(const std::variant<per_replica, int64_t>& r) {
 } // namespace
 
 TEST_CASE("the shards of a GPU replica go to distinct GPUs, and replicas spread over the rest") {
-  std::vector<gpu_load> gpus{{0, 80 * gib, 0, 0}, {1, 80 * gib, 0, 0}, {2, 80 * gib, 0, 0},
-                             {3, 80 * gib, 0, 0}};
+  std::vector<gpu_load> gpus{
+      {0, 80 * gib, 0, 0}, {1, 80 * gib, 0, 0}, {2, 80 * gib, 0, 0}, {3, 80 * gib, 0, 0}};
   const std::vector<uint64_t> stages{10 * gib, 10 * gib};
   CHECK(placed(place_gpu_replicas(gpus, {}, 2, stages)) == per_replica{{0, 1}, {2, 3}});
 }

@@ -65,8 +65,10 @@ TEST_CASE("each stage of a 2-stage cut, split into 2 ranks over a host group, an
           got[static_cast<size_t>(r)] = g.error();
           return;
         }
-        auto s = session::from_graph(std::move(*g), unoptimized(group[static_cast<size_t>(r)].get()));
-        got[static_cast<size_t>(r)] = s ? (*s)->run(inputs) : expected<std::vector<tensor>>(s.error());
+        auto s =
+            session::from_graph(std::move(*g), unoptimized(group[static_cast<size_t>(r)].get()));
+        got[static_cast<size_t>(r)] =
+            s ? (*s)->run(inputs) : expected<std::vector<tensor>>(s.error());
       });
     for (auto& t : ranks)
       t.join();
