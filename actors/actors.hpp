@@ -120,8 +120,9 @@ struct shard_spec {
 /// its own thread, else spawn_async_executor's.
 shard_executor_actor spawn_shard_executor(caf::actor_system& sys, shard_spec spec);
 
-/// Spawns a scheduled executor for the `host_async` or `gpu` backend (one stage, no tensor
-/// parallelism); a loader on a thread of its own opens the model, jobs queue until it is there.
+/// Spawns a scheduled executor for the `host_async` or `gpu` backend (one stage, or one
+/// tensor-parallel rank of it); a loader on a thread of its own opens the model, jobs queue
+/// until it is there.
 async_executor_actor spawn_async_executor(caf::actor_system& sys, shard_spec spec);
 
 merger_actor spawn_merger(caf::actor_system& sys);

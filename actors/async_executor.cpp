@@ -43,7 +43,7 @@ struct async_state {
   std::chrono::steady_clock::time_point started;
   int64_t batches = 0;
 
-  caf::actor_system* system = nullptr;
+  caf::actor_system* system = nullptr; // spawns the disposer of a rank's model
 
   bool parallel() const { return spec.group.size > 1; }
   uint32_t rank() const { return parallel() ? static_cast<uint32_t>(spec.group.rank) : 0; }

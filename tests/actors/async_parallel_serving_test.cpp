@@ -1,11 +1,15 @@
 // async_parallel_serving_test: pipeline stages and tensor-parallel ranks on the asynchronous
 // executor (the GPU executor's actor path, here over its host implementation) answer like the
-// unsplit session; a failing rank fails its batch once and its group comes back; KIND_GPU with
-// stages or ranks needs a GPU; on a GPU, 2 KIND_GPU stages answer like the CPU session.
+// unsplit session; a failing rank fails its batch once and its group comes back, one that cannot
+// load releases the others; KIND_GPU with stages or ranks needs a GPU; on a GPU, 2 KIND_GPU
+// stages answer like the CPU session.
 #include <doctest/doctest.h>
+
+#include <map>
 
 #include "actors/embedded_runtime.hpp"
 #include "kernels/gpu_devices.hpp"
+#include "runtime/parallel/group_registry.hpp"
 #include "runtime/session.hpp"
 #include "tests/actors/actor_test_util.hpp"
 
@@ -138,6 +142,56 @@ TEST_CASE("an asynchronous tensor-parallel rank that throws mid-batch: each requ
   auto st = (*rt)->status();
   REQUIRE(st);
   CHECK(st->replicas.at(0).restarts == 1);
+}
+
+TEST_CASE("an asynchronous rank that cannot load aborts its host group: the other rank's run "
+          "fails with that load error instead of waiting in its collective") {
+  test::temp_dir dir;
+  auto onnx = dir.path / "mlp.onnx";
+  test::write_mlp_onnx(onnx);
+  auto& registry = group_registry::global();
+  auto group = registry.create_host_group(2);
+  REQUIRE(group);
+  test::threaded_system t;
+  caf::scoped_actor self{t.sys};
+  std::vector<async_executor_actor> ranks;
+  for (int32_t r = 0; r < 2; ++r) {
+    shard_spec spec;
+    spec.onnx_path = (r == 0 ? onnx : dir.path / "missing.onnx").string();
+    spec.backend = executor_backend::host_async;
+    spec.limits.threads = 1;
+    spec.group = group_ticket{*group, r, 2, "host", {}};
+    ranks.push_back(spawn_async_executor(t.sys, spec));
+  }
+  std::mt19937 rng(std::random_device{}());
+  const tensor x = test::random_rows({2, 16}, rng);
+  // Built inside an actor (see async_executor_test's send_jobs: TSan and CAF).
+  auto merger = caf::actor{self};
+  t.sys.spawn([=](caf::event_based_actor* a) {
+    for (const auto& rank : ranks) {
+      stage_job job;
+      job.values = {x.clone()};
+      job.merger = merger;
+      job.ranks = 2;
+      a->send(rank, atom::run_v, std::move(job));
+    }
+  });
+  std::map<uint32_t, std::string> errors; // rank -> its error
+  for (int n = 0; n < 2; ++n)
+    self->receive(
+        [&](atom::merge, stage_job& job) {
+          errors[job.rank] = job.error ? message_of(job.error) : "no error";
+        },
+        caf::after(60s) >> [&] { FAIL("a rank did not answer"); });
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[1].starts_with("stage 0 rank 1 on a host thread: "));
+  CHECK(errors[1].find("missing.onnx") != std::string::npos);
+  CHECK(errors[0].starts_with("stage 0 rank 0 on a host thread: "));
+  CHECK(errors[0].find("stage 0 rank 1 on a host thread") != std::string::npos);
+  CHECK(errors[0].find("missing.onnx") != std::string::npos);
+  for (const auto& rank : ranks)
+    self->send_exit(rank, caf::exit_reason::user_shutdown);
+  registry.release(*group);
 }
 
 TEST_CASE("KIND_GPU with pipeline stages, tensor parallelism or a manual cut fails at load "
