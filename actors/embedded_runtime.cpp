@@ -2,6 +2,7 @@
 #include "actors/embedded_runtime.hpp"
 
 #include "kernels/gpu_devices.hpp"
+#include "runtime/gpu_session.hpp"
 #include "runtime/onnx_import.hpp"
 #include "runtime/planner/device_speed.hpp"
 #include "runtime/serve/instance_plan.hpp"
@@ -60,9 +61,17 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   auto g = load_onnx(onnx_file.string());
   if (!g)
     return to_error(g.error());
-  auto where = serve::plan_instances(name, config, [] { return list_gpus(); });
+  serve::gpu_probes probes;
+  probes.list_gpus = [] { return list_gpus(); };
+  probes.runs_model = [&] {
+    gpu_session_options o;
+    o.precision = config.precision;
+    return gpu_session::check(*g, o);
+  };
+  auto where = serve::plan_instances(name, config, probes);
   if (!where)
     return to_error(where.error());
+
   const int64_t instances = where->instances;
 
   // The stages and their memory, planned on this (non-actor) thread.
@@ -118,6 +127,7 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   handle.outputs = g->outputs;
   handle.max_batch_size = config.max_batch_size;
   handle.plan = *plan;
+  handle.plan.gpu_declined = where->gpu_declined; // in the metadata: why not on the GPU
   batcher_options bo;
   bo.model = name;
   bo.version = version;

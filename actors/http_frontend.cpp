@@ -489,6 +489,10 @@ std::string http_frontend::core::metadata_of(const serve::model_signature& sig,
   w.integer(plan.micro_batch);
   key("chosen_by");
   w.string(plan.chosen_by);
+  if (!plan.gpu_declined.empty()) {
+    key("gpu_declined");
+    w.string(plan.gpu_declined);
+  }
   key("cuts");
   array(plan.boundaries, [&](const std::vector<std::string>& cut) { array(cut, text); });
   if (plan.predicted_items_per_s > 0) {

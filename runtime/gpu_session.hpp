@@ -51,6 +51,10 @@ public:
                                                      gpu_session_options options = {});
   static expected<std::unique_ptr<gpu_session>> from_graph(graph g,
                                                            gpu_session_options options = {});
+  /// ok when the backend lowers every node of `g` at `options.precision` for batch 1, as a
+  /// session's first plan would be (host-side: no device needed, but the CUDA backend is);
+  /// else the error that names the node. `g` is taken as given to from_graph.
+  static status check(graph g, const gpu_session_options& options = {});
   virtual ~gpu_session() = default;
 
   virtual const std::vector<value_info>& inputs() const = 0;

@@ -219,6 +219,20 @@ expected<std::unique_ptr<gpu_session>> open_session(const std::string& onnx_path
   return s;
 }
 
+status check_lowering(graph g, const gpu_session_options& options) {
+  if (options.optimize)
+    TROUPE_TRY_STATUS(optimize_graph(g, options.max_value_bytes)); // passes never write in place
+  cpu::cpu_context cpu{cpu::cpu_limits{1, {}}};
+  const auto dims = dims_with_dynamic_as(g.inputs, 1);
+  auto cpu_plan =
+      plan::compile(g, dims, cpu, plan_options{false, options.max_value_bytes, nullptr, nullptr});
+  if (!cpu_plan)
+    return cpu_plan.error();
+  auto lowered = gpu::lower_graph(g, (*cpu_plan)->value_descs(), dims, options.precision,
+                                  options.group.size);
+  return lowered ? status::ok() : lowered.error(); // it names the source and the node
+}
+
 } // namespace
 
 } // namespace troupe
@@ -228,6 +242,7 @@ extern "C" const troupe::gpu_session_api* troupe_cuda_session_api() {
       troupe::gpu_session_api_version,
       &troupe::open_session,
       &troupe::session_from_graph,
+      &troupe::check_lowering,
   };
   return &api;
 }

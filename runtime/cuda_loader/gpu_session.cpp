@@ -31,4 +31,11 @@ expected<std::unique_ptr<gpu_session>> gpu_session::from_graph(graph g,
   return (*api)->from_graph(std::move(g), options);
 }
 
+status gpu_session::check(graph g, const gpu_session_options& options) {
+  auto api = sessions();
+  if (!api)
+    return api.error();
+  return (*api)->check(std::move(g), options);
+}
+
 } // namespace troupe

@@ -11,7 +11,7 @@
 namespace troupe {
 
 /// Bumped whenever the table or gpu_session's interface changes (see gpu_kernels_api_version).
-inline constexpr uint32_t gpu_session_api_version = 2; // 2: gpu_session_options::group
+inline constexpr uint32_t gpu_session_api_version = 2; // 2: options' group, check
 
 struct gpu_session_api {
   uint32_t version = gpu_session_api_version;
@@ -19,6 +19,7 @@ struct gpu_session_api {
                                                  gpu_session_options options) = nullptr;
   expected<std::unique_ptr<gpu_session>> (*from_graph)(graph g,
                                                        gpu_session_options options) = nullptr;
+  status (*check)(graph g, const gpu_session_options& options) = nullptr;
 };
 
 /// The name of the plugin's `extern "C" const gpu_session_api* NAME()`.

@@ -13,4 +13,9 @@ expected<std::unique_ptr<gpu_session>> gpu_session::from_graph(graph, gpu_sessio
                     "no usable CUDA device: troupe was built without the CUDA backend");
 }
 
+status gpu_session::check(graph, const gpu_session_options&) {
+  return make_error(errc::unavailable,
+                    "no usable CUDA device: troupe was built without the CUDA backend");
+}
+
 } // namespace troupe

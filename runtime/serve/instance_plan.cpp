@@ -5,15 +5,19 @@
 
 namespace troupe::serve {
 
-expected<instance_plan>
-plan_instances(const std::string& name, const model_config& config,
-               const std::function<expected<std::vector<gpu_device>>()>& list_gpus) {
-  // Listing GPUs loads the CUDA plugin: done only for a group that may use one.
+expected<instance_plan> plan_instances(const std::string& name, const model_config& config,
+                                       const gpu_probes& probes) {
   std::optional<expected<std::vector<gpu_device>>> listed;
   auto gpus = [&]() -> const expected<std::vector<gpu_device>>& {
     if (!listed)
-      listed = list_gpus();
+      listed = probes.list_gpus();
     return *listed;
+  };
+  std::optional<status> checked;
+  auto runs_model = [&]() -> const status& {
+    if (!checked)
+      checked = probes.runs_model ? probes.runs_model() : status::ok();
+    return *checked;
   };
   auto groups = config.instance_groups;
   if (groups.empty())
@@ -22,19 +26,24 @@ plan_instances(const std::string& name, const model_config& config,
   bool cpu = false;
   for (const auto& group : groups) {
     bool on_gpu = false;
+    const auto asked_gpu = [&](errc code, const std::string& why) {
+      return make_error(code, "model {}: instance_group '{}' asks for KIND_GPU: {}", name,
+                        group.name, why);
+    };
     if (group.kind == instance_kind::gpu) {
       if (!gpus()) {
         const auto& why = gpus().error().message();
-        const char* prefix =
-            why.starts_with("no usable CUDA device") ? "" : "no usable CUDA device: ";
-        return make_error(errc::unavailable,
-                          "model {}: instance_group '{}' asks for KIND_GPU: "
-                          "{}{}",
-                          name, group.name, prefix, why);
+        return asked_gpu(errc::unavailable, why.starts_with("no usable CUDA device")
+                                                ? why
+                                                : "no usable CUDA device: " + why);
       }
+      if (!runs_model())
+        return asked_gpu(runs_model().code(), runs_model().message());
       on_gpu = true;
-    } else if (group.kind == instance_kind::automatic) {
-      on_gpu = gpus() && !gpus()->empty();
+    } else if (group.kind == instance_kind::automatic && gpus() && !gpus()->empty()) {
+      on_gpu = runs_model().is_ok();
+      if (!on_gpu)
+        out.gpu_declined = runs_model().message();
     }
     (on_gpu ? out.gpu : cpu) = true;
     if (out.gpu && cpu)

@@ -39,6 +39,8 @@ struct pipeline_choice {
                                      // largest rank when tensor_parallel > 1)
   double predicted_items_per_s = 0;  // one replica; 0 when nothing was predicted
   double predicted_latency_ms = 0;   // one full batch through the pipeline
+  /// KIND_AUTO with GPUs listed, served on the CPU: why the GPU backend could not run it.
+  std::string gpu_declined;
 };
 
 /// Chooses the stages of a model: pipeline_stages K cuts it into K stages balanced by the

@@ -7,11 +7,15 @@
 #include <future>
 #include <random>
 
+#include "runtime/cuda_loader/session_api.hpp"
 #include "runtime/gpu_session.hpp"
 #include "runtime/onnx_import.hpp"
 #include "runtime/random_tensor.hpp"
 #include "runtime/session.hpp"
 #include "tests/cuda_backend/backend_test_util.hpp"
+
+// The plugin's table (this program links libtroupe_cuda.so itself).
+extern "C" const troupe::gpu_session_api* troupe_cuda_session_api();
 
 namespace troupe {
 namespace {
@@ -209,6 +213,27 @@ TEST_CASE("arena plan keeps graph outputs alive past the last step") {
   const int64_t bytes = 64 * 4;
   CHECK((y + bytes <= a || a + bytes <= y)); // y is read after a was written
   CHECK((y + bytes <= z || z + bytes <= y));
+}
+
+TEST_CASE("the plugin's check passes a graph that lowers and names the node of one that does "
+          "not, at every precision, without a device") {
+  const gpu_session_api* api = troupe_cuda_session_api();
+  const bool exports_check = api->check != nullptr;
+  REQUIRE(exports_check);
+  graph runs = make_graph({{"x", {2, 3}}}, {make("Relu", {"x"}, {"y"})}, {"y"});
+  graph floors = make_graph({{"x", {2, 3}}}, {make("Relu", {"x"}, {"r"}), make("Floor", {"r"}, {"y"})},
+                            {"y"});
+  for (auto precision : {gpu_precision::fp32, gpu_precision::tf32, gpu_precision::fp16,
+                         gpu_precision::bf16}) {
+    CAPTURE(to_string(precision));
+    gpu_session_options options;
+    options.precision = precision;
+    auto ok = api->check(runs, options);
+    CHECK_MESSAGE(ok.is_ok(), ok.to_string());
+    auto refused = api->check(floors, options);
+    CHECK(refused.code() == errc::unsupported);
+    CHECK(refused.message().find("'Floor_y' (Floor)") != std::string::npos);
+  }
 }
 
 // ---- host-side: reference models -----------------------------------------------------------

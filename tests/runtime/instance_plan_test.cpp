@@ -8,12 +8,16 @@ using namespace troupe;
 
 namespace {
 
-/// A GPU lister that counts its calls and lists `n` GPUs (none: the no-device error).
+/// Probes that list `n` GPUs (none: the no-device error) and say whether the GPU backend runs
+/// the model (`model`), counting the calls of each.
 struct fake_gpus {
   int n = 0;
+  status model = status::ok();
   int calls = 0;
-  std::function<expected<std::vector<gpu_device>>()> lister() {
-    return [this]() -> expected<std::vector<gpu_device>> {
+  int checks = 0;
+  serve::gpu_probes lister() {
+    serve::gpu_probes p;
+    p.list_gpus = [this]() -> expected<std::vector<gpu_device>> {
       ++calls;
       if (n == 0)
         return make_error(errc::unavailable, "no usable CUDA device: no driver");
@@ -22,8 +26,15 @@ struct fake_gpus {
         out.push_back(gpu_device{i, "test GPU", 90, uint64_t{80} << 30, 0});
       return out;
     };
+    p.runs_model = [this] {
+      ++checks;
+      return model;
+    };
+    return p;
   }
 };
+
+const status no_gpu_kernel{errc::unsupported, "node 'n7' (Hardmax): no GPU kernel"};
 
 model_config with_groups(std::vector<instance_group> groups, int64_t stages, int64_t ranks) {
   model_config c;
@@ -98,4 +109,46 @@ TEST_CASE("KIND_CPU groups never list GPUs; GPU and CPU groups together are unsu
   REQUIRE_FALSE(mixed);
   CHECK(mixed.error().code() == errc::unsupported);
   CHECK(mixed.error().message().find("instance_group 'c'") != std::string::npos);
+}
+
+TEST_CASE("KIND_AUTO serves on the CPU when the GPU backend cannot run the model, and says why") {
+  fake_gpus gpus{2, no_gpu_kernel};
+  auto p = serve::plan_instances(
+      "m", with_groups({{"a", 1, instance_kind::automatic, {}},
+                        {"b", 2, instance_kind::automatic, {}}}, 1, 1),
+      gpus.lister());
+  REQUIRE(p);
+  CHECK_FALSE(p->gpu);
+  CHECK(p->instances == 3);
+  CHECK(p->gpu_declined == "node 'n7' (Hardmax): no GPU kernel");
+  CHECK(gpus.checks == 1); // asked once for both groups
+  // Without GPUs the model is not checked at all, and nothing is declined.
+  fake_gpus none{0, no_gpu_kernel};
+  auto cpu = serve::plan_instances("m", model_config{}, none.lister());
+  REQUIRE(cpu);
+  CHECK_FALSE(cpu->gpu);
+  CHECK(cpu->gpu_declined.empty());
+  CHECK(none.checks == 0);
+  // A model the backend runs goes to the GPU, with nothing declined.
+  fake_gpus fine{1};
+  auto gpu = serve::plan_instances("m", model_config{}, fine.lister());
+  REQUIRE(gpu);
+  CHECK(gpu->gpu);
+  CHECK(gpu->gpu_declined.empty());
+  CHECK(fine.checks == 1);
+}
+
+TEST_CASE("KIND_GPU for a model the GPU backend cannot run fails at load naming the node") {
+  fake_gpus gpus{1, no_gpu_kernel};
+  auto p = serve::plan_instances("m", with_groups({{"g", 1, instance_kind::gpu, {}}}, 1, 1),
+                                 gpus.lister());
+  REQUIRE_FALSE(p);
+  CHECK(p.error().code() == errc::unsupported);
+  CHECK(p.error().message() ==
+        "model m: instance_group 'g' asks for KIND_GPU: node 'n7' (Hardmax): no GPU kernel");
+  // KIND_CPU never asks.
+  auto cpu = serve::plan_instances("m", with_groups({{"c", 1, instance_kind::cpu, {}}}, 1, 1),
+                                   gpus.lister());
+  REQUIRE(cpu);
+  CHECK(gpus.checks == 1);
 }
