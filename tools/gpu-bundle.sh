@@ -31,6 +31,9 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTROUPE_CUDA=ON \
 mapfile -t targets < <(ninja -C "$build" -t targets all |
   sed -n 's/^\(test_cuda[a-z_]*\|bench_gpu_[a-z_]*\): .*/\1/p' | sort -u)
 [ ${#targets[@]} -gt 0 ] || { echo "gpu-bundle: no GPU targets in $build" >&2; exit 1; }
+# The actor tests too, for their GPU serving cases only (bin/test_actors.args): on a machine
+# with a GPU, KIND_AUTO would move the CPU cases' models onto it.
+targets+=(test_actors)
 cmake --build "$build" -j2 --target troupe_cuda "${targets[@]}"
 
 stage=$(mktemp -d)
@@ -52,6 +55,7 @@ done | sort -u | while read -r lib; do
     cp -L "$lib" "$root/lib/$name"
   fi
 done
+echo '-tc=*KIND_GPU*' > "$root/bin/test_actors.args"
 # The CUDA backend plugin: programs that only dlopen it (served runs) need it beside
 # libtroupe_kernels.so even when no bundled program links it.
 cp -L "$build/lib/libtroupe_cuda.so" "$root/lib/"

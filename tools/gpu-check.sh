@@ -79,9 +79,12 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
 export TROUPE_GPU_MODELS_DIR=$root/models TROUPE_TEST_MODELS=$root/models TROUPE_RANDOM_WEIGHTS=1
 failed=0
 for t in "$root"/bin/test_*; do
-  [ -x "$t" ] || continue
+  [ -x "$t" ] && [ -f "$t" ] || continue
+  [[ $t == *.args ]] && continue
   name=$(basename "$t")
-  timeout "$(left)" "$root/lib/ld-linux-x86-64.so.2" --library-path "$libpath" "$t" \
+  args=() # bin/<test>.args: the cases of that binary to run here
+  [ -f "$t.args" ] && read -r -a args < "$t.args"
+  timeout "$(left)" "$root/lib/ld-linux-x86-64.so.2" --library-path "$libpath" "$t" "${args[@]}" \
     > "$out/$name.log" 2>&1
   rc=$?
   case $rc in
