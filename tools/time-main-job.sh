@@ -22,7 +22,7 @@ accuracy=$(awk '/^(warm-up|steady|burst|priorities) / {printf "%s%s", sep, $NF; 
 echo "| step | seconds |"
 echo "|---|---:|"
 echo "| build of the troupe target (fresh clone, no ccache, 2 jobs) | $build |"
-echo "| the rest: install check, serve, quickstart scenario (44 s), report | $((total - build)) |"
+echo "| the rest: install check, serve, quickstart scenario (36 s), report | $((total - build)) |"
 echo "| **main job, total** (target: under 180) | **$total** |"
 echo
 echo "Quickstart accuracy per phase: $accuracy."
