@@ -59,7 +59,7 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
   echo
   echo "- GPU: ${gpu:-unknown (no nvidia-smi)}"
   echo "- bundle: commit $(cat "$root/COMMIT" 2>/dev/null || echo unknown), $(date -u +%F)"
-  echo "- libraries: $libpath"
+  echo "- libraries: ${libpath//$root/<bundle>}"
   [ -f "$root/models/STRIPPED" ] &&
     echo "- random weights (stripped from the bundle, TROUPE_RANDOM_WEIGHTS=1):" \
       "$(paste -sd ' ' "$root/models/STRIPPED")"
