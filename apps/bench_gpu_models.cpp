@@ -10,39 +10,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include "apps/gpu_session_timing.hpp"
 #include "kernels/gpu_devices.hpp"
 #include "runtime/gpu_session.hpp"
 #include "runtime/random_tensor.hpp"
 
-namespace {
-
 using namespace troupe;
-using clock_type = std::chrono::steady_clock;
-
-struct measurement {
-  double items_per_second = 0;
-  double mean_ms = 0;
-};
-
-/// Runs `inputs` for about `seconds` after a warm-up that also captures the CUDA graph.
-expected<measurement> measure(gpu_session& s, const std::vector<tensor>& inputs, int64_t batch,
-                              double seconds) {
-  for (int i = 0; i < 5; ++i)
-    if (auto r = s.run(inputs); !r)
-      return r.error();
-  int64_t runs = 0;
-  const auto t0 = clock_type::now();
-  double elapsed = 0;
-  while (elapsed < seconds || runs < 3) {
-    if (auto r = s.run(inputs); !r)
-      return r.error();
-    ++runs;
-    elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
-  }
-  return measurement{static_cast<double>(runs * batch) / elapsed, 1e3 * elapsed / static_cast<double>(runs)};
-}
-
-} // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"GPU backend throughput per model, precision and batch size"};
@@ -104,7 +77,7 @@ int main(int argc, char** argv) {
         std::vector<tensor> inputs;
         for (const auto& in : (*s)->inputs())
           inputs.push_back(random_tensor(in.type, concrete_dims(in, b), rng));
-        auto m = measure(**s, inputs, b, seconds);
+        auto m = time_gpu_session(**s, inputs, b, seconds);
         if (!m) {
           std::printf("| %s | %s | %lld | error: %s | |\n", model.c_str(), name.c_str(),
                       static_cast<long long>(b), m.error().to_string().c_str());

@@ -22,6 +22,7 @@
 #include <caf/all.hpp>
 
 #include "actors/embedded_runtime.hpp"
+#include "apps/gpu_session_timing.hpp"
 #include "kernels/gpu_devices.hpp"
 #include "runtime/gpu_session.hpp"
 #include "runtime/random_tensor.hpp"
@@ -97,24 +98,6 @@ served_result measure_served(caf::actor_system& sys, const model_handle& h, cons
   while (c->running > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return {static_cast<double>(items) / elapsed, c->errors.load()};
-}
-
-/// Items per second of the bare gpu_session at `batch` rows (synchronous runs).
-expected<double> measure_raw(gpu_session& s, const std::vector<tensor>& inputs, int64_t batch,
-                             double seconds) {
-  for (int i = 0; i < 5; ++i) // the plan, then its CUDA graph
-    if (auto r = s.run(inputs); !r)
-      return r.error();
-  int64_t runs = 0;
-  const auto t0 = clock_type::now();
-  double elapsed = 0;
-  while (elapsed < seconds || runs < 3) {
-    if (auto r = s.run(inputs); !r)
-      return r.error();
-    ++runs;
-    elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
-  }
-  return static_cast<double>(runs * batch) / elapsed;
 }
 
 /// KIND_GPU on `device` at `precision`; every batch padded to `batch` rows, so the executor
@@ -278,20 +261,21 @@ int main(int argc, char** argv) {
         std::vector<tensor> inputs;
         for (const auto& in : (*raw)->inputs())
           inputs.push_back(random_tensor(in.type, concrete_dims(in, batch), rng));
-        auto raw_rate = measure_raw(**raw, inputs, batch, seconds);
-        if (!raw_rate || inputs.size() != 1) {
+        auto timed = time_gpu_session(**raw, inputs, batch, seconds);
+        if (!timed || inputs.size() != 1) {
           std::printf("| %s | %s | %lld | error: %s | | | | |\n", model.c_str(), name.c_str(),
                       static_cast<long long>(batch),
-                      raw_rate ? "the served benchmark sends one input"
-                               : raw_rate.error().to_string().c_str());
+                      timed ? "the served benchmark sends one input"
+                            : timed.error().to_string().c_str());
           ++failures;
           continue;
         }
+        const double raw_rate = timed->items_per_second;
         auto h = (*rt)->load_model(model, ++version, path,
                                    served_config(batch, *precision, device, instances));
         if (!h) {
           std::printf("| %s | %s | %lld | %.0f | error: %s | | | |\n", model.c_str(), name.c_str(),
-                      static_cast<long long>(batch), *raw_rate, sys.render(h.error()).c_str());
+                      static_cast<long long>(batch), raw_rate, sys.render(h.error()).c_str());
           ++failures;
           continue;
         }
@@ -302,9 +286,9 @@ int main(int argc, char** argv) {
         auto whole = measure_served(sys, *h, inputs[0], 1, 3 * instances, seconds);
         (void)(*rt)->unload_model(model, version);
         std::printf("| %s | %s | %lld | %.0f | %.0f | %.2f | %.0f | %.2f |\n", model.c_str(),
-                    name.c_str(), static_cast<long long>(batch), *raw_rate,
-                    single.items_per_second, single.items_per_second / *raw_rate,
-                    whole.items_per_second, whole.items_per_second / *raw_rate);
+                    name.c_str(), static_cast<long long>(batch), raw_rate,
+                    single.items_per_second, single.items_per_second / raw_rate,
+                    whole.items_per_second, whole.items_per_second / raw_rate);
         if (single.errors + whole.errors > 0) {
           std::printf("| %s | %s | %lld | %lld requests failed | | | | |\n", model.c_str(),
                       name.c_str(), static_cast<long long>(batch),

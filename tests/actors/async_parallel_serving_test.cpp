@@ -11,63 +11,13 @@
 #include "kernels/gpu_devices.hpp"
 #include "runtime/parallel/group_registry.hpp"
 #include "runtime/session.hpp"
-#include "tests/actors/actor_test_util.hpp"
+#include "tests/actors/serving_test_util.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
 
-namespace {
-
-/// Stages x ranks with micro-batches; the test's requests form exactly one batch.
-model_config parallel_config(int64_t stages, int64_t ranks, int64_t micro, int64_t max_batch) {
-  model_config c;
-  c.max_batch_size = max_batch;
-  dynamic_batching_config db;
-  db.preferred_batch_size = {max_batch};
-  db.max_queue_delay = 10s;
-  c.dynamic_batching = db;
-  c.parallelism.pipeline_stages = stages;
-  c.parallelism.tensor_parallel = ranks;
-  c.parallelism.micro_batch = micro;
-  return c;
-}
-
-caf::expected<std::unique_ptr<embedded_runtime>> start_runtime(caf::actor_system& sys) {
-  runtime_options o;
-  o.resources.cpu_devices = 2;
-  auto rt = embedded_runtime::start(sys, o);
-  return rt ? std::move(rt) : embedded_runtime::start(sys); // a one-core machine
-}
-
-/// The unsplit session's outputs for `batch`.
-std::vector<tensor> whole_outputs(const std::filesystem::path& onnx, const tensor& batch) {
-  auto whole = session::open(onnx.string());
-  REQUIRE(whole);
-  std::vector<tensor> in{batch};
-  auto want = (*whole)->run(in);
-  REQUIRE(want);
-  return *want;
-}
-
-/// Every reply against its rows of `want`, within `tolerance`.
-void check_replies(const std::vector<caf::expected<infer_response>>& replies,
-                   const std::vector<int64_t>& rows, const std::vector<tensor>& want,
-                   double tolerance, caf::actor_system& sys) {
-  int64_t begin = 0;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    CAPTURE(i);
-    REQUIRE_MESSAGE(replies[i], sys.render(replies[i].error()));
-    REQUIRE(replies[i]->outputs.size() == want.size());
-    for (size_t o = 0; o < want.size(); ++o) {
-      auto expect = want[o].slice_rows(begin, begin + rows[i]);
-      REQUIRE(replies[i]->outputs[o].dims() == expect.dims());
-      CHECK(relative_error(replies[i]->outputs[o], expect) < tolerance);
-    }
-    begin += rows[i];
-  }
-}
-
-} // namespace
+using test::check_replies;
+using test::one_batch_config;
 
 TEST_CASE("seed_cnn on asynchronous executors as 2 stages, as 2 tensor-parallel ranks and as "
           "2 stages x 2 ranks answers like the unsplit session") {
@@ -78,7 +28,7 @@ TEST_CASE("seed_cnn on asynchronous executors as 2 stages, as 2 tensor-parallel 
   }
   std::mt19937 rng(std::random_device{}());
   const tensor batch = test::random_rows({4, 1, 28, 28}, rng);
-  const auto want = whole_outputs(*onnx, batch);
+  const auto want = test::session_outputs(*onnx, batch);
   const std::vector<int64_t> rows{1, 2, 1};
   test::threaded_system t;
   struct variant {
@@ -88,12 +38,12 @@ TEST_CASE("seed_cnn on asynchronous executors as 2 stages, as 2 tensor-parallel 
     CAPTURE(v.stages);
     CAPTURE(v.ranks);
     CAPTURE(v.micro);
-    auto rt = start_runtime(t.sys);
+    auto rt = test::start_on_two_devices(t.sys);
     REQUIRE(rt);
     load_options async;
     async.host_async = true;
-    auto h = (*rt)->load_model("seed_cnn", 1, *onnx, parallel_config(v.stages, v.ranks, v.micro, 4),
-                               async);
+    auto h = (*rt)->load_model("seed_cnn", 1, *onnx,
+                               one_batch_config(v.stages, v.ranks, v.micro, 4), async);
     REQUIRE_MESSAGE(h, t.sys.render(h.error()));
     CHECK(h->plan.stages == v.stages);
     CHECK(h->plan.tensor_parallel == v.ranks);
@@ -118,13 +68,13 @@ TEST_CASE("an asynchronous tensor-parallel rank that throws mid-batch: each requ
   auto onnx = dir.path / "mlp.onnx";
   test::write_mlp_onnx(onnx);
   test::threaded_system t;
-  auto rt = start_runtime(t.sys);
+  auto rt = test::start_on_two_devices(t.sys);
   REQUIRE(rt);
   load_options lo;
   lo.host_async = true;
   lo.fault_after_batches = 2; // rank 1 throws on the second micro-batch; rank 0 may wait in
   lo.fault_rank = 1;          // a collective for it until the group is aborted
-  auto h = (*rt)->load_model("mlp", 1, onnx, parallel_config(1, 2, 1, 3), lo);
+  auto h = (*rt)->load_model("mlp", 1, onnx, one_batch_config(1, 2, 1, 3), lo);
   REQUIRE_MESSAGE(h, t.sys.render(h.error()));
   std::mt19937 rng(std::random_device{}());
   const tensor batch = test::random_rows({3, 16}, rng);
@@ -134,7 +84,7 @@ TEST_CASE("an asynchronous tensor-parallel rank that throws mid-batch: each requ
     CHECK(errc_of(r.error()) == errc::unavailable);
   }
   check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2})), {1, 2},
-                whole_outputs(onnx, batch), 1e-5, t.sys);
+                test::session_outputs(onnx, batch), 1e-5, t.sys);
   auto ms = (*rt)->status(*h);
   REQUIRE(ms);
   CHECK(ms->failed == 3);
@@ -217,7 +167,7 @@ TEST_CASE("KIND_GPU with pipeline stages, tensor parallelism or a manual cut fai
     CAPTURE(v.stages);
     CAPTURE(v.ranks);
     CAPTURE(v.manual);
-    auto config = parallel_config(v.stages, v.ranks, 0, 4);
+    auto config = one_batch_config(v.stages, v.ranks, 0, 4);
     config.instance_groups.push_back(instance_group{"g", 1, instance_kind::gpu, {0}});
     load_options lo;
     if (v.manual)
@@ -244,13 +194,13 @@ TEST_CASE("seed_cnn as 2 KIND_GPU pipeline stages on GPU 0 answers like the CPU 
   }
   std::mt19937 rng(std::random_device{}());
   const tensor batch = test::random_rows({8, 1, 28, 28}, rng);
-  const auto want = whole_outputs(*onnx, batch);
+  const auto want = test::session_outputs(*onnx, batch);
   test::threaded_system t;
   auto rt = embedded_runtime::start(t.sys);
   REQUIRE(rt);
   for (int64_t micro : {0, 4}) {
     CAPTURE(micro);
-    auto config = parallel_config(2, 1, micro, 8);
+    auto config = one_batch_config(2, 1, micro, 8);
     config.precision = gpu_precision::fp32;
     config.instance_groups.push_back(instance_group{"gpu", 1, instance_kind::gpu, {0}});
     auto h = (*rt)->load_model("seed_cnn", micro + 1, *onnx, config);

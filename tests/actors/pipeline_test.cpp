@@ -6,30 +6,12 @@
 
 #include "actors/embedded_runtime.hpp"
 #include "runtime/session.hpp"
-#include "tests/actors/actor_test_util.hpp"
+#include "tests/actors/serving_test_util.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
 
 namespace {
-
-model_config pipeline_config(int64_t stages, int64_t micro, int64_t max_batch) {
-  model_config c;
-  c.max_batch_size = max_batch;
-  dynamic_batching_config db;
-  db.preferred_batch_size = {max_batch}; // the test's requests form exactly one batch
-  db.max_queue_delay = 10s;
-  c.dynamic_batching = db;
-  c.parallelism.pipeline_stages = stages;
-  c.parallelism.micro_batch = micro;
-  return c;
-}
-
-runtime_options two_devices() {
-  runtime_options o;
-  o.resources.cpu_devices = 2;
-  return o;
-}
 
 void check_pipelines_match_session(const std::string& model, shape item) {
   auto onnx = test::test_model_path(model);
@@ -40,22 +22,16 @@ void check_pipelines_match_session(const std::string& model, shape item) {
   std::mt19937 rng(std::random_device{}());
   item[0] = 4;
   const tensor batch = test::random_rows(item, rng);
-  auto whole = session::open(onnx->string());
-  REQUIRE(whole);
-  std::vector<tensor> in{batch};
-  auto expected_out = (*whole)->run(in);
-  REQUIRE(expected_out);
+  const auto expected_out = test::session_outputs(*onnx, batch);
   const std::vector<int64_t> rows{1, 2, 1};
   test::threaded_system t;
   for (int64_t stages : {1, 2, 3})
     for (int64_t micro : {0, 3}) {
       CAPTURE(stages);
       CAPTURE(micro);
-      auto rt = embedded_runtime::start(t.sys, two_devices());
-      if (!rt) // a machine (or affinity mask) with one core
-        rt = embedded_runtime::start(t.sys);
+      auto rt = test::start_on_two_devices(t.sys);
       REQUIRE(rt);
-      auto h = (*rt)->load_model(model, 1, *onnx, pipeline_config(stages, micro, 4));
+      auto h = (*rt)->load_model(model, 1, *onnx, test::one_batch_config(stages, 1, micro, 4));
       REQUIRE_MESSAGE(h, t.sys.render(h.error()));
       CHECK(h->plan.stages == stages);
       CHECK(h->plan.boundaries.size() == static_cast<size_t>(stages - 1));
@@ -76,8 +52,8 @@ void check_pipelines_match_session(const std::string& model, shape item) {
       int64_t begin = 0;
       for (size_t i = 0; i < rows.size(); ++i) {
         REQUIRE_MESSAGE(replies[i], t.sys.render(replies[i].error()));
-        for (size_t o = 0; o < expected_out->size(); ++o) {
-          auto want = (*expected_out)[o].slice_rows(begin, begin + rows[i]);
+        for (size_t o = 0; o < expected_out.size(); ++o) {
+          auto want = expected_out[o].slice_rows(begin, begin + rows[i]);
           CHECK(relative_error(replies[i]->outputs.at(o), want) < 1e-5);
         }
         begin += rows[i];
@@ -107,14 +83,12 @@ TEST_CASE("a stage that throws while a micro-batched batch runs: each request ge
   auto onnx = dir.path / "mlp.onnx";
   test::write_mlp_onnx(onnx);
   test::threaded_system t;
-  auto rt = embedded_runtime::start(t.sys, two_devices());
-  if (!rt)
-    rt = embedded_runtime::start(t.sys);
+  auto rt = test::start_on_two_devices(t.sys);
   REQUIRE(rt);
   load_options lo;
   lo.boundaries = {{"h"}};
   lo.fault_after_batches = 2; // stage 0 throws on the second micro-batch
-  auto h = (*rt)->load_model("mlp", 1, onnx, pipeline_config(1, 1, 3), lo);
+  auto h = (*rt)->load_model("mlp", 1, onnx, test::one_batch_config(1, 1, 1, 3), lo);
   REQUIRE(h);
   CHECK(h->plan.chosen_by == "manual");
   std::mt19937 rng(std::random_device{}());
@@ -125,15 +99,11 @@ TEST_CASE("a stage that throws while a micro-batched batch runs: each request ge
     CHECK(errc_of(r.error()) == errc::unavailable);
   }
   auto ok = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2}));
-  auto whole = session::open(onnx.string());
-  REQUIRE(whole);
-  std::vector<tensor> in{batch};
-  auto want = (*whole)->run(in);
-  REQUIRE(want);
+  const auto want = test::session_outputs(onnx, batch);
   REQUIRE(ok[0]);
   REQUIRE(ok[1]);
-  CHECK(relative_error(ok[0]->outputs.at(0), want->at(0).slice_rows(0, 1)) < 1e-5);
-  CHECK(relative_error(ok[1]->outputs.at(0), want->at(0).slice_rows(1, 3)) < 1e-5);
+  CHECK(relative_error(ok[0]->outputs.at(0), want.at(0).slice_rows(0, 1)) < 1e-5);
+  CHECK(relative_error(ok[1]->outputs.at(0), want.at(0).slice_rows(1, 3)) < 1e-5);
   auto ms = (*rt)->status(*h);
   REQUIRE(ms);
   CHECK(ms->failed == 3);

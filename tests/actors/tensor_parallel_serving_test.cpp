@@ -9,50 +9,12 @@
 #include "actors/embedded_runtime.hpp"
 #include "runtime/parallel/group_registry.hpp"
 #include "runtime/session.hpp"
-#include "tests/actors/actor_test_util.hpp"
+#include "tests/actors/serving_test_util.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
 
 namespace {
-
-model_config tp_config(int64_t stages, int64_t ranks, int64_t micro, int64_t max_batch) {
-  model_config c;
-  c.max_batch_size = max_batch;
-  dynamic_batching_config db;
-  db.preferred_batch_size = {max_batch}; // the test's requests form exactly one batch
-  db.max_queue_delay = 10s;
-  c.dynamic_batching = db;
-  c.parallelism.pipeline_stages = stages;
-  c.parallelism.tensor_parallel = ranks;
-  c.parallelism.micro_batch = micro;
-  return c;
-}
-
-caf::expected<std::unique_ptr<embedded_runtime>> start_runtime(caf::actor_system& sys) {
-  runtime_options o;
-  o.resources.cpu_devices = 2;
-  auto rt = embedded_runtime::start(sys, o);
-  return rt ? std::move(rt) : embedded_runtime::start(sys); // a one-core machine
-}
-
-/// Checks every reply against rows of `want` (the unsharded outputs of the whole batch).
-void check_replies(const std::vector<caf::expected<infer_response>>& replies,
-                   const std::vector<int64_t>& rows, const std::vector<tensor>& want,
-                   caf::actor_system& sys) {
-  int64_t begin = 0;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    CAPTURE(i);
-    REQUIRE_MESSAGE(replies[i], sys.render(replies[i].error()));
-    REQUIRE(replies[i]->outputs.size() == want.size());
-    for (size_t o = 0; o < want.size(); ++o) {
-      auto expect = want[o].slice_rows(begin, begin + rows[i]);
-      REQUIRE(replies[i]->outputs[o].dims() == expect.dims());
-      CHECK(relative_error(replies[i]->outputs[o], expect) < 1e-5);
-    }
-    begin += rows[i];
-  }
-}
 
 void check_tensor_parallel_matches_session(const std::string& model, shape item) {
   auto onnx = test::test_model_path(model);
@@ -63,11 +25,7 @@ void check_tensor_parallel_matches_session(const std::string& model, shape item)
   std::mt19937 rng(std::random_device{}());
   item[0] = 4;
   const tensor batch = test::random_rows(item, rng);
-  auto whole = session::open(onnx->string());
-  REQUIRE(whole);
-  std::vector<tensor> in{batch};
-  auto want = (*whole)->run(in);
-  REQUIRE(want);
+  const auto want = test::session_outputs(*onnx, batch);
   const std::vector<int64_t> rows{1, 2, 1};
   test::threaded_system t;
   struct variant {
@@ -76,9 +34,9 @@ void check_tensor_parallel_matches_session(const std::string& model, shape item)
   for (auto v : {variant{1, 0}, variant{2, 2}}) {
     CAPTURE(v.stages);
     CAPTURE(v.micro);
-    auto rt = start_runtime(t.sys);
+    auto rt = test::start_on_two_devices(t.sys);
     REQUIRE(rt);
-    auto h = (*rt)->load_model(model, 1, *onnx, tp_config(v.stages, 2, v.micro, 4));
+    auto h = (*rt)->load_model(model, 1, *onnx, test::one_batch_config(v.stages, 2, v.micro, 4));
     REQUIRE_MESSAGE(h, t.sys.render(h.error()));
     CHECK(h->plan.stages == v.stages);
     CHECK(h->plan.tensor_parallel == 2);
@@ -93,7 +51,8 @@ void check_tensor_parallel_matches_session(const std::string& model, shape item)
     if (cpu_devices >= 2)
       for (size_t s = 0; s < static_cast<size_t>(v.stages); ++s)
         CHECK(rep.devices[2 * s] != rep.devices[2 * s + 1]); // a stage's ranks run at once
-    check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows, *want, t.sys);
+    test::check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows,
+                        want, 1e-5, t.sys);
     auto ms = (*rt)->status(*h);
     REQUIRE(ms);
     CHECK(ms->batches == 1);
@@ -120,12 +79,12 @@ TEST_CASE("a tensor-parallel rank that throws mid-batch: each request of the bat
   auto onnx = dir.path / "mlp.onnx";
   test::write_mlp_onnx(onnx);
   test::threaded_system t;
-  auto rt = start_runtime(t.sys);
+  auto rt = test::start_on_two_devices(t.sys);
   REQUIRE(rt);
   load_options lo;
   lo.fault_after_batches = 2; // rank 1 throws on the second micro-batch; rank 0 waits in a
   lo.fault_rank = 1;          // collective for it until the group is aborted
-  auto h = (*rt)->load_model("mlp", 1, onnx, tp_config(1, 2, 1, 3), lo);
+  auto h = (*rt)->load_model("mlp", 1, onnx, test::one_batch_config(1, 2, 1, 3), lo);
   REQUIRE_MESSAGE(h, t.sys.render(h.error()));
   std::mt19937 rng(std::random_device{}());
   const tensor batch = test::random_rows({3, 16}, rng);
@@ -134,12 +93,9 @@ TEST_CASE("a tensor-parallel rank that throws mid-batch: each request of the bat
     REQUIRE_FALSE(r);
     CHECK(errc_of(r.error()) == errc::unavailable);
   }
-  auto whole = session::open(onnx.string());
-  REQUIRE(whole);
-  std::vector<tensor> in{batch};
-  auto want = (*whole)->run(in);
-  REQUIRE(want);
-  check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2})), {1, 2}, *want, t.sys);
+  const auto want = test::session_outputs(onnx, batch);
+  test::check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2})), {1, 2},
+                      want, 1e-5, t.sys);
   auto ms = (*rt)->status(*h);
   REQUIRE(ms);
   CHECK(ms->failed == 3);
@@ -154,9 +110,9 @@ TEST_CASE("tensor_parallel below 1 is refused naming the key, by the plan and by
   auto onnx = dir.path / "mlp.onnx";
   test::write_mlp_onnx(onnx);
   test::threaded_system t;
-  auto rt = start_runtime(t.sys);
+  auto rt = test::start_on_two_devices(t.sys);
   REQUIRE(rt);
-  auto h = (*rt)->load_model("mlp", 1, onnx, tp_config(1, 0, 0, 3));
+  auto h = (*rt)->load_model("mlp", 1, onnx, test::one_batch_config(1, 0, 0, 3));
   REQUIRE_FALSE(h);
   CHECK(errc_of(h.error()) == errc::invalid_argument);
   CHECK(message_of(h.error()).find("parallelism.tensor_parallel: 0") != std::string::npos);
@@ -181,19 +137,16 @@ TEST_CASE("with more ranks than devices, ranks share devices and still answer co
   test::threaded_system t;
   auto rt = embedded_runtime::start(t.sys); // one CPU device
   REQUIRE(rt);
-  auto h = (*rt)->load_model("mlp", 1, onnx, tp_config(1, 4, 0, 2));
+  auto h = (*rt)->load_model("mlp", 1, onnx, test::one_batch_config(1, 4, 0, 2));
   REQUIRE_MESSAGE(h, t.sys.render(h.error()));
   auto st = (*rt)->status();
   REQUIRE(st);
   CHECK(st->replicas.at(0).devices == std::vector<int32_t>{0, 0, 0, 0});
   std::mt19937 rng(std::random_device{}());
   const tensor batch = test::random_rows({2, 16}, rng);
-  auto whole = session::open(onnx.string());
-  REQUIRE(whole);
-  std::vector<tensor> in{batch};
-  auto want = (*whole)->run(in);
-  REQUIRE(want);
-  check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {2})), {2}, *want, t.sys);
+  const auto want = test::session_outputs(onnx, batch);
+  test::check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {2})), {2}, want,
+                      1e-5, t.sys);
 }
 
 // -- the exchange and the merger on the deterministic scheduler ------------------------------
