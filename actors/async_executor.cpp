@@ -87,13 +87,14 @@ expected<opened_model> open_model(const shard_spec& spec) {
     return part.error();
   opened_model out;
   if (spec.backend == executor_backend::gpu) {
-    // Activations between stages travel as host tensors: each session copies its inputs in
-    // and its outputs out through pinned staging. A device-host-device hop per stage, which
-    // lets consecutive stages run on any GPUs, in other processes or on other nodes.
+    // Activations between GPU stages stay on the GPUs: a stage's outputs are device tensors
+    // that the next stage's session copies in device to device (peer copies across GPUs);
+    // the first stage's inputs and the last stage's outputs go through pinned staging.
     gpu_session_options options;
     options.device = spec.gpu;
     options.precision = spec.precision;
     options.optimize = false; // load_stage_graph optimized it before cutting
+    options.device_outputs = hands_on_device(spec);
     if (spec.group.size > 1) {
       auto group = nccl_group_of(spec.group);
       if (!group)

@@ -18,6 +18,15 @@ inline expected<graph> load_executor_graph(const shard_spec& spec) {
                                 spec.group.rank, spec.group.size);
 }
 
+/// Whether the executor of `spec` leaves its outputs on its GPU for the next stage: a GPU
+/// stage that is not the last. Every stage of a replica runs on the same backend, in this
+/// process, so the next stage's session reads them there (a peer copy across GPUs); the last
+/// stage's outputs go to the merger, which needs them on the host.
+inline bool hands_on_device(const shard_spec& spec) {
+  return spec.backend == executor_backend::gpu && spec.stage >= 0 &&
+         static_cast<size_t>(spec.stage) < spec.boundaries.size();
+}
+
 /// A CPU session's communicator for its rank of a host group, from the process's registry.
 inline expected<std::unique_ptr<communicator>> join_host_group(const group_ticket& ticket) {
   if (ticket.kind != "host")

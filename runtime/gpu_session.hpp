@@ -34,6 +34,10 @@ struct gpu_session_options {
   /// Fill every plan's activation arena with NaN bytes before each run, so a kernel that
   /// leaves an element unwritten shows up (the correctness tests use it).
   bool poison = false;
+  /// run and run_async return the outputs as tensors on this GPU, in fresh blocks of its
+  /// caching allocator, instead of host tensors: what a pipeline stage hands to a next stage
+  /// that also runs on a GPU of this process, without a device-host-device round trip.
+  bool device_outputs = false;
   /// Joining the group blocks the session's creation until every rank has joined.
   gpu_group_ticket group;
 };
@@ -41,6 +45,11 @@ struct gpu_session_options {
 /// A model ready to run on one GPU: plans per input dims (weights uploaded once per session,
 /// activations in one device arena per plan), its own stream, pinned staging for the copies.
 /// One run at a time: call `run`, or `run_async` and wait for its callback, before the next.
+/// Inputs may be host tensors (copied in through pinned staging) or tensors on any GPU of this
+/// process, e.g. another session's device outputs (copied device to device, across GPUs as
+/// peer copies). The session keeps the device inputs and outputs of a run referenced until
+/// the next run is enqueued or it is destroyed, so their blocks are never released on the
+/// CUDA callback thread nor reused while its copies are pending.
 class gpu_session {
 public:
   using completion = std::function<void(expected<std::vector<tensor>>)>;
@@ -63,7 +72,8 @@ public:
   virtual status validate(std::span<const tensor> inputs) const = 0;
   /// Compiles (or finds) the plan for these dims; a compile error names the node.
   virtual status prepare(std::span<const shape> input_dims) = 0;
-  /// Runs host inputs and returns host outputs, blocking until the device is done.
+  /// Runs the inputs and returns the outputs (host ones unless `device_outputs`), blocking
+  /// until the device is done.
   virtual expected<std::vector<tensor>> run(std::span<const tensor> inputs) = 0;
   /// Enqueues the run and returns; `done` is called once with the outputs from a CUDA
   /// callback thread (it must not call CUDA and should only hand the result on), or from

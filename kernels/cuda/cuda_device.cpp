@@ -1,6 +1,10 @@
 // cuda_device: device enumeration through the CUDA runtime, with the reason when there is none.
 #include "kernels/cuda/cuda_device.hpp"
 
+#include <mutex>
+#include <set>
+#include <utility>
+
 #include "kernels/cuda/cuda_error.hpp"
 
 namespace troupe::cuda {
@@ -38,6 +42,29 @@ expected<std::vector<gpu_device>> list_devices(bool measure_free) {
     devices.push_back(std::move(d));
   }
   return devices;
+}
+
+status enable_peer_access(int reader, int owner) {
+  if (reader == owner)
+    return status::ok();
+  static std::mutex mutex;
+  static std::set<std::pair<int, int>> tried;
+  std::lock_guard lock{mutex};
+  if (!tried.insert({reader, owner}).second)
+    return status::ok();
+  int possible = 0;
+  TROUPE_TRY_STATUS(
+      check(cudaDeviceCanAccessPeer(&possible, reader, owner), "cudaDeviceCanAccessPeer"));
+  if (!possible)
+    return status::ok();
+  device_guard on{reader};
+  TROUPE_TRY_STATUS(on.status());
+  const cudaError_t enabled = cudaDeviceEnablePeerAccess(owner, 0);
+  if (enabled == cudaErrorPeerAccessAlreadyEnabled) {
+    (void)cudaGetLastError(); // not sticky, but clear it for whoever checks next
+    return status::ok();
+  }
+  return check(enabled, "cudaDeviceEnablePeerAccess");
 }
 
 device_guard::device_guard(int index) {

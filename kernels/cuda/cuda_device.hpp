@@ -17,6 +17,11 @@ expected<std::vector<gpu_device>> list_devices(bool measure_free);
 /// Number of visible devices, or `unavailable` as for list_devices.
 expected<int> device_count();
 
+/// Lets kernels and copies on GPU `reader` access GPU `owner`'s memory directly (NVLink or
+/// PCIe peer to peer) where the hardware allows it, once per pair for the process; copies
+/// between GPUs without it still work, staged by the driver. Errors only for bad indices.
+status enable_peer_access(int reader, int owner);
+
 /// Makes `index` the calling thread's current device for its scope and restores the previous
 /// one after; check `status()` before relying on it.
 class device_guard {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/cpu/cast.hpp"
+#include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
 #include "kernels/cuda/device_allocator.hpp"
 #include "kernels/cuda/elementwise.hpp"
@@ -250,27 +251,72 @@ status gpu_plan::capture(const gpu_context& ctx) {
   return cuda::check(made, "cudaGraphInstantiate");
 }
 
+status gpu_plan::copy_in(const gpu_context& ctx, size_t i, const tensor& input) {
+  const auto& v = lowered_.values[static_cast<size_t>(lowered_.inputs[i])];
+  const size_t bytes = bytes_of(v);
+  if (bytes == 0)
+    return status::ok();
+  void* to = pointer(lowered_.inputs[i]);
+  const device from = input.where();
+  if (from.type == device::kind::cpu) {
+    std::memcpy(staging_in_[i]->data(), input.raw(), bytes);
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(to, staging_in_[i]->data(), bytes, cudaMemcpyHostToDevice,
+                                    ctx.stream));
+    return status::ok();
+  }
+  if (from.index == ctx.device) {
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(to, input.raw(), bytes, cudaMemcpyDeviceToDevice, ctx.stream));
+    return status::ok();
+  }
+  // Another GPU's tensor (the previous pipeline stage's outputs): a peer copy, direct over
+  // NVLink or PCIe where the pair allows it.
+  TROUPE_TRY_STATUS(cuda::enable_peer_access(ctx.device, from.index));
+  TROUPE_CUDA_TRY(cudaMemcpyPeerAsync(to, ctx.device, input.raw(), from.index, bytes, ctx.stream));
+  return status::ok();
+}
+
+status gpu_plan::copy_out(const gpu_context& ctx, bool device_outputs) {
+  const auto& l = lowered_;
+  device_outputs_.clear(); // the previous run's: it is over (one run at a time)
+  for (size_t i = 0; i < l.outputs.size(); ++i) {
+    const auto& v = l.values[static_cast<size_t>(l.outputs[i])];
+    const size_t bytes = bytes_of(v);
+    if (!device_outputs) {
+      if (bytes > 0)
+        TROUPE_CUDA_TRY(cudaMemcpyAsync(staging_out_[i]->data(), pointer(l.outputs[i]), bytes,
+                                        cudaMemcpyDeviceToHost, ctx.stream));
+      continue;
+    }
+    // For no stream: the block outlives this run and may be released by whichever session
+    // read it last, after this session's stream is gone; by then nothing uses it.
+    auto block = cuda::allocate_device(ctx.device, std::max<size_t>(bytes, 1), nullptr);
+    if (!block)
+      return block.error();
+    if (bytes > 0)
+      TROUPE_CUDA_TRY(cudaMemcpyAsync((*block)->data(), pointer(l.outputs[i]), bytes,
+                                      cudaMemcpyDeviceToDevice, ctx.stream));
+    device_outputs_.push_back(tensor::wrap(v.type, v.dims, std::move(*block)));
+  }
+  return status::ok();
+}
+
 status gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
-                         uint32_t capture_after, bool poison) {
+                         uint32_t capture_after, bool poison, bool device_outputs) {
   const auto& l = lowered_;
   if (inputs.size() != l.inputs.size())
     return make_error(errc::invalid_argument, "plan expects {} inputs, got {}", l.inputs.size(),
                       inputs.size());
-  if (poison)
-    TROUPE_CUDA_TRY(cudaMemsetAsync(arena_->data(), 0xff, arena_bytes_, ctx.stream));
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto& v = l.values[static_cast<size_t>(l.inputs[i])];
     if (inputs[i].type() != v.type || inputs[i].dims() != v.dims)
       return make_error(errc::invalid_argument, "input {} is {}{}, plan compiled for {}{}", i,
                         to_string(inputs[i].type()), to_string(inputs[i].dims()),
                         to_string(v.type), to_string(v.dims));
-    const size_t bytes = bytes_of(v);
-    if (bytes == 0)
-      continue;
-    std::memcpy(staging_in_[i]->data(), inputs[i].raw(), bytes);
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(pointer(l.inputs[i]), staging_in_[i]->data(), bytes,
-                                    cudaMemcpyHostToDevice, ctx.stream));
   }
+  if (poison)
+    TROUPE_CUDA_TRY(cudaMemsetAsync(arena_->data(), 0xff, arena_bytes_, ctx.stream));
+  for (size_t i = 0; i < inputs.size(); ++i)
+    TROUPE_TRY_STATUS(copy_in(ctx, i, inputs[i]));
 
   const uint32_t capture_runs = capturable_ ? capture_after : 0; // see capturable()
   switch (next_capture_action(runs_, graph_exec_ != nullptr, capture_failed_, capture_runs)) {
@@ -291,12 +337,8 @@ status gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
   }
   ++runs_;
 
-  for (size_t i = 0; i < l.outputs.size(); ++i) {
-    const size_t bytes = bytes_of(l.values[static_cast<size_t>(l.outputs[i])]);
-    if (bytes > 0)
-      TROUPE_CUDA_TRY(cudaMemcpyAsync(staging_out_[i]->data(), pointer(l.outputs[i]), bytes,
-                                      cudaMemcpyDeviceToHost, ctx.stream));
-  }
+  TROUPE_TRY_STATUS(copy_out(ctx, device_outputs));
+  outputs_on_device_ = device_outputs;
   if (has_gather_)
     TROUPE_CUDA_TRY(cudaMemcpyAsync(flag_host_->data(), flag_->data(), sizeof(int),
                                     cudaMemcpyDeviceToHost, ctx.stream));
@@ -306,6 +348,8 @@ status gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
 expected<std::vector<tensor>> gpu_plan::collect() const {
   if (has_gather_ && *static_cast<const int*>(flag_host_->data()) != 0)
     return make_error(errc::out_of_range, "a Gather index is out of range");
+  if (outputs_on_device_)
+    return device_outputs_;
   std::vector<tensor> out;
   for (size_t i = 0; i < lowered_.outputs.size(); ++i) {
     const auto& v = lowered_.values[static_cast<size_t>(lowered_.outputs[i])];

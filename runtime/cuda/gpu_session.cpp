@@ -33,6 +33,7 @@ public:
     if (options.optimize)
       TROUPE_TRY_STATUS(optimize_graph(g, options.max_value_bytes));
     std::unique_ptr<cuda_session> s(new cuda_session(std::move(g), options));
+    s->devices_ = *devices;
     TROUPE_TRY_STATUS(s->init());
     return std::unique_ptr<gpu_session>(std::move(s));
   }
@@ -41,6 +42,7 @@ public:
     cuda::device_guard guard(options_.device);
     if (ctx_.stream)
       cudaStreamSynchronize(ctx_.stream);
+    held_inputs_.clear(); // their copies are done
     plans_.clear();
     comm_.reset(); // after the plans, before the stream it enqueues on
     if (ctx_.lt)
@@ -72,9 +74,14 @@ public:
       if (!ok)
         return make_error(errc::invalid_argument, "{}: input '{}' has shape {}, model expects {}",
                           graph_.source, want.name, to_string(got.dims()), to_string(want.dims));
-      if (got.where().type != device::kind::cpu)
-        return make_error(errc::invalid_argument, "{}: input '{}' must be in host memory",
-                          graph_.source, want.name);
+      if (got.numel() > 0 && !got.raw())
+        return make_error(errc::invalid_argument, "{}: input '{}' has no data", graph_.source,
+                          want.name);
+      if (got.where().type == device::kind::cuda &&
+          (got.where().index < 0 || got.where().index >= devices_))
+        return make_error(errc::invalid_argument, "{}: input '{}' is on GPU {}, which does not "
+                          "exist ({} visible)", graph_.source, want.name, got.where().index,
+                          devices_);
     }
     return status::ok();
   }
@@ -99,7 +106,8 @@ public:
       return;
     }
     // The host function runs on a CUDA thread once the copies are done; it only reads
-    // pinned memory and hands the result on.
+    // pinned memory (or references device outputs the plan keeps, so none is released
+    // there) and hands the result on.
     struct pending {
       gpu::gpu_plan* plan;
       completion done;
@@ -184,7 +192,14 @@ private:
       return p.error();
     cuda::device_guard guard(options_.device);
     TROUPE_TRY_STATUS(guard.status());
-    TROUPE_TRY_STATUS((*p)->enqueue(ctx_, inputs, options_.capture_after, options_.poison));
+    // The previous run is over (one at a time): its device inputs may go. This run's stay
+    // referenced until the next, as their copies are enqueued now and run later.
+    held_inputs_.clear();
+    for (const auto& t : inputs)
+      if (t.where().type == device::kind::cuda)
+        held_inputs_.push_back(t);
+    TROUPE_TRY_STATUS((*p)->enqueue(ctx_, inputs, options_.capture_after, options_.poison,
+                                    options_.device_outputs));
     return *p;
   }
 
@@ -196,6 +211,8 @@ private:
   gpu::weight_store weights_;
   gpu::gpu_context ctx_;
   std::unique_ptr<cuda::nccl_communicator> comm_; // null without a group
+  int devices_ = 0;                               // visible GPUs
+  std::vector<tensor> held_inputs_;               // the latest run's device inputs
   std::map<std::vector<shape>, std::unique_ptr<gpu::gpu_plan>> plans_;
 };
 

@@ -11,7 +11,7 @@
 namespace troupe {
 
 /// Bumped whenever the table or gpu_session's interface changes (see gpu_kernels_api_version).
-inline constexpr uint32_t gpu_session_api_version = 2; // 2: options' group, check
+inline constexpr uint32_t gpu_session_api_version = 3; // 2: group, check; 3: device_outputs
 
 struct gpu_session_api {
   uint32_t version = gpu_session_api_version;

@@ -1,6 +1,6 @@
 // async_executor_test: the asynchronous executor (the GPU executor's actor logic) serving
 // models through the host implementation of async_model, and how instance groups choose
-// between GPU and CPU.
+// between GPU and CPU and which GPU stages keep their outputs on the device.
 #include <doctest/doctest.h>
 
 #include <map>
@@ -9,6 +9,7 @@
 #include <set>
 
 #include "actors/embedded_runtime.hpp"
+#include "actors/executor_setup.hpp"
 #include "kernels/gpu_devices.hpp"
 #include "runtime/session.hpp"
 #include "tests/actors/actor_test_util.hpp"
@@ -365,4 +366,25 @@ TEST_CASE("KIND_AUTO serves on the CPU when no GPU is listed") {
   REQUIRE(st->replicas.size() == 2);
   for (const auto& rep : st->replicas)
     CHECK(rep.kind == "cpu");
+}
+
+TEST_CASE("GPU stages before the last keep their outputs on the device; the last, CPU stages "
+          "and whole models hand host tensors on") {
+  shard_spec spec;
+  spec.boundaries = {{"a"}, {"b"}}; // three stages
+  spec.backend = executor_backend::gpu;
+  std::vector<bool> on_device;
+  for (int stage : {0, 1, 2}) {
+    spec.stage = stage;
+    on_device.push_back(hands_on_device(spec));
+  }
+  CHECK(on_device == std::vector<bool>{true, true, false});
+  spec.stage = 0;
+  spec.backend = executor_backend::host_async;
+  CHECK_FALSE(hands_on_device(spec));
+  spec.backend = executor_backend::cpu;
+  CHECK_FALSE(hands_on_device(spec));
+  spec.backend = executor_backend::gpu;
+  spec.boundaries.clear(); // one stage: the merger gets its outputs
+  CHECK_FALSE(hands_on_device(spec));
 }

@@ -1,5 +1,6 @@
 // cuda_backend_test: the GPU backend's lowering and arena plan on the host, and (suite "gpu")
-// every supported operator and reference model on the GPU against the CPU session.
+// every supported operator and reference model on the GPU against the CPU session, and stages
+// handing device outputs to each other.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -7,6 +8,9 @@
 #include <future>
 #include <random>
 
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/cuda_device.hpp"
 #include "runtime/cuda_loader/session_api.hpp"
 #include "runtime/gpu_session.hpp"
 #include "runtime/onnx_import.hpp"
@@ -444,6 +448,89 @@ TEST_CASE("a GPU session rejects inputs of the wrong shape" * doctest::test_suit
   auto got = (*gpu)->run(inputs);
   REQUIRE_FALSE(got.has_value());
   CHECK(got.error().code() == errc::invalid_argument);
+}
+
+/// A device tensor copied to the host (synchronously).
+tensor on_host(const tensor& t) {
+  tensor host = tensor::empty(t.type(), t.dims());
+  if (host.nbytes() > 0)
+    REQUIRE(cudaMemcpy(host.raw(), t.raw(), host.nbytes(), cudaMemcpyDeviceToHost) == cudaSuccess);
+  return host;
+}
+
+TEST_CASE("a stage that keeps its outputs on the GPU hands them to the next stage's session, on "
+          "the same GPU and on another, and the pair answers like the whole model on the CPU" *
+          doctest::test_suite("gpu")) {
+  // Stage 0: Relu(x·w1 + b1) → h; stage 1: h·w2 + b2 → y; the whole graph is both.
+  const tensor w1 = random_f32({16, 32}), b1 = random_f32({32});
+  const tensor w2 = random_f32({32, 8}), b2 = random_f32({8});
+  const std::vector<node> first{make("Gemm", {"x", "w1", "b1"}, {"g"}), make("Relu", {"g"}, {"h"})};
+  const node second = make("Gemm", {"h", "w2", "b2"}, {"y"});
+  graph stage0 = make_graph({{"x", {5, 16}}}, first, {"h"}, {{"w1", w1}, {"b1", b1}});
+  graph stage1 = make_graph({{"h", {5, 32}}}, {second}, {"y"}, {{"w2", w2}, {"b2", b2}});
+  std::vector<node> all = first;
+  all.push_back(second);
+  graph whole = make_graph({{"x", {5, 16}}}, all, {"y"},
+                           {{"w1", w1}, {"b1", b1}, {"w2", w2}, {"b2", b2}});
+  auto cpu = session::from_graph(whole);
+  REQUIRE(cpu.has_value());
+  auto devices = cuda::device_count();
+  REQUIRE(devices.has_value());
+  for (int next_gpu : {0, 1}) {
+    if (next_gpu >= *devices) {
+      MESSAGE("one GPU: the hand-off across GPUs is not tested");
+      continue;
+    }
+    CAPTURE(next_gpu);
+    gpu_session_options first_options;
+    first_options.device_outputs = true;
+    first_options.poison = true;
+    first_options.capture_after = 1;
+    auto s0 = gpu_session::from_graph(stage0, first_options);
+    REQUIRE_MESSAGE(s0.has_value(), (s0 ? "" : s0.error().to_string()));
+    gpu_session_options second_options;
+    second_options.device = next_gpu;
+    second_options.poison = true;
+    second_options.capture_after = 1;
+    auto s1 = gpu_session::from_graph(stage1, second_options);
+    REQUIRE_MESSAGE(s1.has_value(), (s1 ? "" : s1.error().to_string()));
+    // Several runs: captured plans, and blocks of earlier hand-offs reused for later ones.
+    for (int run = 0; run < 4; ++run) {
+      CAPTURE(run);
+      std::vector<tensor> inputs{random_f32({5, 16})};
+      auto want = (*cpu)->run(inputs);
+      REQUIRE(want.has_value());
+      std::promise<expected<std::vector<tensor>>> handed;
+      auto result = handed.get_future();
+      (*s0)->run_async(inputs, [&](expected<std::vector<tensor>> r) { handed.set_value(std::move(r)); });
+      auto h = result.get();
+      REQUIRE_MESSAGE(h.has_value(), (h ? "" : h.error().to_string()));
+      REQUIRE(h->size() == 1);
+      CHECK((*h)[0].where() == device{device::kind::cuda, 0});
+      CHECK((*h)[0].dims() == shape{5, 32});
+      for (float x : on_host((*h)[0]).values<float>())
+        REQUIRE(x >= 0.0f); // a Relu output, and no NaN from the poisoned arena
+      auto y = (*s1)->run(*h);
+      REQUIRE_MESSAGE(y.has_value(), (y ? "" : y.error().to_string()));
+      REQUIRE((*y)[0].where().type == device::kind::cpu);
+      CHECK(relative_error((*y)[0], (*want)[0]) <= precision_tolerance(gpu_precision::fp32));
+    }
+  }
+}
+
+TEST_CASE("a GPU session rejects an input on a GPU that does not exist" * doctest::test_suite("gpu")) {
+  graph g = make_graph({{"x", {4, 8}}}, {make("Relu", {"x"}, {"y"})}, {"y"});
+  auto gpu = gpu_session::from_graph(g);
+  REQUIRE(gpu.has_value());
+  const tensor host = random_f32({4, 8});
+  auto elsewhere = tensor::wrap(dtype::f32, {4, 8},
+                                storage::borrow(host.raw(), host.nbytes(),
+                                                device{device::kind::cuda, 1000}));
+  std::vector<tensor> inputs{elsewhere};
+  auto got = (*gpu)->run(inputs);
+  REQUIRE_FALSE(got.has_value());
+  CHECK(got.error().code() == errc::invalid_argument);
+  CHECK(got.error().message().find("GPU 1000") != std::string::npos);
 }
 
 } // namespace
