@@ -129,11 +129,11 @@ expected<opened_model> open_model(const shard_spec& spec) {
 void load(caf::blocking_actor*, shard_spec spec, std::shared_ptr<load_slot> slot,
           caf::weak_actor_ptr executor) {
   auto opened = open_model(spec);
-  // A rank that cannot load would leave the others waiting in their first collective: it
-  // aborts its host group, so every batch fails on every rank (as a stage that cannot load
-  // does). An NCCL rank has no group to abort before its session joined one.
+  // A rank that cannot load would leave the others waiting in their first collective (a host
+  // group) or in joining (an NCCL group): it aborts its group, so every batch fails on every
+  // rank (as a stage that cannot load does).
   if (!opened)
-    abort_host_group(spec, opened.error().with_context(where_of(spec)));
+    abort_rank_group(spec, opened.error().with_context(where_of(spec)));
   {
     std::lock_guard lock{slot->mutex};
     if (opened)
@@ -188,8 +188,8 @@ void finish(async_pointer self, stage_job&& job) {
     auto why = std::move(job.error);
     // As the CPU executor does: a rank that fails by itself (its group still runs) stops, and
     // the resource manager aborts the group and rebuilds the stage's ranks; one whose host
-    // group was aborted fails the batch. An NCCL group is not the registry's to abort: a GPU
-    // rank always stops.
+    // group was aborted fails the batch. A GPU rank always stops: its NCCL group's abort shows
+    // only in its session's error, and the resource manager rebuilds every rank of the stage.
     if (st.parallel() && !(st.opened.comm && !st.opened.comm->aborted().is_ok())) {
       st.stopping = true;
       return self->quit(std::move(why));

@@ -1,8 +1,11 @@
-// exchange: creates the collective groups of tensor-parallel ranks and hands out their tickets.
+// exchange: creates the collective groups of tensor-parallel ranks, hands out their tickets and
+// aborts them (host groups through the group registry, NCCL groups through group_aborts).
+#include <map>
 #include <set>
 
 #include "actors/actors.hpp"
 #include "kernels/gpu_collectives.hpp"
+#include "kernels/group_aborts.hpp"
 #include "runtime/parallel/group_registry.hpp"
 
 namespace troupe {
@@ -12,14 +15,19 @@ namespace {
 struct exchange_state {
   static inline const char* name = "troupe.exchange";
   std::set<uint64_t> host_groups; // created here and not released yet
+  std::map<uint64_t, std::vector<std::byte>> nccl_groups; // id -> NCCL unique id, not released
 
-  // Ranks still blocked in a collective of a group nobody runs any more are released.
+  // Ranks still blocked in a collective (or a join) of a group nobody runs any more are
+  // released.
   ~exchange_state() {
+    const status why{errc::unavailable, "the exchange stopped"};
     auto& registry = group_registry::global();
     for (uint64_t id : host_groups) {
-      registry.abort(id, status{errc::unavailable, "the exchange stopped"});
+      registry.abort(id, why);
       registry.release(id);
     }
+    for (const auto& [id, unique_id] : nccl_groups)
+      group_aborts::global().abort(unique_id, why);
   }
 };
 
@@ -44,6 +52,7 @@ status add_group(exchange_pointer self, const group_request& req, group_tickets&
     ticket.group = registry.reserve_id();
     for (std::byte b : *unique_id)
       ticket.unique_id.push_back(static_cast<uint8_t>(b));
+    self->state.nccl_groups.emplace(ticket.group, std::move(*unique_id));
   } else {
     return make_error(errc::invalid_argument, "group kind '{}': expected host or nccl", req.kind);
   }
@@ -64,19 +73,27 @@ exchange_actor::behavior_type exchange(exchange_pointer self) {
       group_tickets out;
       for (uint32_t g = 0; g < req.count; ++g)
         if (auto st = add_group(self, req, out); !st.is_ok()) {
-          for (const auto& t : out.tickets)
+          for (const auto& t : out.tickets) {
             if (self->state.host_groups.erase(t.group))
               group_registry::global().release(t.group);
+            self->state.nccl_groups.erase(t.group);
+          }
           return to_error(st);
         }
       return out;
     },
     [self](atom::abort, uint64_t group, std::string& why) {
-      group_registry::global().abort(group, status{errc::unavailable, why});
+      const status reason{errc::unavailable, why};
+      group_registry::global().abort(group, reason);
+      if (auto it = self->state.nccl_groups.find(group); it != self->state.nccl_groups.end())
+        group_aborts::global().abort(it->second, reason);
     },
     [self](atom::release, uint64_t group) {
       if (self->state.host_groups.erase(group))
         group_registry::global().release(group);
+      // The board keeps the abort: a rank still loading when its group was dropped is refused
+      // when it comes to join, instead of waiting for peers that are gone.
+      self->state.nccl_groups.erase(group);
     },
   };
 }

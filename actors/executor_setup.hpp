@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "actors/actors.hpp"
+#include "kernels/group_aborts.hpp"
 #include "runtime/gpu_session.hpp"
 #include "runtime/parallel/group_registry.hpp"
 #include "runtime/serve/pipeline_plan.hpp"
@@ -46,12 +47,20 @@ inline expected<gpu_group_ticket> nccl_group_of(const group_ticket& ticket) {
   return out;
 }
 
-/// Fails every collective of the spec's host group, waiting or later, with `why`: a rank that
-/// cannot load (or stops) would otherwise leave the others blocked in their next collective.
-/// Nothing for a whole stage or an NCCL group (not in the registry).
-inline void abort_host_group(const shard_spec& spec, const status& why) {
-  if (spec.group.size > 1 && spec.group.kind == "host")
+/// Fails every collective of the spec's group, waiting or later, with `why`: a rank that
+/// cannot load (or stops) would otherwise leave the others blocked in their next collective,
+/// or, for an NCCL group, in joining it. Nothing for a whole stage.
+inline void abort_rank_group(const shard_spec& spec, const status& why) {
+  if (spec.group.size <= 1)
+    return;
+  if (spec.group.kind == "host")
     group_registry::global().abort(spec.group.group, why);
+  if (spec.group.kind == "nccl") {
+    std::vector<std::byte> id;
+    for (uint8_t b : spec.group.unique_id)
+      id.push_back(static_cast<std::byte>(b));
+    group_aborts::global().abort(id, why);
+  }
 }
 
 } // namespace troupe

@@ -57,7 +57,7 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
   // A rank that cannot load would leave the others waiting in their first collective: it
   // aborts the group, so every batch fails on every rank (as a stage that cannot load does).
   if (!self->state.load_error)
-    abort_host_group(self->state.spec, self->state.load_error.with_context(self->state.where()));
+    abort_rank_group(self->state.spec, self->state.load_error.with_context(self->state.where()));
   return {
     [self](atom::run, stage_job& job) {
       auto& st = self->state;

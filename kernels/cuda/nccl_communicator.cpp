@@ -2,11 +2,13 @@
 #include "kernels/cuda/nccl_communicator.hpp"
 
 #include <cstring>
+#include <thread>
 
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
 #include "kernels/cuda/device_allocator.hpp"
 #include "kernels/cuda/elementwise.hpp"
+#include "kernels/group_aborts.hpp"
 
 namespace troupe::cuda {
 
@@ -38,28 +40,109 @@ nccl_communicator::create(std::span<const std::byte> id_bytes, int rank, int siz
   const bool owns_stream = stream == nullptr;
   if (owns_stream)
     TROUPE_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  std::unique_ptr<nccl_communicator> self(
+      new nccl_communicator(rank, size, device, stream, owns_stream));
+  // Enlisted before joining, so an abort also ends a join that waits for a missing rank.
+  auto member = group_aborts::global().enlist(
+      id_bytes, [raw = self.get()](const status& why) { raw->request_abort(why); });
+  if (!member)
+    return member.error().with_context("the NCCL group was aborted before this rank joined");
+  self->membership_ = *member;
+  std::lock_guard lock{self->mutex_};
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0; // calls return at once; settle() waits, and can abort meanwhile
   ncclComm_t comm = nullptr;
-  if (auto st = check(ncclCommInitRank(&comm, size, *id, rank), "ncclCommInitRank"); !st) {
-    if (owns_stream)
-      (void)cudaStreamDestroy(stream);
+  const ncclResult_t started = ncclCommInitRankConfig(&comm, size, *id, rank, &config);
+  self->comm_ = comm;
+  if (auto st = self->settle(started, "ncclCommInitRankConfig"); !st) {
+    self->abort_now(); // a half-made communicator is released, never destroyed
     return st;
   }
-  return std::unique_ptr<nccl_communicator>(
-      new nccl_communicator(comm, rank, size, device, stream, owns_stream));
+  return self;
 }
 
-nccl_communicator::nccl_communicator(ncclComm_t comm, int rank, int size, int device,
-                                     cudaStream_t stream, bool owns_stream)
-    : comm_(comm), rank_(rank), size_(size), device_(device), stream_(stream),
-      owns_stream_(owns_stream) {}
+nccl_communicator::nccl_communicator(int rank, int size, int device, cudaStream_t stream,
+                                     bool owns_stream)
+    : rank_(rank), size_(size), device_(device), stream_(stream), owns_stream_(owns_stream) {}
 
 nccl_communicator::~nccl_communicator() {
+  // First out of the board: once leave returns no abort runs on this object any more.
+  if (membership_)
+    group_aborts::global().leave(membership_);
   device_guard on{device_};
-  // Finalize flushes what is still in flight; destroy alone would not wait for it.
-  (void)ncclCommFinalize(comm_);
-  (void)ncclCommDestroy(comm_);
+  {
+    std::lock_guard lock{mutex_};
+    if (comm_) {
+      // Finalize flushes what is still in flight (destroy alone would not wait for it); a
+      // group whose peer is gone never finishes it, so it is aborted after a while instead.
+      if (settle(ncclCommFinalize(comm_), "ncclCommFinalize", std::chrono::seconds(10)))
+        (void)ncclCommDestroy(comm_);
+      else
+        abort_now();
+      comm_ = nullptr;
+    }
+  }
   if (owns_stream_)
     (void)cudaStreamDestroy(stream_);
+}
+
+status nccl_communicator::usable() const {
+  if (auto why = aborted(); !why)
+    return why;
+  if (!comm_)
+    return make_error(errc::internal, "the NCCL communicator is closed");
+  return status::ok();
+}
+
+status nccl_communicator::settle(ncclResult_t result, const char* what,
+                                 std::chrono::steady_clock::duration patience) {
+  if (result != ncclInProgress)
+    return check(result, what);
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  ncclResult_t state = ncclInProgress;
+  while (true) {
+    if (auto st = check(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError"); !st)
+      return st;
+    if (state != ncclInProgress)
+      return check(state, what);
+    if (abort_requested_.load(std::memory_order_acquire)) {
+      abort_now();
+      return aborted();
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      abort_now();
+      return make_error(errc::timeout, "{} did not finish in time", what);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200)); // NCCL sets up on its own threads
+  }
+}
+
+void nccl_communicator::request_abort(const status& why) {
+  {
+    std::lock_guard lock{reason_mutex_};
+    if (!abort_requested_.load(std::memory_order_relaxed)) {
+      abort_reason_ = why.is_ok() ? status{errc::unavailable, "the NCCL group was aborted"} : why;
+      abort_requested_.store(true, std::memory_order_release);
+    }
+  }
+  // A call in progress sees the request in settle() and aborts itself; else it happens here.
+  std::lock_guard lock{mutex_};
+  abort_now();
+}
+
+void nccl_communicator::abort_now() {
+  if (!comm_)
+    return;
+  device_guard on{device_};
+  (void)ncclCommAbort(comm_); // also ends its kernels that wait on the device for a peer
+  comm_ = nullptr;
+}
+
+status nccl_communicator::aborted() const {
+  if (!abort_requested_.load(std::memory_order_acquire))
+    return status::ok();
+  std::lock_guard lock{reason_mutex_};
+  return abort_reason_;
 }
 
 status nccl_communicator::on_device(const tensor& t, const char* what) const {
@@ -79,6 +162,8 @@ status nccl_communicator::valid_peer(int peer, const char* what) const {
 }
 
 status nccl_communicator::all_reduce_sum(tensor& values) {
+  std::lock_guard lock{mutex_};
+  TROUPE_TRY_STATUS(usable());
   TROUPE_TRY_STATUS(on_device(values, "all_reduce_sum"));
   ncclDataType_t type;
   switch (values.type()) {
@@ -99,9 +184,9 @@ status nccl_communicator::all_reduce_sum(tensor& values) {
     return status::ok();
   if (type != ncclFloat32)
     return all_reduce_half(values, type);
-  TROUPE_CUDA_TRY(ncclAllReduce(values.raw(), values.raw(), static_cast<size_t>(values.numel()),
-                                type, ncclSum, comm_, stream_));
-  return status::ok();
+  return settle(ncclAllReduce(values.raw(), values.raw(), static_cast<size_t>(values.numel()),
+                              type, ncclSum, comm_, stream_),
+                "ncclAllReduce");
 }
 
 status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
@@ -122,7 +207,9 @@ status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
   if (padded > count)
     TROUPE_CUDA_TRY(cudaMemsetAsync(sums + count, 0, (padded - count) * sizeof(float), stream_));
   // In place: rank r's sums land in its own slice of the block.
-  TROUPE_CUDA_TRY(ncclReduceScatter(sums, sums + own, chunk, ncclFloat32, ncclSum, comm_, stream_));
+  TROUPE_TRY_STATUS(settle(
+      ncclReduceScatter(sums, sums + own, chunk, ncclFloat32, ncclSum, comm_, stream_),
+      "ncclReduceScatter"));
   // The gather writes straight into `values` when no padding is needed, else into scratch.
   std::shared_ptr<storage> gathered;
   auto* out = static_cast<std::byte*>(values.raw());
@@ -136,7 +223,7 @@ status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
   std::byte* mine = out + own * size_of(narrow);
   TROUPE_TRY_STATUS(
       cast(dtype::f32, sums + own, narrow, mine, static_cast<int64_t>(chunk), stream_));
-  TROUPE_CUDA_TRY(ncclAllGather(mine, out, chunk, type, comm_, stream_));
+  TROUPE_TRY_STATUS(settle(ncclAllGather(mine, out, chunk, type, comm_, stream_), "ncclAllGather"));
   if (gathered)
     TROUPE_CUDA_TRY(cudaMemcpyAsync(values.raw(), out, count * size_of(narrow),
                                     cudaMemcpyDeviceToDevice, stream_));
@@ -144,6 +231,8 @@ status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
 }
 
 status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis) {
+  std::lock_guard lock{mutex_};
+  TROUPE_TRY_STATUS(usable());
   TROUPE_TRY_STATUS(on_device(part, "all_gather"));
   TROUPE_TRY_STATUS(on_device(whole, "all_gather"));
   const int64_t rank = part.rank();
@@ -165,8 +254,8 @@ status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis
   for (size_t d = 0; d < a; ++d)
     outer *= part.dims()[d];
   if (outer == 1) {
-    TROUPE_CUDA_TRY(ncclAllGather(part.raw(), whole.raw(), part_bytes, ncclInt8, comm_, stream_));
-    return status::ok();
+    return settle(ncclAllGather(part.raw(), whole.raw(), part_bytes, ncclInt8, comm_, stream_),
+                  "ncclAllGather");
   }
   device_guard on{device_}; // the copies' stream belongs to this device
   TROUPE_TRY_STATUS(on.status());
@@ -176,7 +265,9 @@ status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis
   if (!scratch)
     return scratch.error();
   auto* gathered = static_cast<std::byte*>((*scratch)->data());
-  TROUPE_CUDA_TRY(ncclAllGather(part.raw(), gathered, part_bytes, ncclInt8, comm_, stream_));
+  TROUPE_TRY_STATUS(
+      settle(ncclAllGather(part.raw(), gathered, part_bytes, ncclInt8, comm_, stream_),
+             "ncclAllGather"));
   const size_t chunk = part_bytes / static_cast<size_t>(outer);
   auto* out = static_cast<std::byte*>(whole.raw());
   for (int r = 0; r < size_; ++r)
@@ -188,29 +279,35 @@ status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis
 }
 
 status nccl_communicator::broadcast(tensor& values, int root) {
+  std::lock_guard lock{mutex_};
+  TROUPE_TRY_STATUS(usable());
   TROUPE_TRY_STATUS(on_device(values, "broadcast"));
   if (root < 0 || root >= size_)
     return make_error(errc::invalid_argument, "broadcast: root {} is not a rank of 0..{}", root,
                       size_ - 1);
   if (values.nbytes() == 0)
     return status::ok();
-  TROUPE_CUDA_TRY(
-      ncclBroadcast(values.raw(), values.raw(), values.nbytes(), ncclInt8, root, comm_, stream_));
-  return status::ok();
+  return settle(
+      ncclBroadcast(values.raw(), values.raw(), values.nbytes(), ncclInt8, root, comm_, stream_),
+      "ncclBroadcast");
 }
 
 status nccl_communicator::send(const tensor& values, int peer) {
+  std::lock_guard lock{mutex_};
+  TROUPE_TRY_STATUS(usable());
   TROUPE_TRY_STATUS(on_device(values, "send"));
   TROUPE_TRY_STATUS(valid_peer(peer, "send"));
-  TROUPE_CUDA_TRY(ncclSend(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_));
-  return status::ok();
+  return settle(ncclSend(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_),
+                "ncclSend");
 }
 
 status nccl_communicator::recv(tensor& values, int peer) {
+  std::lock_guard lock{mutex_};
+  TROUPE_TRY_STATUS(usable());
   TROUPE_TRY_STATUS(on_device(values, "recv"));
   TROUPE_TRY_STATUS(valid_peer(peer, "recv"));
-  TROUPE_CUDA_TRY(ncclRecv(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_));
-  return status::ok();
+  return settle(ncclRecv(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_),
+                "ncclRecv");
 }
 
 status nccl_communicator::synchronize() {

@@ -1,8 +1,11 @@
 // nccl_communicator: the communicator interface over NCCL, for shards on GPUs of one or many nodes.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <vector>
 
@@ -22,11 +25,19 @@ expected<ncclUniqueId> nccl_id_from_bytes(std::span<const std::byte> bytes);
 /// waiting for the device: work enqueued later on that stream sees the result (give the
 /// shard's compute stream at creation to need no other synchronization); `synchronize` waits.
 /// Tensors must live on this communicator's GPU.
+///
+/// The communicator is NCCL's nonblocking kind and enlists in group_aborts::global() under
+/// its id's bytes: aborting the group there (the exchange does when a rank stops, or a rank
+/// that cannot load) calls ncclCommAbort, which ends a join that waits for a rank that never
+/// comes and collectives stuck on the device for a rank that is gone; every later call fails
+/// with the abort's reason, and a stream that was stuck moves on (its results are garbage:
+/// check aborted() before using them).
 class nccl_communicator final : public communicator {
 public:
   /// Joins the group named by `id` (from make_nccl_unique_id) as `rank` of `size` on GPU
-  /// `device`; blocks until every rank has joined. With a null `stream` the communicator
-  /// creates and owns one.
+  /// `device`; blocks until every rank has joined, or until the group is aborted (then
+  /// `unavailable` with the abort's reason). With a null `stream` the communicator creates
+  /// and owns one.
   static expected<std::unique_ptr<nccl_communicator>> create(std::span<const std::byte> id,
                                                              int rank, int size, int device,
                                                              cudaStream_t stream = nullptr);
@@ -52,20 +63,38 @@ public:
   status recv(tensor& values, int peer) override;
   /// Waits until everything enqueued on stream() so far has finished.
   status synchronize();
+  /// The abort's reason once the group was aborted, else ok. Takes no NCCL or CUDA call, so a
+  /// CUDA host callback may ask.
+  status aborted() const override;
 
 private:
-  nccl_communicator(ncclComm_t comm, int rank, int size, int device, cudaStream_t stream,
-                    bool owns_stream);
+  nccl_communicator(int rank, int size, int device, cudaStream_t stream, bool owns_stream);
   status on_device(const tensor& t, const char* what) const;
   status valid_peer(int peer, const char* what) const;
   status all_reduce_half(tensor& values, ncclDataType_t type);
+  /// ok while the communicator may be called (with mutex_ held), else why not.
+  status usable() const;
+  /// The outcome of an NCCL call: waits out ncclInProgress (the nonblocking kind's answer
+  /// while the work is set up) until `patience` runs out, aborting the communicator when an
+  /// abort is asked for meanwhile or patience ends. With mutex_ held.
+  status settle(ncclResult_t result, const char* what,
+                std::chrono::steady_clock::duration patience = std::chrono::hours(24 * 365));
+  /// The group_aborts callback: records `why`, then aborts once no call is in progress.
+  void request_abort(const status& why);
+  /// ncclCommAbort, with mutex_ held; the communicator is closed afterwards.
+  void abort_now();
 
-  ncclComm_t comm_;
+  mutable std::mutex mutex_; // every NCCL call on comm_, and closing it
+  ncclComm_t comm_ = nullptr;
   int rank_;
   int size_;
   int device_;
   cudaStream_t stream_;
   bool owns_stream_;
+  uint64_t membership_ = 0; // in group_aborts::global(); 0: not enlisted
+  mutable std::mutex reason_mutex_;
+  std::atomic<bool> abort_requested_{false};
+  status abort_reason_; // set once, before abort_requested_
 };
 
 } // namespace troupe::cuda

@@ -96,7 +96,7 @@ public:
     if (!p)
       return p.error();
     TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
-    return (*p)->collect();
+    return outcome(**p, comm_.get());
   }
 
   void run_async(std::vector<tensor> inputs, completion done) override {
@@ -110,12 +110,13 @@ public:
     // there) and hands the result on.
     struct pending {
       gpu::gpu_plan* plan;
+      const communicator* comm;
       completion done;
     };
-    auto* ctx = new pending{*p, std::move(done)};
+    auto* ctx = new pending{*p, comm_.get(), std::move(done)};
     const auto fn = [](void* data) {
       std::unique_ptr<pending> c(static_cast<pending*>(data));
-      c->done(c->plan->collect());
+      c->done(outcome(*c->plan, c->comm));
     };
     if (auto st = cuda::check(cudaLaunchHostFunc(ctx_.stream, fn, ctx), "cudaLaunchHostFunc");
         !st) {
@@ -125,6 +126,15 @@ public:
   }
 
 private:
+  /// A finished run's outputs, or why they are garbage: the group was aborted (a rank is
+  /// gone), which releases collectives that would otherwise wait for it forever. No CUDA call.
+  static expected<std::vector<tensor>> outcome(const gpu::gpu_plan& plan, const communicator* comm) {
+    if (comm)
+      if (auto why = comm->aborted(); !why)
+        return why.with_context("the run's tensor-parallel group was aborted");
+    return plan.collect();
+  }
+
   cuda_session(graph g, gpu_session_options options)
     : graph_(std::move(g)), options_(options), cpu_(cpu::cpu_limits{1, {}}),
       conv_cache_(conv_workspace_limit), weights_(initializer_buffers(graph_)) {}

@@ -1,4 +1,5 @@
-// Tests of the NCCL communicator: the unique id's bytes here, the collectives on every GPU present.
+// Tests of the NCCL communicator: the unique id's bytes here, the collectives on every GPU
+// present, and aborting a group (a join that waits for a missing rank, later collectives).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "kernels/cuda/device_allocator.hpp"
 #include "kernels/cuda/nccl_communicator.hpp"
 #include "kernels/gpu_collectives.hpp"
+#include "kernels/group_aborts.hpp"
 
 using namespace troupe;
 
@@ -137,6 +139,40 @@ TEST_SUITE("gpu") {
     REQUIRE(c.broadcast(t, 0));
     REQUIRE(c.synchronize());
     CHECK(to_host(t) == values);
+  }
+
+  TEST_CASE("a rank joining a group whose other rank never comes is released by the group's "
+            "abort, and an aborted one-rank group refuses its collectives") {
+    auto id = make_nccl_unique_id();
+    REQUIRE(id);
+    auto& board = group_aborts::global();
+    const size_t members_before = board.members();
+    expected<std::unique_ptr<cuda::nccl_communicator>> joined =
+        make_error(errc::internal, "not run");
+    std::thread rank0([&] { joined = cuda::nccl_communicator::create(*id, 0, 2, 0); });
+    // Rank 0 enlists before it joins; rank 1 never comes.
+    while (board.members() == members_before)
+      std::this_thread::yield();
+    board.abort(*id, status{errc::unavailable, "rank 1 could not load"});
+    rank0.join();
+    REQUIRE_FALSE(joined.has_value());
+    CHECK(joined.error().code() == errc::unavailable);
+    CHECK(joined.error().message().find("rank 1 could not load") != std::string::npos);
+    CHECK(board.members() == members_before);
+    // Joining the aborted group later fails at once.
+    CHECK(cuda::nccl_communicator::create(*id, 1, 2, 0).error().code() == errc::unavailable);
+
+    auto solo_id = make_nccl_unique_id();
+    REQUIRE(solo_id);
+    auto solo = cuda::nccl_communicator::create(*solo_id, 0, 1, 0);
+    REQUIRE(solo);
+    tensor t = to_device(std::vector<float>(8, 1.0f), {8}, 0);
+    REQUIRE((*solo)->all_reduce_sum(t));
+    CHECK((*solo)->aborted().is_ok());
+    board.abort(*solo_id, status{errc::unavailable, "the replica was stopped"});
+    CHECK((*solo)->aborted().message() == "the replica was stopped");
+    CHECK((*solo)->all_reduce_sum(t).message() == "the replica was stopped");
+    CHECK((*solo)->synchronize());
   }
 
   TEST_CASE("the NCCL communicator refuses host tensors, bad shapes, dtypes and peers") {
