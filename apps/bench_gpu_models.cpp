@@ -1,5 +1,6 @@
-// bench_gpu_models: throughput and latency of the GPU backend (gpu_session, host tensors in and
-// out) per model, precision and batch size, printed as a markdown table for tools/gpu-check.sh.
+// bench_gpu_models: throughput and latency of the GPU backend (gpu_session) per model, precision
+// and batch size, host tensors in and out and with the tensors already on the GPU, printed as a
+// markdown table for tools/gpu-check.sh (tools/gpu_ratios.py sets PyTorch's next to it).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,7 +25,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> models{"seed_cnn", "resnet18", "resnet50", "bert_encoder"};
   std::vector<std::string> precisions{"fp32", "fp16", "bf16"};
   std::vector<int64_t> batches{1, 8, 32, 128, 256};
-  double seconds = 0.5;
+  double seconds = 0.3;
   int device = 0;
   app.add_option("--models-dir", dir, "folder of exported <model>.onnx (default "
                  "$TROUPE_GPU_MODELS_DIR, else build/models)");
@@ -41,16 +42,18 @@ int main(int argc, char** argv) {
                 gpus ? "no GPU" : gpus.error().message().c_str());
     return 77;
   }
-  std::printf("\nGPU backend (gpu_session: pinned H2D, plan or CUDA graph, D2H) on %s\n\n",
+  std::printf("\nGPU backend (gpu_session: pinned H2D, plan or CUDA graph, D2H; on device: the "
+              "input already on the GPU, the output left there) on %s\n\n",
               (*gpus)[static_cast<size_t>(device) < gpus->size() ? static_cast<size_t>(device) : 0]
                   .name.c_str());
-  std::printf("| model | precision | batch | items/s | ms/batch |\n|---|---|---:|---:|---:|\n");
+  std::printf("| model | precision | batch | items/s | ms/batch | items/s on device | "
+              "ms/batch on device |\n|---|---|---:|---:|---:|---:|---:|\n");
   std::mt19937_64 rng{std::random_device{}()};
   int failures = 0;
   for (const auto& model : models) {
     const auto path = std::filesystem::path(dir) / (model + ".onnx");
     if (!std::filesystem::exists(path)) {
-      std::printf("| %s | - | - | missing %s | |\n", model.c_str(), path.string().c_str());
+      std::printf("| %s | - | - | missing %s | | | |\n", model.c_str(), path.string().c_str());
       continue;
     }
     for (const auto& name : precisions) {
@@ -65,7 +68,7 @@ int main(int argc, char** argv) {
       options.max_cached_plans = batches.size() + 1;
       auto s = gpu_session::open(path.string(), options);
       if (!s) {
-        std::printf("| %s | %s | - | error: %s | |\n", model.c_str(), name.c_str(),
+        std::printf("| %s | %s | - | error: %s | | | |\n", model.c_str(), name.c_str(),
                     s.error().to_string().c_str());
         ++failures;
         continue;
@@ -74,17 +77,35 @@ int main(int argc, char** argv) {
       const bool dynamic_batch = !first.dims.empty() && first.dims[0] < 0;
       for (int64_t batch : batches) {
         const int64_t b = dynamic_batch ? batch : (first.dims.empty() ? 1 : first.dims[0]);
-        std::vector<tensor> inputs;
+        std::vector<tensor> inputs, device_inputs;
         for (const auto& in : (*s)->inputs())
           inputs.push_back(random_tensor(in.type, concrete_dims(in, b), rng));
         auto m = time_gpu_session(**s, inputs, b, seconds);
-        if (!m) {
-          std::printf("| %s | %s | %lld | error: %s | |\n", model.c_str(), name.c_str(),
-                      static_cast<long long>(b), m.error().to_string().c_str());
+        expected<gpu_session_rate> on_device = make_error(errc::internal, "not run");
+        if (m) {
+          for (const auto& t : inputs) {
+            auto uploaded = gpu_session::to_gpu(t, device);
+            if (!uploaded) {
+              on_device = uploaded.error();
+              break;
+            }
+            device_inputs.push_back(std::move(*uploaded));
+          }
+          if (device_inputs.size() == inputs.size()) {
+            (*s)->set_device_outputs(true);
+            on_device = time_gpu_session(**s, device_inputs, b, seconds);
+            (*s)->set_device_outputs(false);
+          }
+        }
+        if (!m || !on_device) {
+          std::printf("| %s | %s | %lld | error: %s | | | |\n", model.c_str(), name.c_str(),
+                      static_cast<long long>(b),
+                      (m ? on_device.error() : m.error()).to_string().c_str());
           ++failures;
         } else {
-          std::printf("| %s | %s | %lld | %.0f | %.3f |\n", model.c_str(), name.c_str(),
-                      static_cast<long long>(b), m->items_per_second, m->mean_ms);
+          std::printf("| %s | %s | %lld | %.0f | %.3f | %.0f | %.3f |\n", model.c_str(),
+                      name.c_str(), static_cast<long long>(b), m->items_per_second, m->mean_ms,
+                      on_device->items_per_second, on_device->mean_ms);
         }
         std::fflush(stdout);
         if (!dynamic_batch)

@@ -64,6 +64,12 @@ public:
   /// session's first plan would be (host-side: no device needed, but the CUDA backend is);
   /// else the error that names the node. `g` is taken as given to from_graph.
   static status check(graph g, const gpu_session_options& options = {});
+  /// `host` copied to GPU `device` (a block of its caching allocator, for no stream), once
+  /// the copy is done: inputs that already live on the GPU (benchmarks, embedding programs).
+  /// `unavailable` without a device or the CUDA backend.
+  static expected<tensor> to_gpu(const tensor& host, int device);
+  /// A GPU tensor copied to the host once the copy is done; a host tensor as it is.
+  static expected<tensor> to_host(const tensor& t);
   virtual ~gpu_session() = default;
 
   virtual const std::vector<value_info>& inputs() const = 0;
@@ -79,6 +85,9 @@ public:
   /// callback thread (it must not call CUDA and should only hand the result on), or from
   /// this call when enqueuing fails.
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
+  /// Whether the runs enqueued from now on return device outputs (gpu_session_options::
+  /// device_outputs), e.g. to time the same plans with and without the copy out.
+  virtual void set_device_outputs(bool on) = 0;
   virtual int device_index() const = 0;
   virtual gpu_precision precision() const = 0;
 };

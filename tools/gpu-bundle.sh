@@ -74,7 +74,8 @@ for m in $models; do
     cp "$models_dir/$m".* "$root/models/"
   fi
 done
-cp tools/gpu-check.sh tools/gpu_torch_bench.py tools/export_models.py tools/strip_weights.py \
+cp tools/gpu-check.sh tools/gpu_torch_bench.py tools/gpu_torch_models.py tools/gpu_ratios.py \
+  tools/export_models.py tools/strip_weights.py \
   "$root/tools/"
 git rev-parse --short HEAD > "$root/COMMIT" 2>/dev/null || echo unknown > "$root/COMMIT"
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpu-check: on a GPU machine, runs a bundle made by tools/gpu-bundle.sh: finds the NVIDIA
 # libraries (system toolkit or nvidia-*-cu13 pip wheels), runs every GPU test binary, then every
-# GPU benchmark and, when PyTorch imports, its comparison figures; prints a report with the
-# GPU's name and writes it (and every log) under $OUT when set. Stays under 8 minutes.
+# GPU benchmark and, when PyTorch imports, its figures for the same cases, then the targets
+# table (tools/gpu_ratios.py: troupe/torch, served/raw); prints a report with the GPU's name
+# and writes it (and every log) under $OUT when set. Stays under 8 minutes.
 # bench_gpu_serving gives the served rows: models served end to end through the actors
 # (KIND_GPU) next to the raw backend, with the served/raw ratio.
 #   tools/gpu-check.sh [bundle.tar.gz | unpacked troupe-gpu folder]
@@ -130,10 +131,24 @@ torch_state=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available(
 case $torch_state in
   cuda)
     timeout "$(left)" python3 "$root/tools/gpu_torch_bench.py" > "$out/torch.log" 2>&1
-    grep '^|' "$out/torch.log" ;;
+    grep '^|' "$out/torch.log"
+    # The same models, precisions and batches as bench_gpu_models, in PyTorch eager.
+    timeout "$(left)" python3 "$root/tools/gpu_torch_models.py" > "$out/torch_models.log" 2>&1
+    grep '^|' "$out/torch_models.log" ;;
   no-cuda) echo "| torch | PyTorch comparison | skipped: torch imports but sees no GPU |" ;;
   *) echo "| torch | PyTorch comparison | skipped: \`import torch\` fails (PyTorch is missing) |" ;;
 esac >> "$report"
+
+# The issue's targets: troupe/torch per case and served/raw, from the logs above.
+if [ -f "$out/bench_gpu_models.log" ]; then
+  torch_arg=()
+  [ -f "$out/torch_models.log" ] && torch_arg=(--torch "$out/torch_models.log")
+  serving_arg=()
+  [ -f "$out/bench_gpu_serving.log" ] && serving_arg=(--serving "$out/bench_gpu_serving.log")
+  python3 "$root/tools/gpu_ratios.py" --troupe "$out/bench_gpu_models.log" "${torch_arg[@]}" \
+    "${serving_arg[@]}" >> "$report" 2> "$out/gpu_ratios.log" ||
+    echo "gpu-check: gpu_ratios.py failed (see gpu_ratios.log)" >&2
+fi
 
 cat "$report"
 echo

@@ -3,10 +3,12 @@
 // the loader in libtroupe_runtime.so as the plugin's session table.
 #include "runtime/cuda_loader/session_api.hpp"
 
+#include <algorithm>
 #include <map>
 
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
+#include "kernels/cuda/device_allocator.hpp"
 #include "runtime/cuda/gpu_group.hpp"
 #include "runtime/cuda/gpu_plan.hpp"
 #include "runtime/onnx_import.hpp"
@@ -56,6 +58,7 @@ public:
   const std::vector<value_info>& inputs() const override { return graph_.inputs; }
   const std::vector<value_info>& outputs() const override { return graph_.outputs; }
   int device_index() const override { return options_.device; }
+  void set_device_outputs(bool on) override { options_.device_outputs = on; }
   gpu_precision precision() const override { return options_.precision; }
 
   status validate(std::span<const tensor> inputs) const override {
@@ -260,6 +263,34 @@ status check_lowering(graph g, const gpu_session_options& options) {
   return lowered ? status::ok() : lowered.error(); // it names the source and the node
 }
 
+expected<tensor> tensor_to_gpu(const tensor& host, int index) {
+  if (host.where().type != device::kind::cpu)
+    return make_error(errc::invalid_argument, "to_gpu: the tensor is not in host memory");
+  if (host.numel() > 0 && !host.raw())
+    return make_error(errc::invalid_argument, "to_gpu: the tensor has no data");
+  auto block = cuda::allocate_device(index, std::max<size_t>(host.nbytes(), 1), nullptr);
+  if (!block)
+    return block.error();
+  cuda::device_guard on{index};
+  TROUPE_TRY_STATUS(on.status());
+  if (host.nbytes() > 0)
+    TROUPE_CUDA_TRY(cudaMemcpy((*block)->data(), host.raw(), host.nbytes(), cudaMemcpyHostToDevice));
+  return tensor::wrap(host.type(), host.dims(), std::move(*block));
+}
+
+expected<tensor> tensor_to_host(const tensor& t) {
+  if (t.where().type == device::kind::cpu)
+    return t;
+  if (t.numel() > 0 && !t.raw())
+    return make_error(errc::invalid_argument, "to_host: the tensor has no data");
+  tensor host = tensor::empty(t.type(), t.dims());
+  cuda::device_guard on{t.where().index};
+  TROUPE_TRY_STATUS(on.status());
+  if (host.nbytes() > 0)
+    TROUPE_CUDA_TRY(cudaMemcpy(host.raw(), t.raw(), host.nbytes(), cudaMemcpyDeviceToHost));
+  return host;
+}
+
 } // namespace
 
 } // namespace troupe
@@ -270,6 +301,8 @@ extern "C" const troupe::gpu_session_api* troupe_cuda_session_api() {
       &troupe::open_session,
       &troupe::session_from_graph,
       &troupe::check_lowering,
+      &troupe::tensor_to_gpu,
+      &troupe::tensor_to_host,
   };
   return &api;
 }

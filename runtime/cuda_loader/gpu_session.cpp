@@ -38,4 +38,20 @@ status gpu_session::check(graph g, const gpu_session_options& options) {
   return (*api)->check(std::move(g), options);
 }
 
+expected<tensor> gpu_session::to_gpu(const tensor& host, int device) {
+  auto api = sessions();
+  if (!api)
+    return api.error();
+  return (*api)->to_gpu(host, device);
+}
+
+expected<tensor> gpu_session::to_host(const tensor& t) {
+  if (t.where().type == device::kind::cpu)
+    return t;
+  auto api = sessions();
+  if (!api)
+    return api.error();
+  return (*api)->to_host(t);
+}
+
 } // namespace troupe

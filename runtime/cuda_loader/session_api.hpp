@@ -11,7 +11,8 @@
 namespace troupe {
 
 /// Bumped whenever the table or gpu_session's interface changes (see gpu_kernels_api_version).
-inline constexpr uint32_t gpu_session_api_version = 3; // 2: group, check; 3: device_outputs
+// 2: group, check; 3: device_outputs, to_gpu, to_host.
+inline constexpr uint32_t gpu_session_api_version = 3;
 
 struct gpu_session_api {
   uint32_t version = gpu_session_api_version;
@@ -20,6 +21,8 @@ struct gpu_session_api {
   expected<std::unique_ptr<gpu_session>> (*from_graph)(graph g,
                                                        gpu_session_options options) = nullptr;
   status (*check)(graph g, const gpu_session_options& options) = nullptr;
+  expected<tensor> (*to_gpu)(const tensor& host, int device) = nullptr;
+  expected<tensor> (*to_host)(const tensor& t) = nullptr;
 };
 
 /// The name of the plugin's `extern "C" const gpu_session_api* NAME()`.

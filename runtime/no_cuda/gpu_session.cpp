@@ -18,4 +18,15 @@ status gpu_session::check(graph, const gpu_session_options&) {
                     "no usable CUDA device: troupe was built without the CUDA backend");
 }
 
+expected<tensor> gpu_session::to_gpu(const tensor&, int) {
+  return make_error(errc::unavailable,
+                    "no usable CUDA device: troupe was built without the CUDA backend");
+}
+
+expected<tensor> gpu_session::to_host(const tensor& t) {
+  if (t.where().type == device::kind::cpu)
+    return t;
+  return make_error(errc::unavailable, "a GPU tensor in a build without the CUDA backend");
+}
+
 } // namespace troupe

@@ -8,8 +8,6 @@
 #include <future>
 #include <random>
 
-#include <cuda_runtime_api.h>
-
 #include "kernels/cuda/cuda_device.hpp"
 #include "runtime/cuda_loader/session_api.hpp"
 #include "runtime/gpu_session.hpp"
@@ -450,12 +448,11 @@ TEST_CASE("a GPU session rejects inputs of the wrong shape" * doctest::test_suit
   CHECK(got.error().code() == errc::invalid_argument);
 }
 
-/// A device tensor copied to the host (synchronously).
+/// A device tensor copied to the host.
 tensor on_host(const tensor& t) {
-  tensor host = tensor::empty(t.type(), t.dims());
-  if (host.nbytes() > 0)
-    REQUIRE(cudaMemcpy(host.raw(), t.raw(), host.nbytes(), cudaMemcpyDeviceToHost) == cudaSuccess);
-  return host;
+  auto host = gpu_session::to_host(t);
+  REQUIRE_MESSAGE(host.has_value(), (host ? "" : host.error().to_string()));
+  return *host;
 }
 
 TEST_CASE("a stage that keeps its outputs on the GPU hands them to the next stage's session, on "
@@ -516,6 +513,34 @@ TEST_CASE("a stage that keeps its outputs on the GPU hands them to the next stag
       CHECK(relative_error((*y)[0], (*want)[0]) <= precision_tolerance(gpu_precision::fp32));
     }
   }
+}
+
+TEST_CASE("to_gpu and to_host round-trip a tensor, and set_device_outputs switches where the "
+          "next runs leave their outputs" * doctest::test_suite("gpu")) {
+  const tensor x = random_f32({3, 7});
+  auto on_gpu = gpu_session::to_gpu(x, 0);
+  REQUIRE(on_gpu.has_value());
+  CHECK(on_gpu->where() == device{device::kind::cuda, 0});
+  CHECK(bitwise_equal(on_host(*on_gpu), x));
+  CHECK(gpu_session::to_gpu(*on_gpu, 0).error().code() == errc::invalid_argument);
+
+  graph g = make_graph({{"x", {3, 7}}}, {make("Relu", {"x"}, {"y"})}, {"y"});
+  auto gpu = gpu_session::from_graph(g);
+  REQUIRE(gpu.has_value());
+  std::vector<tensor> host_inputs{x}, device_inputs{*on_gpu};
+  auto want = (*gpu)->run(host_inputs);
+  REQUIRE(want.has_value());
+  CHECK((*want)[0].where().type == device::kind::cpu);
+  (*gpu)->set_device_outputs(true);
+  auto kept = (*gpu)->run(device_inputs);
+  REQUIRE(kept.has_value());
+  CHECK((*kept)[0].where() == device{device::kind::cuda, 0});
+  CHECK(bitwise_equal(on_host((*kept)[0]), (*want)[0]));
+  (*gpu)->set_device_outputs(false);
+  auto back = (*gpu)->run(device_inputs);
+  REQUIRE(back.has_value());
+  CHECK((*back)[0].where().type == device::kind::cpu);
+  CHECK(bitwise_equal((*back)[0], (*want)[0]));
 }
 
 TEST_CASE("a GPU session rejects an input on a GPU that does not exist" * doctest::test_suite("gpu")) {
