@@ -1,7 +1,9 @@
 // async_executor: a scheduled actor that serves one stage, or one tensor-parallel rank of it,
 // through an async_model (a GPU session, or a CPU session on a thread of its own). It never
-// waits on the model: each run's completion comes back as a message from the model's thread,
-// and jobs that arrive meanwhile wait in the actor, in order.
+// waits on the model: each run's completion comes back as a message from the model's thread.
+// It keeps up to the model's max_in_flight() runs started (two: the next batch's inputs are
+// copied in while the current one runs), and the jobs beyond wait in the actor, in order.
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -38,9 +40,10 @@ struct async_state {
   opened_model opened; // no model after loading: load_error says why
   status load_error;
   std::deque<stage_job> queue;
-  bool running = false;
+  size_t in_flight = 0;  // runs started and not completed
   bool stopping = false; // quit: no further run starts
-  std::chrono::steady_clock::time_point started;
+  std::deque<std::chrono::steady_clock::time_point> started; // of the runs in flight, in order
+  std::chrono::steady_clock::time_point last_done; // the latest completion
   int64_t batches = 0;
 
   caf::actor_system* system = nullptr; // spawns the disposer of a rank's model
@@ -145,27 +148,15 @@ void load(caf::blocking_actor*, shard_spec spec, std::shared_ptr<load_slot> slot
     caf::anon_send(caf::actor_cast<async_executor_actor>(strong), atom::loaded_v);
 }
 
-/// Starts the oldest queued job when the model is idle; fails the queue when it cannot load.
-void start_next(async_pointer self) {
+/// Starts one run: the oldest queued job.
+void start_one(async_pointer self) {
   auto& st = self->state;
-  if (!st.loaded || st.running || st.stopping)
-    return;
-  if (!st.opened.model) {
-    while (!st.queue.empty()) {
-      auto job = std::move(st.queue.front());
-      st.queue.pop_front();
-      fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where)), st.rank());
-    }
-    return;
-  }
-  if (st.queue.empty())
-    return;
   auto job = std::move(st.queue.front());
   st.queue.pop_front();
   auto inputs = std::move(job.values);
   job.values.clear();
-  st.running = true;
-  st.started = std::chrono::steady_clock::now();
+  ++st.in_flight;
+  st.started.push_back(std::chrono::steady_clock::now());
   // Runs on the model's thread (a CUDA callback thread for the GPU): it only hands the
   // result to the actor. The handle is weak so a model never keeps its executor alive.
   caf::weak_actor_ptr me{self->ctrl()};
@@ -180,9 +171,28 @@ void start_next(async_pointer self) {
   });
 }
 
+/// Starts the oldest queued jobs while the model takes more runs; fails the queue when it
+/// cannot load.
+void start_next(async_pointer self) {
+  auto& st = self->state;
+  if (!st.loaded || st.stopping)
+    return;
+  if (!st.opened.model) {
+    while (!st.queue.empty()) {
+      auto job = std::move(st.queue.front());
+      st.queue.pop_front();
+      fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where)), st.rank());
+    }
+    return;
+  }
+  const size_t most = std::max<size_t>(st.opened.model->max_in_flight(), 1);
+  while (!st.queue.empty() && st.in_flight < most && !st.stopping)
+    start_one(self);
+}
+
 /// A run's outcome: an error goes to the merger, rank 0's outputs on to the next stage, the
 /// other ranks only report.
-void finish(async_pointer self, stage_job&& job) {
+void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::time_point began) {
   auto& st = self->state;
   if (job.error) {
     auto why = std::move(job.error);
@@ -202,7 +212,7 @@ void finish(async_pointer self, stage_job&& job) {
     return self->send(caf::actor_cast<merger_actor>(job.merger), atom::merge_v, std::move(job));
   }
   job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::steady_clock::now() - st.started)
+                             std::chrono::steady_clock::now() - began)
                              .count());
   pass_on(self, std::move(job));
 }
@@ -231,8 +241,14 @@ async_executor_actor::behavior_type async_executor(async_pointer self, shard_spe
       start_next(self);
     },
     [self](atom::done, stage_job& job) {
-      self->state.running = false;
-      finish(self, std::move(job));
+      auto& st = self->state;
+      --st.in_flight; // runs complete in the order they started
+      // The model runs one at a time: this run's own time began when it started or when the
+      // run before it completed, whichever was later.
+      const auto began = std::max(st.started.front(), st.last_done);
+      st.started.pop_front();
+      st.last_done = std::chrono::steady_clock::now();
+      finish(self, std::move(job), began);
       start_next(self);
     },
   };

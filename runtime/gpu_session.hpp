@@ -44,15 +44,17 @@ struct gpu_session_options {
 
 /// A model ready to run on one GPU: plans per input dims (weights uploaded once per session,
 /// activations in one device arena per plan), its own stream, pinned staging for the copies.
-/// One run at a time: call `run`, or `run_async` and wait for its callback, before the next.
-/// Inputs may be host tensors (copied in through pinned staging) or tensors on any GPU of this
+/// Up to `max_in_flight` (two) runs at a time: `run_async` may be called again before the first
+/// callback, so the next batch's inputs are copied into pinned staging while the device runs
+/// the current one; callbacks come in the order of the calls. Inputs may be host tensors (copied in through pinned staging) or tensors on any GPU of this
 /// process, e.g. another session's device outputs (copied device to device, across GPUs as
 /// peer copies). The session keeps the device inputs and outputs of a run referenced until
-/// the next run is enqueued or it is destroyed, so their blocks are never released on the
-/// CUDA callback thread nor reused while its copies are pending.
+/// the run two after it is enqueued or the session is destroyed, so their blocks are never
+/// released on the CUDA callback thread nor reused while its copies are pending.
 class gpu_session {
 public:
   using completion = std::function<void(expected<std::vector<tensor>>)>;
+  static constexpr size_t max_in_flight = 2;
 
   /// Loads and compiles the model for batch 1 so unsupported operators fail at load;
   /// `unavailable` ("no usable CUDA device: <reason>") without a device or CUDA backend.
@@ -83,7 +85,7 @@ public:
   virtual expected<std::vector<tensor>> run(std::span<const tensor> inputs) = 0;
   /// Enqueues the run and returns; `done` is called once with the outputs from a CUDA
   /// callback thread (it must not call CUDA and should only hand the result on), or from
-  /// this call when enqueuing fails.
+  /// this call when enqueuing fails. At most max_in_flight runs may be pending.
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
   /// Whether the runs enqueued from now on return device outputs (gpu_session_options::
   /// device_outputs), e.g. to time the same plans with and without the copy out.

@@ -115,27 +115,29 @@ expected<std::unique_ptr<gpu_plan>> gpu_plan::create(lowered_graph lowered, cons
     return ws.error();
   p->workspace_ = std::move(*ws);
   auto flag = cuda::allocate_device(ctx.device, sizeof(int), ctx.stream);
-  auto flag_host = cuda::allocate_pinned(sizeof(int), ctx.stream);
   if (!flag)
     return flag.error();
-  if (!flag_host)
-    return flag_host.error();
   p->flag_ = std::move(*flag);
-  p->flag_host_ = std::move(*flag_host);
-
-  for (int id : l.inputs) {
-    auto s = cuda::allocate_pinned(std::max<size_t>(bytes_of(l.values[static_cast<size_t>(id)]), 1),
-                                   ctx.stream);
-    if (!s)
-      return s.error();
-    p->staging_in_.push_back(std::move(*s));
-  }
-  for (int id : l.outputs) {
-    auto s = cuda::allocate_pinned(std::max<size_t>(bytes_of(l.values[static_cast<size_t>(id)]), 1),
-                                   ctx.stream);
-    if (!s)
-      return s.error();
-    p->staging_out_.push_back(std::move(*s));
+  const auto pinned = [&](size_t bytes) {
+    return cuda::allocate_pinned(std::max<size_t>(bytes, 1), ctx.stream);
+  };
+  for (auto& slot : p->slots_) {
+    auto flag_host = pinned(sizeof(int));
+    if (!flag_host)
+      return flag_host.error();
+    slot.flag_host = std::move(*flag_host);
+    for (int id : l.inputs) {
+      auto s = pinned(bytes_of(l.values[static_cast<size_t>(id)]));
+      if (!s)
+        return s.error();
+      slot.staging_in.push_back(std::move(*s));
+    }
+    for (int id : l.outputs) {
+      auto s = pinned(bytes_of(l.values[static_cast<size_t>(id)]));
+      if (!s)
+        return s.error();
+      slot.staging_out.push_back(std::move(*s));
+    }
   }
   return p;
 }
@@ -251,7 +253,7 @@ status gpu_plan::capture(const gpu_context& ctx) {
   return cuda::check(made, "cudaGraphInstantiate");
 }
 
-status gpu_plan::copy_in(const gpu_context& ctx, size_t i, const tensor& input) {
+status gpu_plan::copy_in(const gpu_context& ctx, run_slot& slot, size_t i, const tensor& input) {
   const auto& v = lowered_.values[static_cast<size_t>(lowered_.inputs[i])];
   const size_t bytes = bytes_of(v);
   if (bytes == 0)
@@ -259,8 +261,8 @@ status gpu_plan::copy_in(const gpu_context& ctx, size_t i, const tensor& input) 
   void* to = pointer(lowered_.inputs[i]);
   const device from = input.where();
   if (from.type == device::kind::cpu) {
-    std::memcpy(staging_in_[i]->data(), input.raw(), bytes);
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(to, staging_in_[i]->data(), bytes, cudaMemcpyHostToDevice,
+    std::memcpy(slot.staging_in[i]->data(), input.raw(), bytes);
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(to, slot.staging_in[i]->data(), bytes, cudaMemcpyHostToDevice,
                                     ctx.stream));
     return status::ok();
   }
@@ -275,15 +277,16 @@ status gpu_plan::copy_in(const gpu_context& ctx, size_t i, const tensor& input) 
   return status::ok();
 }
 
-status gpu_plan::copy_out(const gpu_context& ctx, bool device_outputs) {
+status gpu_plan::copy_out(const gpu_context& ctx, run_slot& slot, bool device_outputs) {
   const auto& l = lowered_;
-  device_outputs_.clear(); // the previous run's: it is over (one run at a time)
+  slot.device_outputs.clear(); // of the run two before: it is over (two in flight at most)
+  slot.outputs_on_device = device_outputs;
   for (size_t i = 0; i < l.outputs.size(); ++i) {
     const auto& v = l.values[static_cast<size_t>(l.outputs[i])];
     const size_t bytes = bytes_of(v);
     if (!device_outputs) {
       if (bytes > 0)
-        TROUPE_CUDA_TRY(cudaMemcpyAsync(staging_out_[i]->data(), pointer(l.outputs[i]), bytes,
+        TROUPE_CUDA_TRY(cudaMemcpyAsync(slot.staging_out[i]->data(), pointer(l.outputs[i]), bytes,
                                         cudaMemcpyDeviceToHost, ctx.stream));
       continue;
     }
@@ -295,13 +298,13 @@ status gpu_plan::copy_out(const gpu_context& ctx, bool device_outputs) {
     if (bytes > 0)
       TROUPE_CUDA_TRY(cudaMemcpyAsync((*block)->data(), pointer(l.outputs[i]), bytes,
                                       cudaMemcpyDeviceToDevice, ctx.stream));
-    device_outputs_.push_back(tensor::wrap(v.type, v.dims, std::move(*block)));
+    slot.device_outputs.push_back(tensor::wrap(v.type, v.dims, std::move(*block)));
   }
   return status::ok();
 }
 
-status gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
-                         uint32_t capture_after, bool poison, bool device_outputs) {
+expected<size_t> gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
+                                   uint32_t capture_after, bool poison, bool device_outputs) {
   const auto& l = lowered_;
   if (inputs.size() != l.inputs.size())
     return make_error(errc::invalid_argument, "plan expects {} inputs, got {}", l.inputs.size(),
@@ -313,10 +316,15 @@ status gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
                         to_string(inputs[i].type()), to_string(inputs[i].dims()),
                         to_string(v.type), to_string(v.dims));
   }
+  // The slot of the run two before is free: that run is over (two in flight at most), and
+  // the stream runs the runs in order, so this one's copies land after its reads.
+  const size_t used = next_slot_;
+  next_slot_ = (next_slot_ + 1) % slots_.size();
+  auto& slot = slots_[used];
   if (poison)
     TROUPE_CUDA_TRY(cudaMemsetAsync(arena_->data(), 0xff, arena_bytes_, ctx.stream));
   for (size_t i = 0; i < inputs.size(); ++i)
-    TROUPE_TRY_STATUS(copy_in(ctx, i, inputs[i]));
+    TROUPE_TRY_STATUS(copy_in(ctx, slot, i, inputs[i]));
 
   const uint32_t capture_runs = capturable_ ? capture_after : 0; // see capturable()
   switch (next_capture_action(runs_, graph_exec_ != nullptr, capture_failed_, capture_runs)) {
@@ -337,25 +345,25 @@ status gpu_plan::enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
   }
   ++runs_;
 
-  TROUPE_TRY_STATUS(copy_out(ctx, device_outputs));
-  outputs_on_device_ = device_outputs;
+  TROUPE_TRY_STATUS(copy_out(ctx, slot, device_outputs));
   if (has_gather_)
-    TROUPE_CUDA_TRY(cudaMemcpyAsync(flag_host_->data(), flag_->data(), sizeof(int),
+    TROUPE_CUDA_TRY(cudaMemcpyAsync(slot.flag_host->data(), flag_->data(), sizeof(int),
                                     cudaMemcpyDeviceToHost, ctx.stream));
-  return status::ok();
+  return used;
 }
 
-expected<std::vector<tensor>> gpu_plan::collect() const {
-  if (has_gather_ && *static_cast<const int*>(flag_host_->data()) != 0)
+expected<std::vector<tensor>> gpu_plan::collect(size_t run_slot) const {
+  const auto& slot = slots_.at(run_slot);
+  if (has_gather_ && *static_cast<const int*>(slot.flag_host->data()) != 0)
     return make_error(errc::out_of_range, "a Gather index is out of range");
-  if (outputs_on_device_)
-    return device_outputs_;
+  if (slot.outputs_on_device)
+    return slot.device_outputs;
   std::vector<tensor> out;
   for (size_t i = 0; i < lowered_.outputs.size(); ++i) {
     const auto& v = lowered_.values[static_cast<size_t>(lowered_.outputs[i])];
     tensor t = tensor::empty(v.type, v.dims);
     if (t.nbytes() > 0)
-      std::memcpy(t.raw(), staging_out_[i]->data(), t.nbytes());
+      std::memcpy(t.raw(), slot.staging_out[i]->data(), t.nbytes());
     out.push_back(std::move(t));
   }
   return out;

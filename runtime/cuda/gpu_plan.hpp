@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <map>
 #include <set>
 #include <memory>
@@ -61,18 +62,20 @@ public:
   gpu_plan& operator=(const gpu_plan&) = delete;
 
   /// Enqueues the input copies, the steps (per the capture policy after `capture_after`
-  /// runs; never captured with a collective step) and the output copies on ctx.stream. Host
-  /// inputs are read now (into pinned staging); device inputs, on any GPU and complete, are
-  /// copied on the stream and must stay alive until it has passed this run. `poison` first
-  /// fills the whole arena with NaN bytes. `device_outputs`: the outputs are copied into
-  /// fresh device blocks (released only once idle, so allocated for no stream) rather than
-  /// to the host; the plan holds them until its next enqueue.
-  status enqueue(const gpu_context& ctx, std::span<const tensor> inputs, uint32_t capture_after,
-                 bool poison, bool device_outputs);
-  /// After the stream has passed the enqueued work: the outputs (host tensors, or the device
+  /// runs; never captured with a collective step) and the output copies on ctx.stream, and
+  /// returns the run's slot for `collect`. At most two runs in flight: each has a slot of its
+  /// own (pinned staging, output blocks), so the next run's inputs are copied into staging
+  /// while the current one runs. Host inputs are read now; device inputs, on any GPU and
+  /// complete, are copied on the stream and must stay alive until it has passed this run.
+  /// `poison` first fills the whole arena with NaN bytes. `device_outputs`: the outputs are
+  /// copied into fresh device blocks (released only once idle, so allocated for no stream)
+  /// rather than to the host; the slot holds them until it is used again.
+  expected<size_t> enqueue(const gpu_context& ctx, std::span<const tensor> inputs,
+                           uint32_t capture_after, bool poison, bool device_outputs);
+  /// After the stream has passed the run of `slot`: its outputs (host tensors, or the device
   /// ones of an enqueue with `device_outputs`), or the error a Gather's out-of-range index
   /// raised. Makes no CUDA call and releases no device memory.
-  expected<std::vector<tensor>> collect() const;
+  expected<std::vector<tensor>> collect(size_t slot) const;
 
   const lowered_graph& lowered() const { return lowered_; }
   size_t arena_bytes() const { return arena_bytes_; }
@@ -85,18 +88,23 @@ private:
   status run_steps(const gpu_context& ctx);
   status run_step(const gpu_context& ctx, const gpu_step& s);
   status capture(const gpu_context& ctx);
-  status copy_in(const gpu_context& ctx, size_t i, const tensor& input);
-  status copy_out(const gpu_context& ctx, bool device_outputs);
+  /// What one of the (at most two) runs in flight owns.
+  struct run_slot {
+    std::vector<std::shared_ptr<storage>> staging_in, staging_out; // pinned
+    std::shared_ptr<storage> flag_host;                            // pinned
+    std::vector<tensor> device_outputs; // with device outputs: until the slot is used again
+    bool outputs_on_device = false;
+  };
+  status copy_in(const gpu_context& ctx, run_slot& slot, size_t i, const tensor& input);
+  status copy_out(const gpu_context& ctx, run_slot& slot, bool device_outputs);
 
   lowered_graph lowered_;
   std::vector<std::shared_ptr<storage>> constants_; // per value (null unless constant)
   std::shared_ptr<storage> arena_, workspace_, flag_;
   std::vector<int64_t> offsets_;
   size_t arena_bytes_ = 0, workspace_bytes_ = 0;
-  std::vector<std::shared_ptr<storage>> staging_in_, staging_out_; // pinned
-  std::shared_ptr<storage> flag_host_;                             // pinned
-  std::vector<tensor> device_outputs_; // the latest run's, when it kept them on the device
-  bool outputs_on_device_ = false;
+  std::array<run_slot, 2> slots_;
+  size_t next_slot_ = 0;
   bool has_gather_ = false;
   bool capturable_ = true;
   uint64_t runs_ = 0;

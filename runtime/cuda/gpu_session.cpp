@@ -4,6 +4,7 @@
 #include "runtime/cuda_loader/session_api.hpp"
 
 #include <algorithm>
+#include <array>
 #include <map>
 
 #include "kernels/cuda/cuda_device.hpp"
@@ -44,7 +45,8 @@ public:
     cuda::device_guard guard(options_.device);
     if (ctx_.stream)
       cudaStreamSynchronize(ctx_.stream);
-    held_inputs_.clear(); // their copies are done
+    for (auto& held : held_inputs_)
+      held.clear(); // their copies are done
     plans_.clear();
     comm_.reset(); // after the plans, before the stream it enqueues on
     if (ctx_.lt)
@@ -95,31 +97,31 @@ public:
   }
 
   expected<std::vector<tensor>> run(std::span<const tensor> inputs) override {
-    auto p = enqueue(inputs);
-    if (!p)
-      return p.error();
+    auto run = enqueue(inputs);
+    if (!run)
+      return run.error();
     TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
-    return outcome(**p, comm_.get());
+    return outcome(*run->plan, run->slot, comm_.get());
   }
 
   void run_async(std::vector<tensor> inputs, completion done) override {
-    auto p = enqueue(inputs);
-    if (!p) {
-      done(p.error());
+    auto run = enqueue(inputs);
+    if (!run) {
+      done(run.error());
       return;
     }
     // The host function runs on a CUDA thread once the copies are done; it only reads
     // pinned memory (or references device outputs the plan keeps, so none is released
     // there) and hands the result on.
     struct pending {
-      gpu::gpu_plan* plan;
+      enqueued run;
       const communicator* comm;
       completion done;
     };
-    auto* ctx = new pending{*p, comm_.get(), std::move(done)};
+    auto* ctx = new pending{*run, comm_.get(), std::move(done)};
     const auto fn = [](void* data) {
       std::unique_ptr<pending> c(static_cast<pending*>(data));
-      c->done(outcome(*c->plan, c->comm));
+      c->done(outcome(*c->run.plan, c->run.slot, c->comm));
     };
     if (auto st = cuda::check(cudaLaunchHostFunc(ctx_.stream, fn, ctx), "cudaLaunchHostFunc");
         !st) {
@@ -131,12 +133,19 @@ public:
 private:
   /// A finished run's outputs, or why they are garbage: the group was aborted (a rank is
   /// gone), which releases collectives that would otherwise wait for it forever. No CUDA call.
-  static expected<std::vector<tensor>> outcome(const gpu::gpu_plan& plan, const communicator* comm) {
+  static expected<std::vector<tensor>> outcome(const gpu::gpu_plan& plan, size_t slot,
+                                               const communicator* comm) {
     if (comm)
       if (auto why = comm->aborted(); !why)
         return why.with_context("the run's tensor-parallel group was aborted");
-    return plan.collect();
+    return plan.collect(slot);
   }
+
+  /// A run on the stream: its plan and the plan's slot for it.
+  struct enqueued {
+    gpu::gpu_plan* plan;
+    size_t slot;
+  };
 
   cuda_session(graph g, gpu_session_options options)
     : graph_(std::move(g)), options_(options), cpu_(cpu::cpu_limits{1, {}}),
@@ -195,7 +204,7 @@ private:
     return raw;
   }
 
-  expected<gpu::gpu_plan*> enqueue(std::span<const tensor> inputs) {
+  expected<enqueued> enqueue(std::span<const tensor> inputs) {
     TROUPE_TRY_STATUS(validate(inputs));
     std::vector<shape> dims;
     for (const auto& t : inputs)
@@ -205,15 +214,18 @@ private:
       return p.error();
     cuda::device_guard guard(options_.device);
     TROUPE_TRY_STATUS(guard.status());
-    // The previous run is over (one at a time): its device inputs may go. This run's stay
-    // referenced until the next, as their copies are enqueued now and run later.
-    held_inputs_.clear();
+    // The run two before is over (two in flight at most): its device inputs may go. This
+    // run's stay referenced until then, as their copies are enqueued now and run later.
+    auto& held = held_inputs_[runs_++ % held_inputs_.size()];
+    held.clear();
     for (const auto& t : inputs)
       if (t.where().type == device::kind::cuda)
-        held_inputs_.push_back(t);
-    TROUPE_TRY_STATUS((*p)->enqueue(ctx_, inputs, options_.capture_after, options_.poison,
-                                    options_.device_outputs));
-    return *p;
+        held.push_back(t);
+    auto slot = (*p)->enqueue(ctx_, inputs, options_.capture_after, options_.poison,
+                              options_.device_outputs);
+    if (!slot)
+      return slot.error();
+    return enqueued{*p, *slot};
   }
 
   graph graph_;
@@ -225,7 +237,8 @@ private:
   gpu::gpu_context ctx_;
   std::unique_ptr<cuda::nccl_communicator> comm_; // null without a group
   int devices_ = 0;                               // visible GPUs
-  std::vector<tensor> held_inputs_;               // the latest run's device inputs
+  std::array<std::vector<tensor>, gpu_session::max_in_flight> held_inputs_; // device inputs
+  uint64_t runs_ = 0;                             // enqueued so far
   std::map<std::vector<shape>, std::unique_ptr<gpu::gpu_plan>> plans_;
 };
 

@@ -14,7 +14,9 @@
 
 namespace troupe {
 
-/// One run at a time: call run_async and wait for its completion before the next.
+/// Up to max_in_flight() runs at a time: a caller may start that many before the first
+/// completes, so the next run's preparation (copying its inputs in) overlaps the current one.
+/// Runs complete in the order they were started.
 class async_model {
 public:
   using completion = std::function<void(expected<std::vector<tensor>>)>;
@@ -26,6 +28,8 @@ public:
   /// (bad inputs included), from the model's own thread or, when the run cannot start, from
   /// this call. `done` should only hand the result on.
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
+  /// How many runs may be started and not completed yet (at least 1).
+  virtual size_t max_in_flight() const = 0;
 };
 
 /// Opens `g` (a whole model, a pipeline stage or a tensor-parallel rank) on one GPU

@@ -15,6 +15,7 @@ public:
   void run_async(std::vector<tensor> inputs, completion done) override {
     session_->run_async(std::move(inputs), std::move(done));
   }
+  size_t max_in_flight() const override { return gpu_session::max_in_flight; }
 
 private:
   std::unique_ptr<gpu_session> session_;

@@ -1,8 +1,8 @@
 // host_async_model: the async_model of a CPU session that lives on a thread of its own.
 #include <condition_variable>
+#include <deque>
 #include <future>
 #include <mutex>
-#include <optional>
 #include <thread>
 #include <utility>
 
@@ -49,6 +49,9 @@ public:
 
   const std::vector<value_info>& inputs() const override { return inputs_; }
   const std::vector<value_info>& outputs() const override { return outputs_; }
+  /// Runs accepted and not completed: one running on the thread, one waiting to start the
+  /// moment it is done. (A run counts as completed just before its `done` is called.)
+  size_t max_in_flight() const override { return 2; }
 
   void run_async(std::vector<tensor> inputs, completion done) override {
     const char* refused = nullptr;
@@ -56,10 +59,12 @@ public:
       std::lock_guard lock{mutex_};
       if (stop_)
         refused = "the model is closing";
-      else if (next_)
-        refused = "run_async while a run is waiting to start";
-      else
-        next_.emplace(std::move(inputs), std::move(done));
+      else if (in_flight_ >= max_in_flight())
+        refused = "run_async with 2 runs not completed (at most 2 in flight)";
+      else {
+        ++in_flight_;
+        pending_.emplace_back(std::move(inputs), std::move(done));
+      }
     }
     if (refused)
       return done(make_error(errc::internal, "{}", refused));
@@ -91,15 +96,20 @@ private:
       {
         std::unique_lock lock{mutex_};
         // A run handed over before the stop still runs, so every `done` is called once.
-        wake_.wait(lock, [&] { return stop_ || next_; });
-        if (!next_)
+        wake_.wait(lock, [&] { return stop_ || !pending_.empty(); });
+        if (pending_.empty())
           return;
-        job = std::move(*next_);
-        next_.reset();
+        job = std::move(pending_.front());
+        pending_.pop_front();
       }
       show_handover_to_tsan();
       auto outputs = (*s)->run(job.first);
       show_handover_to_tsan();
+      {
+        // Completed before `done`, which may start the next run at once.
+        std::lock_guard lock{mutex_};
+        --in_flight_;
+      }
       job.second(std::move(outputs));
     }
   }
@@ -107,7 +117,8 @@ private:
   std::vector<value_info> inputs_, outputs_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::optional<std::pair<std::vector<tensor>, completion>> next_;
+  std::deque<std::pair<std::vector<tensor>, completion>> pending_; // accepted, not started
+  size_t in_flight_ = 0;                                            // accepted, not completed
   bool stop_ = false;
   std::thread worker_; // last: it starts after, and is joined before, the members it uses
 };

@@ -159,7 +159,7 @@ TEST_CASE("many concurrent requests through asynchronous replicas are all answer
   CHECK(ms->completed == inputs.size());
 }
 
-TEST_CASE("jobs sent while a run is in flight run one at a time in FIFO order") {
+TEST_CASE("jobs sent while runs are in flight complete in FIFO order") {
   test::temp_dir dir;
   auto [onnx, item] = reference_model(dir);
   std::mt19937 rng(std::random_device{}());

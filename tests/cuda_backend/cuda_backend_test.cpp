@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <atomic>
 #include <future>
 #include <random>
 
@@ -409,6 +410,13 @@ TEST_CASE("every reference model on the GPU matches the CPU session" * doctest::
   }
 }
 
+/// A device tensor copied to the host.
+tensor on_host(const tensor& t) {
+  auto host = gpu_session::to_host(t);
+  REQUIRE_MESSAGE(host.has_value(), (host ? "" : host.error().to_string()));
+  return *host;
+}
+
 TEST_CASE("a Gather index out of range on the GPU is an out_of_range error" * doctest::test_suite("gpu")) {
   graph g = make_graph({{"x", {5, 2}}}, {make("Gather", {"x", "i"}, {"y"})}, {"y"},
                        {{"i", ints({2}, {1, 5})}});
@@ -438,6 +446,50 @@ TEST_CASE("run_async delivers the same outputs as run through its callback" * do
   CHECK(bitwise_equal((*got)[0], (*want)[0]));
 }
 
+TEST_CASE("two runs in flight on one session complete in order, each with its own outputs, "
+          "on the host and on the device" * doctest::test_suite("gpu")) {
+  graph g = make_graph({{"x", {4, 8}}}, {make("Gemm", {"x", "w", "b"}, {"y"})}, {"y"},
+                       {{"w", random_f32({8, 3})}, {"b", random_f32({3})}});
+  auto cpu = session::from_graph(g);
+  REQUIRE(cpu.has_value());
+  gpu_session_options options;
+  options.capture_after = 1;
+  auto gpu = gpu_session::from_graph(g, options);
+  REQUIRE(gpu.has_value());
+  for (bool on_device : {false, true}) {
+    CAPTURE(on_device);
+    (*gpu)->set_device_outputs(on_device);
+    for (int round = 0; round < 3; ++round) { // eager, captured, replayed
+      CAPTURE(round);
+      std::vector<tensor> a{random_f32({4, 8})}, b{random_f32({4, 8})};
+      std::promise<expected<std::vector<tensor>>> first, second;
+      std::atomic<int> calls{0};
+      int first_call = -1, second_call = -1;
+      (*gpu)->run_async(a, [&](expected<std::vector<tensor>> r) {
+        first_call = calls++;
+        first.set_value(std::move(r));
+      });
+      (*gpu)->run_async(b, [&](expected<std::vector<tensor>> r) {
+        second_call = calls++;
+        second.set_value(std::move(r));
+      });
+      auto got_a = first.get_future().get();
+      auto got_b = second.get_future().get();
+      REQUIRE(got_a.has_value());
+      REQUIRE(got_b.has_value());
+      CHECK(first_call == 0);
+      CHECK(second_call == 1);
+      CHECK((*got_a)[0].where().type == (on_device ? device::kind::cuda : device::kind::cpu));
+      auto want_a = (*cpu)->run(a);
+      auto want_b = (*cpu)->run(b);
+      REQUIRE(want_a.has_value());
+      REQUIRE(want_b.has_value());
+      CHECK(relative_error(on_host((*got_a)[0]), (*want_a)[0]) <= 1e-5);
+      CHECK(relative_error(on_host((*got_b)[0]), (*want_b)[0]) <= 1e-5);
+    }
+  }
+}
+
 TEST_CASE("a GPU session rejects inputs of the wrong shape" * doctest::test_suite("gpu")) {
   graph g = make_graph({{"x", {4, 8}}}, {make("Relu", {"x"}, {"y"})}, {"y"});
   auto gpu = gpu_session::from_graph(g);
@@ -448,12 +500,6 @@ TEST_CASE("a GPU session rejects inputs of the wrong shape" * doctest::test_suit
   CHECK(got.error().code() == errc::invalid_argument);
 }
 
-/// A device tensor copied to the host.
-tensor on_host(const tensor& t) {
-  auto host = gpu_session::to_host(t);
-  REQUIRE_MESSAGE(host.has_value(), (host ? "" : host.error().to_string()));
-  return *host;
-}
 
 TEST_CASE("a stage that keeps its outputs on the GPU hands them to the next stage's session, on "
           "the same GPU and on another, and the pair answers like the whole model on the CPU" *

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <future>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -58,6 +59,52 @@ TEST_CASE("the host async model answers like its session, from a thread of its o
     for (size_t i = 0; i < want->size(); ++i)
       CHECK(relative_error(got.result->at(i), want->at(i)) < 1e-6);
   }
+}
+
+TEST_CASE("the host async model takes two runs beyond the one completing, completes them in "
+          "order and refuses more") {
+  auto g = load_onnx(model_file);
+  REQUIRE(g);
+  auto m = open_host_model(*g, session_options{});
+  REQUIRE(m);
+  CHECK((*m)->max_in_flight() == 2);
+  std::mt19937_64 rng{std::random_device{}()};
+  std::vector<tensor> inputs;
+  for (const auto& in : g->inputs)
+    inputs.push_back(random_tensor(in.type, concrete_dims(in, 1), rng));
+  // The first completion holds the model's thread until released; a run counts as completed
+  // when its completion is called, so two more may wait meanwhile, and a fourth is refused.
+  std::promise<void> first_called, release;
+  auto released = release.get_future().share();
+  std::mutex mutex;
+  std::vector<int> order;
+  std::promise<void> last_done;
+  (*m)->run_async(inputs, [&](expected<std::vector<tensor>> r) {
+    CHECK(r.has_value());
+    {
+      std::lock_guard lock{mutex};
+      order.push_back(1);
+    }
+    first_called.set_value();
+    released.wait();
+  });
+  first_called.get_future().wait();
+  for (int n : {2, 3})
+    (*m)->run_async(inputs, [&, n](expected<std::vector<tensor>> r) {
+      CHECK(r.has_value());
+      std::lock_guard lock{mutex};
+      order.push_back(n);
+      if (n == 3)
+        last_done.set_value();
+    });
+  auto fourth = run_once(**m, inputs); // refused at once
+  REQUIRE_FALSE(fourth.result);
+  CHECK(fourth.result.error().code() == errc::internal);
+  CHECK(fourth.result.error().message().find("at most 2 in flight") != std::string::npos);
+  release.set_value();
+  last_done.get_future().wait();
+  std::lock_guard lock{mutex};
+  CHECK(order == std::vector<int>{1, 2, 3});
 }
 
 TEST_CASE("the host async model reports bad inputs through its completion and keeps running") {
