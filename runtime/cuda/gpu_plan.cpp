@@ -352,8 +352,8 @@ expected<size_t> gpu_plan::enqueue(const gpu_context& ctx, std::span<const tenso
   return used;
 }
 
-expected<std::vector<tensor>> gpu_plan::collect(size_t run_slot) const {
-  const auto& slot = slots_.at(run_slot);
+expected<std::vector<tensor>> gpu_plan::collect(size_t which) const {
+  const auto& slot = slots_.at(which);
   if (has_gather_ && *static_cast<const int*>(slot.flag_host->data()) != 0)
     return make_error(errc::out_of_range, "a Gather index is out of range");
   if (slot.outputs_on_device)
