@@ -123,7 +123,7 @@ int pipeline_rows(caf::actor_system& sys, embedded_runtime& rt, const std::strin
                   const std::vector<std::string>& models, int64_t batch, double seconds,
                   int64_t& version) {
   std::printf("\nServed as KIND_GPU pipeline stages (fp32, batch %lld; activations between "
-              "stages pass through host memory)\n\n"
+              "stages stay on the GPUs: device-to-device or peer copies)\n\n"
               "| model | stages | GPUs | served items/s (1-item requests) | "
               "served items/s (batch requests) |\n|---|---:|---|---:|---:|\n",
               static_cast<long long>(batch));
