@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/cpu/cast.hpp"
+#include "kernels/cpu/parallel_copy.hpp"
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
 #include "kernels/cuda/device_allocator.hpp"
@@ -261,7 +262,7 @@ status gpu_plan::copy_in(const gpu_context& ctx, run_slot& slot, size_t i, const
   void* to = pointer(lowered_.inputs[i]);
   const device from = input.where();
   if (from.type == device::kind::cpu) {
-    std::memcpy(slot.staging_in[i]->data(), input.raw(), bytes);
+    cpu::copy_bytes(slot.staging_in[i]->data(), input.raw(), bytes); // on several cores
     TROUPE_CUDA_TRY(cudaMemcpyAsync(to, slot.staging_in[i]->data(), bytes, cudaMemcpyHostToDevice,
                                     ctx.stream));
     return status::ok();
@@ -363,7 +364,7 @@ expected<std::vector<tensor>> gpu_plan::collect(size_t which) const {
     const auto& v = lowered_.values[static_cast<size_t>(lowered_.outputs[i])];
     tensor t = tensor::empty(v.type, v.dims);
     if (t.nbytes() > 0)
-      std::memcpy(t.raw(), slot.staging_out[i]->data(), t.nbytes());
+      cpu::copy_bytes(t.raw(), slot.staging_out[i]->data(), t.nbytes());
     out.push_back(std::move(t));
   }
   return out;
