@@ -83,9 +83,10 @@ public:
   /// Runs the inputs and returns the outputs (host ones unless `device_outputs`), blocking
   /// until the device is done.
   virtual expected<std::vector<tensor>> run(std::span<const tensor> inputs) = 0;
-  /// Enqueues the run and returns; `done` is called once with the outputs from a CUDA
-  /// callback thread (it must not call CUDA and should only hand the result on), or from
-  /// this call when enqueuing fails. At most max_in_flight runs may be pending.
+  /// Enqueues the run and returns; `done` is called once, with the outputs or the error, from
+  /// a CUDA callback thread (it must not call CUDA and should only hand the result on), in
+  /// the order of the calls, errors found while enqueuing included. Only a run beyond
+  /// max_in_flight not yet completed is refused at once, from this call (`internal`).
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
   /// Whether the runs enqueued from now on return device outputs (gpu_session_options::
   /// device_outputs), e.g. to time the same plans with and without the copy out.

@@ -49,6 +49,8 @@ nccl_communicator::create(std::span<const std::byte> id_bytes, int rank, int siz
     return member.error().with_context("the NCCL group was aborted before this rank joined");
   self->membership_ = *member;
   std::lock_guard lock{self->mutex_};
+  if (auto why = self->aborted(); !why) // aborted between enlisting and here
+    return why;
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0; // calls return at once; settle() waits, and can abort meanwhile
   ncclComm_t comm = nullptr;
@@ -138,6 +140,18 @@ void nccl_communicator::abort_now() {
   comm_ = nullptr;
 }
 
+status nccl_communicator::check_usable() const {
+  std::lock_guard lock{mutex_};
+  return usable();
+}
+
+template <class Call>
+status nccl_communicator::nccl_call(const char* what, Call&& call) {
+  std::lock_guard lock{mutex_};
+  TROUPE_TRY_STATUS(usable());
+  return settle(call(), what);
+}
+
 status nccl_communicator::aborted() const {
   if (!abort_requested_.load(std::memory_order_acquire))
     return status::ok();
@@ -162,8 +176,7 @@ status nccl_communicator::valid_peer(int peer, const char* what) const {
 }
 
 status nccl_communicator::all_reduce_sum(tensor& values) {
-  std::lock_guard lock{mutex_};
-  TROUPE_TRY_STATUS(usable());
+  TROUPE_TRY_STATUS(check_usable());
   TROUPE_TRY_STATUS(on_device(values, "all_reduce_sum"));
   ncclDataType_t type;
   switch (values.type()) {
@@ -184,9 +197,10 @@ status nccl_communicator::all_reduce_sum(tensor& values) {
     return status::ok();
   if (type != ncclFloat32)
     return all_reduce_half(values, type);
-  return settle(ncclAllReduce(values.raw(), values.raw(), static_cast<size_t>(values.numel()),
-                              type, ncclSum, comm_, stream_),
-                "ncclAllReduce");
+  const auto count = static_cast<size_t>(values.numel());
+  return nccl_call("ncclAllReduce", [&] {
+    return ncclAllReduce(values.raw(), values.raw(), count, type, ncclSum, comm_, stream_);
+  });
 }
 
 status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
@@ -207,9 +221,9 @@ status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
   if (padded > count)
     TROUPE_CUDA_TRY(cudaMemsetAsync(sums + count, 0, (padded - count) * sizeof(float), stream_));
   // In place: rank r's sums land in its own slice of the block.
-  TROUPE_TRY_STATUS(settle(
-      ncclReduceScatter(sums, sums + own, chunk, ncclFloat32, ncclSum, comm_, stream_),
-      "ncclReduceScatter"));
+  TROUPE_TRY_STATUS(nccl_call("ncclReduceScatter", [&] {
+    return ncclReduceScatter(sums, sums + own, chunk, ncclFloat32, ncclSum, comm_, stream_);
+  }));
   // The gather writes straight into `values` when no padding is needed, else into scratch.
   std::shared_ptr<storage> gathered;
   auto* out = static_cast<std::byte*>(values.raw());
@@ -223,7 +237,8 @@ status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
   std::byte* mine = out + own * size_of(narrow);
   TROUPE_TRY_STATUS(
       cast(dtype::f32, sums + own, narrow, mine, static_cast<int64_t>(chunk), stream_));
-  TROUPE_TRY_STATUS(settle(ncclAllGather(mine, out, chunk, type, comm_, stream_), "ncclAllGather"));
+  TROUPE_TRY_STATUS(nccl_call(
+      "ncclAllGather", [&] { return ncclAllGather(mine, out, chunk, type, comm_, stream_); }));
   if (gathered)
     TROUPE_CUDA_TRY(cudaMemcpyAsync(values.raw(), out, count * size_of(narrow),
                                     cudaMemcpyDeviceToDevice, stream_));
@@ -231,8 +246,7 @@ status nccl_communicator::all_reduce_half(tensor& values, ncclDataType_t type) {
 }
 
 status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis) {
-  std::lock_guard lock{mutex_};
-  TROUPE_TRY_STATUS(usable());
+  TROUPE_TRY_STATUS(check_usable());
   TROUPE_TRY_STATUS(on_device(part, "all_gather"));
   TROUPE_TRY_STATUS(on_device(whole, "all_gather"));
   const int64_t rank = part.rank();
@@ -254,8 +268,9 @@ status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis
   for (size_t d = 0; d < a; ++d)
     outer *= part.dims()[d];
   if (outer == 1) {
-    return settle(ncclAllGather(part.raw(), whole.raw(), part_bytes, ncclInt8, comm_, stream_),
-                  "ncclAllGather");
+    return nccl_call("ncclAllGather", [&] {
+      return ncclAllGather(part.raw(), whole.raw(), part_bytes, ncclInt8, comm_, stream_);
+    });
   }
   device_guard on{device_}; // the copies' stream belongs to this device
   TROUPE_TRY_STATUS(on.status());
@@ -266,8 +281,9 @@ status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis
     return scratch.error();
   auto* gathered = static_cast<std::byte*>((*scratch)->data());
   TROUPE_TRY_STATUS(
-      settle(ncclAllGather(part.raw(), gathered, part_bytes, ncclInt8, comm_, stream_),
-             "ncclAllGather"));
+      nccl_call("ncclAllGather", [&] {
+        return ncclAllGather(part.raw(), gathered, part_bytes, ncclInt8, comm_, stream_);
+      }));
   const size_t chunk = part_bytes / static_cast<size_t>(outer);
   auto* out = static_cast<std::byte*>(whole.raw());
   for (int r = 0; r < size_; ++r)
@@ -279,35 +295,35 @@ status nccl_communicator::all_gather(const tensor& part, tensor& whole, int axis
 }
 
 status nccl_communicator::broadcast(tensor& values, int root) {
-  std::lock_guard lock{mutex_};
-  TROUPE_TRY_STATUS(usable());
+  TROUPE_TRY_STATUS(check_usable());
   TROUPE_TRY_STATUS(on_device(values, "broadcast"));
   if (root < 0 || root >= size_)
     return make_error(errc::invalid_argument, "broadcast: root {} is not a rank of 0..{}", root,
                       size_ - 1);
   if (values.nbytes() == 0)
     return status::ok();
-  return settle(
-      ncclBroadcast(values.raw(), values.raw(), values.nbytes(), ncclInt8, root, comm_, stream_),
-      "ncclBroadcast");
+  return nccl_call("ncclBroadcast", [&] {
+    return ncclBroadcast(values.raw(), values.raw(), values.nbytes(), ncclInt8, root, comm_,
+                         stream_);
+  });
 }
 
 status nccl_communicator::send(const tensor& values, int peer) {
-  std::lock_guard lock{mutex_};
-  TROUPE_TRY_STATUS(usable());
+  TROUPE_TRY_STATUS(check_usable());
   TROUPE_TRY_STATUS(on_device(values, "send"));
   TROUPE_TRY_STATUS(valid_peer(peer, "send"));
-  return settle(ncclSend(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_),
-                "ncclSend");
+  return nccl_call("ncclSend", [&] {
+    return ncclSend(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_);
+  });
 }
 
 status nccl_communicator::recv(tensor& values, int peer) {
-  std::lock_guard lock{mutex_};
-  TROUPE_TRY_STATUS(usable());
+  TROUPE_TRY_STATUS(check_usable());
   TROUPE_TRY_STATUS(on_device(values, "recv"));
   TROUPE_TRY_STATUS(valid_peer(peer, "recv"));
-  return settle(ncclRecv(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_),
-                "ncclRecv");
+  return nccl_call("ncclRecv", [&] {
+    return ncclRecv(values.raw(), values.nbytes(), ncclInt8, peer, comm_, stream_);
+  });
 }
 
 status nccl_communicator::synchronize() {

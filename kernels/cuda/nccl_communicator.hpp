@@ -74,6 +74,13 @@ private:
   status all_reduce_half(tensor& values, ncclDataType_t type);
   /// ok while the communicator may be called (with mutex_ held), else why not.
   status usable() const;
+  /// usable(), taking mutex_.
+  status check_usable() const;
+  /// One NCCL call, `call()` returning its ncclResult_t, with mutex_ held only around it (and
+  /// settling it): other work (scratch blocks, casts) runs unlocked, so a blocking CUDA call
+  /// never holds up an abort that would release it.
+  template <class Call>
+  status nccl_call(const char* what, Call&& call);
   /// The outcome of an NCCL call: waits out ncclInProgress (the nonblocking kind's answer
   /// while the work is set up) until `patience` runs out, aborting the communicator when an
   /// abort is asked for meanwhile or patience ends. With mutex_ held.
@@ -84,7 +91,7 @@ private:
   /// ncclCommAbort, with mutex_ held; the communicator is closed afterwards.
   void abort_now();
 
-  mutable std::mutex mutex_; // every NCCL call on comm_, and closing it
+  mutable std::mutex mutex_; // each NCCL call on comm_, and closing it
   ncclComm_t comm_ = nullptr;
   int rank_;
   int size_;

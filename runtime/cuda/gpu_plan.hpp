@@ -76,6 +76,9 @@ public:
   /// ones of an enqueue with `device_outputs`), or the error a Gather's out-of-range index
   /// raised. Makes no CUDA call and releases no device memory.
   expected<std::vector<tensor>> collect(size_t slot) const;
+  /// Drops the device outputs `slot` holds, once its run is over and collected (the session
+  /// does when a later run no longer needs them kept).
+  void release(size_t slot) { slots_.at(slot).device_outputs.clear(); }
 
   const lowered_graph& lowered() const { return lowered_; }
   size_t arena_bytes() const { return arena_bytes_; }

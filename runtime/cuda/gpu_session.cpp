@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <map>
+#include <optional>
 
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
@@ -97,35 +99,45 @@ public:
   }
 
   expected<std::vector<tensor>> run(std::span<const tensor> inputs) override {
+    TROUPE_TRY_STATUS(admit());
     auto run = enqueue(inputs);
+    const status synced = cuda::check(cudaStreamSynchronize(ctx_.stream), "cudaStreamSynchronize");
+    in_flight_.fetch_sub(1);
     if (!run)
       return run.error();
-    TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
+    TROUPE_TRY_STATUS(synced);
     return outcome(*run->plan, run->slot, comm_.get());
   }
 
   void run_async(std::vector<tensor> inputs, completion done) override {
+    if (auto st = admit(); !st)
+      return done(st); // nothing was enqueued
+    // Even a run that fails while being enqueued completes through the stream: part of it
+    // may be enqueued already, and the runs before it must complete first, in order.
     auto run = enqueue(inputs);
-    if (!run) {
-      done(run.error());
-      return;
-    }
-    // The host function runs on a CUDA thread once the copies are done; it only reads
-    // pinned memory (or references device outputs the plan keeps, so none is released
-    // there) and hands the result on.
+    // The host function runs on a CUDA thread once the stream got there; it only reads pinned
+    // memory (or references device outputs the plan keeps, so none is released there) and
+    // hands the result on. The run counts as completed before `done`, which may start the
+    // next.
     struct pending {
-      enqueued run;
+      expected<enqueued> run;
       const communicator* comm;
+      std::atomic<size_t>* in_flight;
       completion done;
     };
-    auto* ctx = new pending{*run, comm_.get(), std::move(done)};
+    auto* ctx = new pending{std::move(run), comm_.get(), &in_flight_, std::move(done)};
     const auto fn = [](void* data) {
       std::unique_ptr<pending> c(static_cast<pending*>(data));
-      c->done(outcome(*c->run.plan, c->run.slot, c->comm));
+      auto result = c->run ? outcome(*c->run->plan, c->run->slot, c->comm)
+                           : expected<std::vector<tensor>>(c->run.error());
+      c->in_flight->fetch_sub(1);
+      c->done(std::move(result));
     };
     if (auto st = cuda::check(cudaLaunchHostFunc(ctx_.stream, fn, ctx), "cudaLaunchHostFunc");
         !st) {
       std::unique_ptr<pending> c(ctx);
+      (void)cudaStreamSynchronize(ctx_.stream); // what was enqueued is done before `done`
+      in_flight_.fetch_sub(1);
       c->done(st);
     }
   }
@@ -146,6 +158,16 @@ private:
     gpu::gpu_plan* plan;
     size_t slot;
   };
+
+  /// Counts a run in, or refuses it when max_in_flight are not completed yet (their slots
+  /// would be overwritten).
+  status admit() {
+    if (in_flight_.fetch_add(1) < max_in_flight)
+      return status::ok();
+    in_flight_.fetch_sub(1);
+    return make_error(errc::internal, "{}: a run while {} are not completed (at most {} in flight)",
+                      graph_.source, max_in_flight, max_in_flight);
+  }
 
   cuda_session(graph g, gpu_session_options options)
     : graph_(std::move(g)), options_(options), cpu_(cpu::cpu_limits{1, {}}),
@@ -184,6 +206,7 @@ private:
     TROUPE_TRY_STATUS(guard.status());
     if (plans_.size() >= options_.max_cached_plans) {
       TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
+      recent_ = {}; // their slots go with them
       plans_.clear();
     }
     // The CPU plan infers every value's dims and folds the constants; the GPU plan is
@@ -214,10 +237,16 @@ private:
       return p.error();
     cuda::device_guard guard(options_.device);
     TROUPE_TRY_STATUS(guard.status());
-    // The run two before is over (two in flight at most): its device inputs may go. This
-    // run's stay referenced until then, as their copies are enqueued now and run later.
-    auto& held = held_inputs_[runs_++ % held_inputs_.size()];
+    // The run two before is over (two in flight at most): its device inputs and device
+    // outputs may go, whichever plan it ran. This run's stay referenced until then, as their
+    // copies are enqueued now and run later.
+    const size_t ring = runs_++ % held_inputs_.size();
+    auto& held = held_inputs_[ring];
     held.clear();
+    if (auto& before = recent_[ring]) {
+      before->plan->release(before->slot);
+      before.reset();
+    }
     for (const auto& t : inputs)
       if (t.where().type == device::kind::cuda)
         held.push_back(t);
@@ -225,7 +254,8 @@ private:
                               options_.device_outputs);
     if (!slot)
       return slot.error();
-    return enqueued{*p, *slot};
+    recent_[ring] = enqueued{*p, *slot};
+    return *recent_[ring];
   }
 
   graph graph_;
@@ -239,6 +269,8 @@ private:
   int devices_ = 0;                               // visible GPUs
   std::array<std::vector<tensor>, gpu_session::max_in_flight> held_inputs_; // device inputs
   uint64_t runs_ = 0;                             // enqueued so far
+  std::array<std::optional<enqueued>, gpu_session::max_in_flight> recent_; // the latest runs
+  std::atomic<size_t> in_flight_{0};              // runs admitted and not completed
   std::map<std::vector<shape>, std::unique_ptr<gpu::gpu_plan>> plans_;
 };
 
@@ -286,8 +318,12 @@ expected<tensor> tensor_to_gpu(const tensor& host, int index) {
     return block.error();
   cuda::device_guard on{index};
   TROUPE_TRY_STATUS(on.status());
-  if (host.nbytes() > 0)
+  if (host.nbytes() > 0) {
     TROUPE_CUDA_TRY(cudaMemcpy((*block)->data(), host.raw(), host.nbytes(), cudaMemcpyHostToDevice));
+    // From pageable memory cudaMemcpy may return once the bytes are staged, before the DMA
+    // lands; sessions' non-blocking streams would not wait for it.
+    TROUPE_CUDA_TRY(cudaDeviceSynchronize());
+  }
   return tensor::wrap(host.type(), host.dims(), std::move(*block));
 }
 

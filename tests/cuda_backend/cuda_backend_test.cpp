@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <atomic>
 #include <future>
+#include <mutex>
 #include <random>
 
 #include "kernels/cuda/cuda_device.hpp"
@@ -488,6 +489,44 @@ TEST_CASE("two runs in flight on one session complete in order, each with its ow
       CHECK(relative_error(on_host((*got_b)[0]), (*want_b)[0]) <= 1e-5);
     }
   }
+}
+
+TEST_CASE("a GPU session refuses a run beyond two not completed, and an error found while "
+          "enqueuing comes through the callbacks in order" * doctest::test_suite("gpu")) {
+  graph g = make_graph({{"x", {4, 8}}}, {make("Relu", {"x"}, {"y"})}, {"y"});
+  auto gpu = gpu_session::from_graph(g);
+  REQUIRE(gpu.has_value());
+  std::vector<tensor> good{random_f32({4, 8})}, bad{random_f32({4, 9})};
+  // The first callback holds the stream until released; it counts as completed when called,
+  // so two more runs are taken meanwhile and a fourth is refused.
+  std::promise<void> first_called, release, last_done;
+  auto released = release.get_future().share();
+  std::mutex mutex;
+  std::vector<std::string> order;
+  const auto record = [&](const char* name, const expected<std::vector<tensor>>& r) {
+    std::lock_guard lock{mutex};
+    order.push_back(std::string(name) + (r ? ":ok" : ":" + std::string(to_string(r.error().code()))));
+  };
+  (*gpu)->run_async(good, [&](expected<std::vector<tensor>> r) {
+    record("first", r);
+    first_called.set_value();
+    released.wait();
+  });
+  first_called.get_future().wait();
+  (*gpu)->run_async(good, [&](expected<std::vector<tensor>> r) { record("second", r); });
+  (*gpu)->run_async(bad, [&](expected<std::vector<tensor>> r) {
+    record("bad", r);
+    last_done.set_value();
+  });
+  bool refused_at_once = false;
+  (*gpu)->run_async(good, [&](expected<std::vector<tensor>> r) {
+    refused_at_once = !r && r.error().code() == errc::internal;
+  });
+  CHECK(refused_at_once);
+  release.set_value();
+  last_done.get_future().wait();
+  std::lock_guard lock{mutex};
+  CHECK(order == std::vector<std::string>{"first:ok", "second:ok", "bad:invalid_argument"});
 }
 
 TEST_CASE("a GPU session rejects inputs of the wrong shape" * doctest::test_suite("gpu")) {
