@@ -219,8 +219,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("\nServed end to end (batcher -> merger -> GPU executor, %d replica(s)) against "
-              "the raw backend on %s; 1-item requests are batched by the batcher, batch "
-              "requests carry the whole batch\n\n",
+              "the raw backend on %s (the better of one run at a time and two in flight); "
+              "1-item requests are batched by the batcher, batch requests carry the whole "
+              "batch\n\n",
               instances, gpus->front().name.c_str());
   std::printf("| model | precision | batch | raw items/s | served items/s (1-item requests) | "
               "ratio | served items/s (batch requests) | ratio |\n"
@@ -262,6 +263,13 @@ int main(int argc, char** argv) {
         for (const auto& in : (*raw)->inputs())
           inputs.push_back(random_tensor(in.type, concrete_dims(in, batch), rng));
         auto timed = time_gpu_session(**raw, inputs, batch, seconds);
+        if (timed) { // the raw figure is the better of one run at a time and two in flight
+          auto overlapped = time_gpu_session_overlapped(**raw, inputs, batch, seconds);
+          if (!overlapped)
+            timed = overlapped.error();
+          else if (overlapped->items_per_second > timed->items_per_second)
+            timed = *overlapped;
+        }
         if (!timed || inputs.size() != 1) {
           std::printf("| %s | %s | %lld | error: %s | | | | |\n", model.c_str(), name.c_str(),
                       static_cast<long long>(batch),
