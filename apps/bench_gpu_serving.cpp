@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> models{"seed_cnn", "resnet50", "bert_encoder"};
   std::vector<std::string> precisions{"fp32", "fp16"};
   std::vector<int64_t> batches{32, 256};
-  double seconds = 1.0;
+  double seconds = 0.5;
   int device = 0;
   int instances = 1;
   std::vector<std::string> pipeline_models{"seed_cnn", "resnet18"};
