@@ -1,6 +1,7 @@
 // async_executor_test: the asynchronous executor (the GPU executor's actor logic) serving
 // models through the host implementation of async_model, and how instance groups choose
-// between GPU and CPU and which GPU stages keep their outputs on the device.
+// between GPU and CPU, which GPU stages keep their outputs on the device, and how a rank that
+// cannot load aborts its NCCL group.
 #include <doctest/doctest.h>
 
 #include <map>
@@ -387,4 +388,33 @@ TEST_CASE("GPU stages before the last keep their outputs on the device; the last
   spec.backend = executor_backend::gpu;
   spec.boundaries.clear(); // one stage: the merger gets its outputs
   CHECK_FALSE(hands_on_device(spec));
+}
+
+TEST_CASE("a rank that cannot load aborts its NCCL group on the abort board: a rank waiting to "
+          "join is told, a rank coming later is refused") {
+  shard_spec spec;
+  spec.backend = executor_backend::gpu;
+  spec.group.kind = "nccl";
+  spec.group.size = 2;
+  spec.group.rank = 1;
+  for (int b = 0; b < 128; ++b) // a unique id no other test uses
+    spec.group.unique_id.push_back(static_cast<uint8_t>(0xA0 ^ b));
+  std::vector<std::byte> id;
+  for (uint8_t b : spec.group.unique_id)
+    id.push_back(static_cast<std::byte>(b));
+  auto& board = group_aborts::global();
+  std::string told;
+  auto waiting = board.enlist(id, [&](const status& why) { told = why.message(); });
+  REQUIRE(waiting.has_value());
+  abort_rank_group(spec, status{errc::unavailable, "stage 0 rank 1 on cuda:1: out of memory"});
+  CHECK(told == "stage 0 rank 1 on cuda:1: out of memory");
+  auto later = board.enlist(id, nullptr);
+  REQUIRE_FALSE(later.has_value());
+  CHECK(later.error().message() == told);
+  // A whole stage (no group) aborts nothing.
+  shard_spec whole;
+  whole.backend = executor_backend::gpu;
+  const size_t remembered = board.aborted_groups();
+  abort_rank_group(whole, status{errc::unavailable, "no group"});
+  CHECK(board.aborted_groups() == remembered);
 }
