@@ -14,9 +14,61 @@
 #include "apps/gpu_session_timing.hpp"
 #include "kernels/gpu_devices.hpp"
 #include "runtime/gpu_session.hpp"
+#include "runtime/onnx_import.hpp"
 #include "runtime/random_tensor.hpp"
 
 using namespace troupe;
+
+namespace {
+
+/// Times every batch size of `batches` on `s` (host to host, then on device) and prints a row
+/// each; returns the failures.
+int time_rows(gpu_session& s, const std::string& label, const std::string& precision,
+              const std::vector<int64_t>& batches, double seconds, int device,
+              std::mt19937_64& rng) {
+  int failures = 0;
+  const auto& first = s.inputs().at(0);
+  const bool dynamic_batch = !first.dims.empty() && first.dims[0] < 0;
+  for (int64_t batch : batches) {
+    const int64_t b = dynamic_batch ? batch : (first.dims.empty() ? 1 : first.dims[0]);
+    std::vector<tensor> inputs, device_inputs;
+    for (const auto& in : s.inputs())
+      inputs.push_back(random_tensor(in.type, concrete_dims(in, b), rng));
+    auto m = time_gpu_session(s, inputs, b, seconds);
+    expected<gpu_session_rate> on_device = make_error(errc::internal, "not run");
+    if (m) {
+      for (const auto& t : inputs) {
+        auto uploaded = gpu_session::to_gpu(t, device);
+        if (!uploaded) {
+          on_device = uploaded.error();
+          break;
+        }
+        device_inputs.push_back(std::move(*uploaded));
+      }
+      if (device_inputs.size() == inputs.size()) {
+        s.set_device_outputs(true);
+        on_device = time_gpu_session(s, device_inputs, b, seconds);
+        s.set_device_outputs(false);
+      }
+    }
+    if (!m || !on_device) {
+      std::printf("| %s | %s | %lld | error: %s | | | |\n", label.c_str(), precision.c_str(),
+                  static_cast<long long>(b),
+                  (m ? on_device.error() : m.error()).to_string().c_str());
+      ++failures;
+    } else {
+      std::printf("| %s | %s | %lld | %.0f | %.3f | %.0f | %.3f |\n", label.c_str(),
+                  precision.c_str(), static_cast<long long>(b), m->items_per_second, m->mean_ms,
+                  on_device->items_per_second, on_device->mean_ms);
+    }
+    std::fflush(stdout);
+    if (!dynamic_batch)
+      break;
+  }
+  return failures;
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"GPU backend throughput per model, precision and batch size"};
@@ -56,60 +108,36 @@ int main(int argc, char** argv) {
       std::printf("| %s | - | - | missing %s | | | |\n", model.c_str(), path.string().c_str());
       continue;
     }
+    // Convolutional models also run channels-last (NHWC) at 16-bit precisions, where cuDNN's
+    // tensor-core kernels want that layout; their rows say "(NHWC)".
+    bool has_conv = false;
+    if (auto g = load_onnx(path.string()))
+      for (const auto& n : g->nodes)
+        has_conv = has_conv || n.op_type == "Conv";
     for (const auto& name : precisions) {
       auto precision = parse_precision(name);
       if (!precision) {
         std::fprintf(stderr, "bench_gpu_models: %s\n", precision.error().to_string().c_str());
         return 2;
       }
-      gpu_session_options options;
-      options.device = device;
-      options.precision = *precision;
-      options.max_cached_plans = batches.size() + 1;
-      auto s = gpu_session::open(path.string(), options);
-      if (!s) {
-        std::printf("| %s | %s | - | error: %s | | | |\n", model.c_str(), name.c_str(),
-                    s.error().to_string().c_str());
-        ++failures;
-        continue;
-      }
-      const auto& first = (*s)->inputs().at(0);
-      const bool dynamic_batch = !first.dims.empty() && first.dims[0] < 0;
-      for (int64_t batch : batches) {
-        const int64_t b = dynamic_batch ? batch : (first.dims.empty() ? 1 : first.dims[0]);
-        std::vector<tensor> inputs, device_inputs;
-        for (const auto& in : (*s)->inputs())
-          inputs.push_back(random_tensor(in.type, concrete_dims(in, b), rng));
-        auto m = time_gpu_session(**s, inputs, b, seconds);
-        expected<gpu_session_rate> on_device = make_error(errc::internal, "not run");
-        if (m) {
-          for (const auto& t : inputs) {
-            auto uploaded = gpu_session::to_gpu(t, device);
-            if (!uploaded) {
-              on_device = uploaded.error();
-              break;
-            }
-            device_inputs.push_back(std::move(*uploaded));
-          }
-          if (device_inputs.size() == inputs.size()) {
-            (*s)->set_device_outputs(true);
-            on_device = time_gpu_session(**s, device_inputs, b, seconds);
-            (*s)->set_device_outputs(false);
-          }
-        }
-        if (!m || !on_device) {
-          std::printf("| %s | %s | %lld | error: %s | | | |\n", model.c_str(), name.c_str(),
-                      static_cast<long long>(b),
-                      (m ? on_device.error() : m.error()).to_string().c_str());
+      const bool sixteen = *precision == gpu_precision::fp16 || *precision == gpu_precision::bf16;
+      for (bool nhwc : {false, true}) {
+        if (nhwc && !(has_conv && sixteen))
+          continue;
+        const std::string label = nhwc ? model + " (NHWC)" : model;
+        gpu_session_options options;
+        options.device = device;
+        options.precision = *precision;
+        options.max_cached_plans = batches.size() + 1;
+        options.channels_last = nhwc;
+        auto s = gpu_session::open(path.string(), options);
+        if (!s) {
+          std::printf("| %s | %s | - | error: %s | | | |\n", label.c_str(), name.c_str(),
+                      s.error().to_string().c_str());
           ++failures;
-        } else {
-          std::printf("| %s | %s | %lld | %.0f | %.3f | %.0f | %.3f |\n", model.c_str(),
-                      name.c_str(), static_cast<long long>(b), m->items_per_second, m->mean_ms,
-                      on_device->items_per_second, on_device->mean_ms);
+          continue;
         }
-        std::fflush(stdout);
-        if (!dynamic_batch)
-          break;
+        failures += time_rows(**s, label, name, batches, seconds, device, rng);
       }
     }
   }

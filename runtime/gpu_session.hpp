@@ -38,6 +38,11 @@ struct gpu_session_options {
   /// caching allocator, instead of host tensors: what a pipeline stage hands to a next stage
   /// that also runs on a GPU of this process, without a device-host-device round trip.
   bool device_outputs = false;
+  /// Runs convolutions and the activations between them in NHWC memory (channels-last, as
+  /// PyTorch's channels_last models do), inserting transposes where other operators need NCHW:
+  /// cuDNN's tensor-core kernels then need no per-convolution transposes. Off by default until
+  /// measured on a GPU; a plan with collectives stays NCHW.
+  bool channels_last = false;
   /// Joining the group blocks the session's creation until every rank has joined.
   gpu_group_ticket group;
 };

@@ -61,6 +61,8 @@ private:
     return static_cast<int>(out_.values.size()) - 1;
   }
 
+  /// A reference that adding a value (output, temporary, value_of) invalidates: operators
+  /// copy the dims they keep using (`const shape d = val(id).dims`).
   const gpu_value& val(int id) const { return out_.values[static_cast<size_t>(id)]; }
 
   status add_input(size_t i, const shape& dims) {
@@ -294,8 +296,8 @@ private:
     if (w < 0)
       return make_error(errc::invalid_argument, "weights are missing");
     TROUPE_TRY_STATUS(require_float(n, ins));
-    const auto& xd = val(x).dims;
-    const auto& wd = val(w).dims;
+    const shape xd = val(x).dims;
+    const shape wd = val(w).dims;
     if (xd.size() != 4 || wd.size() != 4)
       return make_error(errc::unsupported, "only 2-D convolutions run on the GPU (input {})",
                         to_string(xd));
@@ -366,7 +368,7 @@ private:
     TROUPE_TRY_STATUS(require_float(n, ins));
     if (n.outputs.size() > 1 && !n.outputs[1].empty())
       return make_error(errc::unsupported, "MaxPool's indices output has no GPU lowering");
-    const auto& xd = val(ins[0]).dims;
+    const shape xd = val(ins[0]).dims;
     if (xd.size() != 4)
       return make_error(errc::unsupported, "only 2-D pooling runs on the GPU (input {})",
                         to_string(xd));
@@ -411,8 +413,8 @@ private:
   status lower_gemm(const node& n, const std::vector<int>& ins) {
     TROUPE_TRY_STATUS(require_float(n, ins));
     const int a = ins[0], b = ins[1], c = ins.size() > 2 ? ins[2] : -1;
-    const auto& ad = val(a).dims;
-    const auto& bd = val(b).dims;
+    const shape ad = val(a).dims;
+    const shape bd = val(b).dims;
     if (ad.size() != 2 || bd.size() != 2)
       return make_error(errc::invalid_argument, "Gemm needs 2-D operands, got {} and {}",
                         to_string(ad), to_string(bd));
@@ -450,8 +452,8 @@ private:
 
   status lower_matmul(const node& n, const std::vector<int>& ins) {
     TROUPE_TRY_STATUS(require_float(n, ins));
-    const auto& ad = val(ins[0]).dims;
-    const auto& bd = val(ins[1]).dims;
+    const shape ad = val(ins[0]).dims;
+    const shape bd = val(ins[1]).dims;
     if (ad.size() < 2 || bd.size() < 2)
       return make_error(errc::unsupported, "MatMul of 1-D operands has no GPU lowering");
     const int y = output(n, 0);
@@ -467,7 +469,7 @@ private:
       p.m = p.k == 0 ? 0 : numel_of(ad) / p.k;
     } else {
       p.m = ad[ad.size() - 2];
-      const auto& yd = val(y).dims;
+      const shape yd = val(y).dims;
       const int64_t batch = numel_of(std::span(yd).first(yd.size() - 2));
       const int64_t a_batch = numel_of(std::span(ad).first(ad.size() - 2));
       const int64_t b_batch = numel_of(std::span(bd).first(bd.size() - 2));
@@ -567,7 +569,7 @@ private:
       if (!n.outputs[i].empty())
         return make_error(errc::unsupported, "LayerNormalization's Mean and InvStdDev outputs "
                           "have no GPU lowering");
-    const auto& xd = val(ins[0]).dims;
+    const shape xd = val(ins[0]).dims;
     auto axis = normalize_axis(n.attr_int("axis", -1), static_cast<int64_t>(xd.size()));
     if (!axis)
       return axis.error();
@@ -669,7 +671,7 @@ private:
   }
 
   status lower_split(const node& n, const std::vector<int>& ins) {
-    const auto& xd = val(ins[0]).dims;
+    const shape xd = val(ins[0]).dims;
     auto axis = normalize_axis(n.attr_int("axis", 0), static_cast<int64_t>(xd.size()));
     if (!axis)
       return axis.error();
@@ -720,7 +722,7 @@ private:
     if (index_type != dtype::i32 && index_type != dtype::i64)
       return make_error(errc::invalid_argument, "indices must be int32 or int64, got {}",
                         to_string(index_type));
-    const auto& dd = val(ins[0]).dims;
+    const shape dd = val(ins[0]).dims;
     auto axis = normalize_axis(n.attr_int("axis", 0), static_cast<int64_t>(dd.size()));
     if (!axis)
       return axis.error();
@@ -755,7 +757,7 @@ private:
     if (ins.size() != 1 || ins[0] < 0)
       return make_error(errc::invalid_argument, "{} takes one input", n.op_type);
     TROUPE_TRY_STATUS(require_float(n, ins));
-    const auto& xd = val(ins[0]).dims;
+    const shape xd = val(ins[0]).dims;
     if (n.op_type == "AllReduceSum") {
       const int y = output(n, 0);
       TROUPE_TRY_STATUS(check_dims("the all-reduce", xd, y));

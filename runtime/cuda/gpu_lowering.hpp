@@ -31,6 +31,9 @@ struct gpu_value {
   const tensor* host = nullptr; // a constant's host data (owned by the CPU plan)
   int alias_of = -1;            // a view shares this value's memory (-1: owns its own)
   int input_index = -1;         // for inputs
+  /// A constant uploaded with its dims permuted (output dim k is host dim perm[k]; `dims` are
+  /// the permuted ones): convolution weights in KRSC for NHWC (channels_last). Empty: as is.
+  std::vector<int64_t> upload_perm;
 };
 
 enum class step_kind : uint8_t {

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/cpu/cast.hpp"
+#include "kernels/cpu/copy_strided.hpp"
 #include "kernels/cpu/parallel_copy.hpp"
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
@@ -33,8 +34,9 @@ tensor device_tensor(const gpu_value& v, void* data, int index) {
 } // namespace
 
 expected<std::shared_ptr<storage>> weight_store::upload(const gpu_context& ctx, const tensor& host,
-                                                        dtype type) {
-  const std::pair<const void*, dtype> key{host.raw(), type};
+                                                        dtype type,
+                                                        const std::vector<int64_t>& perm) {
+  const std::tuple<const void*, dtype, std::vector<int64_t>> key{host.raw(), type, perm};
   const bool cacheable = cacheable_.count(host.raw()) != 0;
   if (cacheable)
     if (auto it = cached_.find(key); it != cached_.end())
@@ -43,14 +45,22 @@ expected<std::shared_ptr<storage>> weight_store::upload(const gpu_context& ctx, 
   auto device = cuda::allocate_device(ctx.device, std::max<size_t>(bytes, 1), ctx.stream);
   if (!device)
     return device.error();
-  std::vector<std::byte> converted;
+  std::vector<std::byte> converted, reordered;
   const void* source = host.raw();
+  if (!perm.empty()) {
+    if (perm.size() != host.dims().size())
+      return make_error(errc::internal, "a permutation of {} dims for a constant of {}",
+                        perm.size(), to_string(host.dims()));
+    reordered.resize(host.nbytes());
+    cpu::transpose(size_of(host.type()), host.dims(), perm, host.raw(), reordered.data());
+    source = reordered.data();
+  }
   if (type != host.type()) {
     if (!cpu::cast_supported(host.type()) || !cpu::cast_supported(type))
       return make_error(errc::unsupported, "constant of {} cannot be converted to {}",
                         to_string(host.type()), to_string(type));
     converted.resize(bytes);
-    cpu::cast(host.type(), host.raw(), type, converted.data(), host.numel());
+    cpu::cast(host.type(), source, type, converted.data(), host.numel());
     source = converted.data();
   }
   if (bytes > 0) {
@@ -83,7 +93,7 @@ expected<std::unique_ptr<gpu_plan>> gpu_plan::create(lowered_graph lowered, cons
       const auto& v = l.values[static_cast<size_t>(root)];
       if (v.kind != value_kind::constant || p->constants_[static_cast<size_t>(root)])
         continue;
-      auto uploaded = weights.upload(ctx, *v.host, v.type);
+      auto uploaded = weights.upload(ctx, *v.host, v.type, v.upload_perm);
       if (!uploaded)
         return uploaded.error().with_context("constant '" + v.name + "'");
       p->constants_[static_cast<size_t>(root)] = std::move(*uploaded);

@@ -6,6 +6,7 @@
 #include <array>
 #include <map>
 #include <set>
+#include <tuple>
 #include <memory>
 #include <vector>
 
@@ -41,13 +42,14 @@ public:
   /// `initializers` are the host buffers that may be cached (the graph's initializers).
   explicit weight_store(std::vector<const void*> initializers)
     : cacheable_(initializers.begin(), initializers.end()) {}
-  /// The device copy of `host` converted to `type`, uploaded now if new.
+  /// The device copy of `host` converted to `type` and, when `perm` is not empty, with its
+  /// dims permuted (see gpu_value::upload_perm), uploaded now if new.
   expected<std::shared_ptr<storage>> upload(const gpu_context& ctx, const tensor& host,
-                                            dtype type);
+                                            dtype type, const std::vector<int64_t>& perm = {});
 
 private:
   std::set<const void*> cacheable_;
-  std::map<std::pair<const void*, dtype>, std::shared_ptr<storage>> cached_;
+  std::map<std::tuple<const void*, dtype, std::vector<int64_t>>, std::shared_ptr<storage>> cached_;
 };
 
 class gpu_plan {

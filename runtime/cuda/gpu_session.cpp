@@ -12,6 +12,7 @@
 #include "kernels/cuda/cuda_device.hpp"
 #include "kernels/cuda/cuda_error.hpp"
 #include "kernels/cuda/device_allocator.hpp"
+#include "runtime/cuda/channels_last.hpp"
 #include "runtime/cuda/gpu_group.hpp"
 #include "runtime/cuda/gpu_plan.hpp"
 #include "runtime/onnx_import.hpp"
@@ -219,6 +220,8 @@ private:
                                     options_.precision, options_.group.size);
     if (!lowered)
       return lowered.error();
+    if (options_.channels_last)
+      gpu::to_channels_last(*lowered);
     auto p = gpu::gpu_plan::create(std::move(*lowered), ctx_, weights_);
     if (!p)
       return p.error().with_context(graph_.source);

@@ -11,7 +11,7 @@
 namespace troupe {
 
 /// Bumped whenever the table or gpu_session's interface changes (see gpu_kernels_api_version).
-// 2: group, check; 3: device_outputs, to_gpu, to_host.
+// 2: group, check; 3: device_outputs, channels_last, to_gpu, to_host.
 inline constexpr uint32_t gpu_session_api_version = 3;
 
 struct gpu_session_api {

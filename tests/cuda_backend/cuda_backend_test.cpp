@@ -11,6 +11,7 @@
 #include <random>
 
 #include "kernels/cuda/cuda_device.hpp"
+#include "runtime/cuda/channels_last.hpp"
 #include "runtime/cuda_loader/session_api.hpp"
 #include "runtime/gpu_session.hpp"
 #include "runtime/onnx_import.hpp"
@@ -89,6 +90,133 @@ TEST_CASE("lowering fuses Conv + Relu into one cuDNN convolution with bias and R
   CHECK(conv.activation == cuda::conv_activation::relu);
   CHECK(conv.pad_top == 1);
   CHECK(l.lowered->values[static_cast<size_t>(l.lowered->outputs[0])].dims == shape{2, 4, 8, 8});
+}
+
+// ---- host-side: channels-last rewriting ---------------------------------------------------
+
+/// The steps of `l` of kind `k`.
+std::vector<const gpu::gpu_step*> steps_of(const gpu::lowered_graph& l, sk k) {
+  std::vector<const gpu::gpu_step*> out;
+  for (const auto& s : l.steps)
+    if (s.kind == k)
+      out.push_back(&s);
+  return out;
+}
+
+const gpu::gpu_value& value(const gpu::lowered_graph& l, int id) {
+  return l.values[static_cast<size_t>(id)];
+}
+
+TEST_CASE("channels-last runs a residual CNN's convolutions, adds and pooling in NHWC with one "
+          "transpose of the input, KRSC weights, and NCHW outputs") {
+  // conv 3x3 (+ReLU) -> conv 1x1 -> add -> relu -> global average pool -> flatten -> gemm
+  graph g = make_graph(
+      {{"x", {2, 2, 8, 8}}},
+      {make("Conv", {"x", "w1", "b1"}, {"c1"}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}}),
+       make("Relu", {"c1"}, {"h"}), make("Conv", {"h", "w2"}, {"c2"}),
+       make("Add", {"h", "c2"}, {"s"}), make("Relu", {"s"}, {"a"}),
+       make("GlobalAveragePool", {"a"}, {"p"}), make("Flatten", {"p"}, {"f"}),
+       make("Gemm", {"f", "wg", "bg"}, {"y"})},
+      {"y"},
+      {{"w1", random_f32({6, 2, 3, 3})}, {"b1", random_f32({6})}, {"w2", random_f32({6, 6, 1, 1})},
+       {"wg", random_f32({6, 5})}, {"bg", random_f32({5})}});
+  auto l = lower(g, gpu_precision::fp16);
+  REQUIRE(l.lowered.has_value());
+  auto& lg = *l.lowered;
+  CHECK(gpu::to_channels_last(lg) == 1); // the input, once; none before the GEMM
+  const auto transposes = steps_of(lg, sk::transpose);
+  REQUIRE(transposes.size() == 1);
+  CHECK(transposes[0]->perm == std::vector<int64_t>{0, 2, 3, 1});
+  CHECK(value(lg, transposes[0]->outputs[0]).dims == shape{2, 8, 8, 2});
+  const auto convs = steps_of(lg, sk::conv);
+  REQUIRE(convs.size() == 2);
+  for (const auto* c : convs) {
+    CHECK(c->conv.layout == cuda::tensor_layout::nhwc);
+    CHECK(value(lg, c->outputs[0]).dims == shape{2, 8, 8, 6});
+  }
+  CHECK(convs[0]->inputs[0] == transposes[0]->outputs[0]);
+  // The 3x3 weights are uploaded permuted; the 1x1 ones read the same either way.
+  const auto& w1 = value(lg, convs[0]->inputs[1]);
+  CHECK(w1.upload_perm == std::vector<int64_t>{0, 2, 3, 1});
+  CHECK(w1.dims == shape{6, 3, 3, 2});
+  const auto& w2 = value(lg, convs[1]->inputs[1]);
+  CHECK(w2.upload_perm.empty());
+  CHECK(w2.alias_of >= 0);
+  CHECK(w2.dims == shape{6, 1, 1, 6});
+  for (const auto* b : steps_of(lg, sk::binary))
+    for (int id : b->inputs)
+      CHECK(value(lg, id).dims == shape{2, 8, 8, 6});
+  const auto pools = steps_of(lg, sk::pool);
+  REQUIRE(pools.size() == 1);
+  CHECK(pools[0]->pool.layout == cuda::tensor_layout::nhwc);
+  const auto gemms = steps_of(lg, sk::gemm);
+  REQUIRE(gemms.size() == 1);
+  CHECK(value(lg, gemms[0]->inputs[0]).dims == shape{2, 6});
+  CHECK(value(lg, lg.outputs[0]).dims == shape{2, 5});
+  const auto arena = gpu::plan_arena(lg);
+  CHECK(arena.offsets[static_cast<size_t>(gpu::root_of(lg, lg.outputs[0]))] >= 0);
+}
+
+TEST_CASE("channels-last turns a convolution's output back to NCHW for a graph output and for "
+          "a reshape that reads it in NCHW order") {
+  SUBCASE("a graph output") {
+    graph g = make_graph({{"x", {1, 2, 5, 5}}}, {make("Conv", {"x", "w"}, {"y"})}, {"y"},
+                         {{"w", random_f32({3, 2, 3, 3})}});
+    auto l = lower(g);
+    REQUIRE(l.lowered.has_value());
+    auto& lg = *l.lowered;
+    CHECK(gpu::to_channels_last(lg) == 2);
+    const auto& last = lg.steps.back();
+    CHECK(last.kind == sk::transpose);
+    CHECK(last.perm == std::vector<int64_t>{0, 3, 1, 2});
+    CHECK(last.outputs[0] == lg.outputs[0]);
+    CHECK(value(lg, lg.outputs[0]).dims == shape{1, 3, 3, 3});
+    CHECK(value(lg, last.inputs[0]).dims == shape{1, 3, 3, 3}); // NHWC [1, 3, 3, 3] too
+  }
+  SUBCASE("a reshape") {
+    graph g = make_graph({{"x", {2, 2, 4, 4}}},
+                         {make("Conv", {"x", "w"}, {"c"}), make("Flatten", {"c"}, {"f"}),
+                          make("Gemm", {"f", "wg"}, {"y"})},
+                         {"y"}, {{"w", random_f32({3, 2, 1, 1})}, {"wg", random_f32({48, 4})}});
+    auto l = lower(g);
+    REQUIRE(l.lowered.has_value());
+    auto& lg = *l.lowered;
+    CHECK(gpu::to_channels_last(lg) == 2); // the input, and the convolution's output back
+    const auto gemms = steps_of(lg, sk::gemm);
+    REQUIRE(gemms.size() == 1);
+    const auto& f = value(lg, gemms[0]->inputs[0]);
+    CHECK(f.dims == shape{2, 48});
+    REQUIRE(f.alias_of >= 0);
+    // The flattened view reads an NCHW copy made by a transpose.
+    bool made_by_transpose = false;
+    for (const auto* t : steps_of(lg, sk::transpose))
+      made_by_transpose = made_by_transpose ||
+                          (t->outputs[0] == f.alias_of && t->perm == std::vector<int64_t>{0, 3, 1, 2});
+    CHECK(made_by_transpose);
+  }
+}
+
+TEST_CASE("channels-last leaves a plan with a collective step alone") {
+  gpu::lowered_graph lg;
+  gpu::gpu_value v;
+  v.dims = {1, 2, 3, 3};
+  v.type = dtype::f32;
+  lg.values = {v, v};
+  gpu::gpu_step conv;
+  conv.kind = sk::conv;
+  conv.inputs = {0, -1, -1};
+  conv.outputs = {1};
+  gpu::gpu_step reduce;
+  reduce.kind = sk::all_reduce;
+  reduce.inputs = {1};
+  reduce.outputs = {1};
+  lg.steps = {conv, reduce};
+  lg.inputs = {0};
+  lg.outputs = {1};
+  CHECK(gpu::to_channels_last(lg) == 0);
+  CHECK(lg.steps.size() == 2);
+  CHECK(lg.steps[0].conv.layout == cuda::tensor_layout::nchw);
+  CHECK(lg.values[1].dims == shape{1, 2, 3, 3});
 }
 
 TEST_CASE("lowering runs a residual Conv + Add + Relu as convolution, add and ReLU") {
@@ -275,14 +403,17 @@ TEST_CASE("every operator of the reference models lowers at every precision") {
 /// on the CPU with the same fresh random inputs each time; compares at the precision's
 /// tolerance.
 void check_against_cpu(const graph& g, gpu_precision precision,
-                       const std::vector<tensor>* given_inputs = nullptr) {
+                       const std::vector<tensor>* given_inputs = nullptr,
+                       bool channels_last = false) {
   CAPTURE(to_string(precision));
+  CAPTURE(channels_last);
   auto cpu = session::from_graph(g);
   REQUIRE_MESSAGE(cpu.has_value(), (cpu ? "" : cpu.error().to_string()));
   gpu_session_options options;
   options.precision = precision;
   options.poison = true;
   options.capture_after = 1;
+  options.channels_last = channels_last;
   auto gpu = gpu_session::from_graph(g, options);
   REQUIRE_MESSAGE(gpu.has_value(), (gpu ? "" : gpu.error().to_string()));
   for (int run = 0; run < 3; ++run) {
@@ -416,6 +547,25 @@ tensor on_host(const tensor& t) {
   auto host = gpu_session::to_host(t);
   REQUIRE_MESSAGE(host.has_value(), (host ? "" : host.error().to_string()));
   return *host;
+}
+
+TEST_CASE("every reference model on the GPU in channels-last matches the CPU session" *
+          doctest::test_suite("gpu")) {
+  for (const auto& name : reference_models()) {
+    const auto path = std::filesystem::path(models_dir()) / (name + ".onnx");
+    if (!std::filesystem::exists(path)) {
+      MESSAGE("skipping " << name << ": " << path.string() << " is missing");
+      continue;
+    }
+    CAPTURE(name);
+    auto g = load_onnx(path.string());
+    REQUIRE(g.has_value());
+    for (auto& in : g->inputs)
+      for (auto& d : in.dims)
+        d = d < 0 ? 3 : d;
+    for (auto precision : {gpu_precision::fp32, gpu_precision::fp16})
+      check_against_cpu(*g, precision, nullptr, true);
+  }
 }
 
 TEST_CASE("a Gather index out of range on the GPU is an out_of_range error" * doctest::test_suite("gpu")) {
