@@ -8,7 +8,7 @@ packages=(
   libfmt-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libsimdjson-dev
   doctest-dev libbenchmark-dev libboost-dev
   python3 python3-venv python3-numpy python3-torch python3-torchvision python3-onnx
-  libopenblas0 wrk nginx-light curl httperf hey chromium
+  libopenblas0 wrk nginx-light curl httperf hey chromium valgrind
   libonnx-testdata dataset-fashion-mnist
 )
 

@@ -32,5 +32,11 @@ if [ "${TROUPE_QUICK:-0}" != 1 ]; then
   TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/actors/tsan.supp" \
     TROUPE_TEST_MODELS=$PWD/build/models build-tsan/tests/test_actors \
     -tce="bert_encoder served with tensor_parallel*"
+  # Memcheck over the GPU backend's host-side cases (lowering, channels-last rewriting, arena
+  # plans), which the sanitizer builds leave out with the CUDA backend; about 70 s.
+  if [ -x build/tests/test_cuda_backend ]; then
+    valgrind -q --error-exitcode=9 --leak-check=no \
+      --suppressions=tests/cuda_backend/valgrind.supp build/tests/test_cuda_backend -tse=gpu
+  fi
   tools/fuzz.sh 60
 fi
