@@ -114,6 +114,7 @@ struct shard_spec {
   executor_backend backend = executor_backend::cpu;
   int32_t gpu = 0; // backend gpu: the CUDA device
   gpu_precision precision = gpu_precision::fp32;
+  bool channels_last = false; // backend gpu: NHWC plans
 };
 
 /// Spawns the executor spec.backend asks for: for `cpu` a detached one that loads its stage on

@@ -309,6 +309,7 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
       spec.backend = executor_backend::gpu;
       spec.gpu = gpu.index;
       spec.precision = *parse_precision(req.precision);
+      spec.channels_last = req.channels_last;
       rep.devices.push_back(gpu.index);
       rep.specs.push_back(std::move(spec));
     }

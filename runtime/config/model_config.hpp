@@ -69,6 +69,7 @@ struct model_config {
   parallelism_config parallelism;
   version_policy versions; // key `version_policy`
   gpu_precision precision = gpu_precision::fp32; // key `precision` (troupe's): GPU backend only
+  bool channels_last = false; // key `channels_last` (troupe's): GPU plans in NHWC (see README)
 };
 
 /// Parses and checks config.yaml text; `file` names it in errors, which also give the key

@@ -49,6 +49,18 @@ TEST_CASE("config.yaml's precision key defaults to fp32 and rejects unknown prec
   CHECK(bad.error().message().find("fp32, tf32, fp16 or bf16") != std::string::npos);
 }
 
+TEST_CASE("config.yaml's channels_last key defaults to off and takes a boolean") {
+  auto plain = parse_model_config("max_batch_size: 4\n", "m/config.yaml");
+  REQUIRE(plain.has_value());
+  CHECK_FALSE(plain->channels_last);
+  auto nhwc = parse_model_config("precision: fp16\nchannels_last: true\n", "m/config.yaml");
+  REQUIRE(nhwc.has_value());
+  CHECK(nhwc->channels_last);
+  auto bad = parse_model_config("channels_last: sometimes\n", "m/config.yaml");
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message().find("channels_last") != std::string::npos);
+}
+
 TEST_CASE("a plan is captured as a CUDA graph after N eager runs, then replayed") {
   const uint32_t after = 3;
   for (uint64_t runs = 0; runs < after; ++runs)
