@@ -111,20 +111,26 @@ private:
       return id;
     if (auto it = nchw_of_.find(id); it != nchw_of_.end())
       return it->second;
-    const shape logical = permuted(val(r).dims, to_nchw_perm);
+    // One NCHW copy (or view) per NHWC value, whichever views of it ask.
     int base;
-    if (same_memory(logical)) {
-      base = view(r, logical, layout::nchw, "/nchw");
+    if (auto it = nchw_of_.find(r); it != nchw_of_.end()) {
+      base = it->second;
     } else {
-      gpu_value v = val(r);
-      v.name += "/nchw";
-      v.dims = logical;
-      v.kind = value_kind::intermediate;
-      v.alias_of = -1;
-      v.host = nullptr;
-      v.input_index = -1;
-      base = add(std::move(v), layout::nchw);
-      transpose(r, base, to_nchw_perm);
+      const shape logical = permuted(val(r).dims, to_nchw_perm);
+      if (same_memory(logical)) {
+        base = view(r, logical, layout::nchw, "/nchw");
+      } else {
+        gpu_value v = val(r);
+        v.name += "/nchw";
+        v.dims = logical;
+        v.kind = value_kind::intermediate;
+        v.alias_of = -1;
+        v.host = nullptr;
+        v.input_index = -1;
+        base = add(std::move(v), layout::nchw);
+        transpose(r, base, to_nchw_perm);
+      }
+      nchw_of_[r] = base;
     }
     // A view of the NHWC value reads the NCHW copy with its own dims.
     const int out = id == r ? base : view(base, val(id).dims, layout::nchw, "/view");
@@ -155,13 +161,21 @@ private:
   }
 
   /// Whether operand `id` of a binary step with NCHW output dims `out` can take part in NHWC:
-  /// the full shape (brought to NHWC), or a broadcast whose memory reads the same.
+  /// the full shape (brought to NHWC), an NHWC value that broadcasts to it (a squeeze-excitation
+  /// scale [N, C, 1, 1] held as [N, 1, 1, C]), or a broadcast whose memory reads the same.
   bool binary_operand_fits(int id, const shape& out) const {
     const auto& d = val(id).dims;
     if (numel_of(d) == 1)
       return true;
-    if (of(id) == layout::nhwc)
-      return permuted(val(root(id)).dims, to_nchw_perm) == out && id == root(id);
+    if (of(id) == layout::nhwc) {
+      if (id != root(id))
+        return false;
+      const shape logical = permuted(d, to_nchw_perm);
+      for (size_t k = 0; k < 4; ++k)
+        if (logical[k] != out[k] && logical[k] != 1)
+          return false;
+      return true;
+    }
     if (d == out)
       return true;
     if (d.size() > 4)

@@ -196,6 +196,56 @@ TEST_CASE("channels-last turns a convolution's output back to NCHW for a graph o
   }
 }
 
+TEST_CASE("channels-last keeps a squeeze-excitation scale in NHWC, copies a value read through "
+          "two views once, and leaves a graph without convolutions alone") {
+  SUBCASE("squeeze-excitation") {
+    // x -> conv -> c; scale = sigmoid(conv1x1(global pool(c))); y = conv(c * scale)
+    graph g = make_graph(
+        {{"x", {2, 2, 6, 6}}},
+        {make("Conv", {"x", "w"}, {"c"}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}}),
+         make("GlobalAveragePool", {"c"}, {"p"}), make("Conv", {"p", "ws"}, {"q"}),
+         make("Sigmoid", {"q"}, {"scale"}), make("Mul", {"c", "scale"}, {"m"}),
+         make("Conv", {"m", "wo"}, {"y"})},
+        {"y"},
+        {{"w", random_f32({4, 2, 3, 3})}, {"ws", random_f32({4, 4, 1, 1})},
+         {"wo", random_f32({3, 4, 1, 1})}});
+    auto l = lower(g, gpu_precision::fp16);
+    REQUIRE(l.lowered.has_value());
+    auto& lg = *l.lowered;
+    CHECK(gpu::to_channels_last(lg) == 2); // the input, and the output back to NCHW
+    const auto muls = steps_of(lg, sk::binary);
+    REQUIRE(muls.size() == 1);
+    CHECK(value(lg, muls[0]->inputs[0]).dims == shape{2, 6, 6, 4});
+    CHECK(value(lg, muls[0]->inputs[1]).dims == shape{2, 1, 1, 4});
+    CHECK(value(lg, muls[0]->outputs[0]).dims == shape{2, 6, 6, 4});
+  }
+  SUBCASE("two views") {
+    // A conv output that is a graph output and is also flattened: one transpose back.
+    graph g = make_graph({{"x", {1, 1, 4, 4}}},
+                         {make("Conv", {"x", "w"}, {"c"}), make("Flatten", {"c"}, {"f"}),
+                          make("Gemm", {"f", "wg"}, {"y"})},
+                         {"c", "y"}, {{"w", random_f32({3, 1, 1, 1})}, {"wg", random_f32({48, 2})}});
+    auto l = lower(g);
+    REQUIRE(l.lowered.has_value());
+    auto& lg = *l.lowered;
+    CHECK(gpu::to_channels_last(lg) == 1); // C = 1 input: a view; one copy of c back
+    CHECK(value(lg, lg.outputs[0]).dims == shape{1, 3, 4, 4});
+    CHECK(value(lg, lg.outputs[1]).dims == shape{1, 2});
+  }
+  SUBCASE("no convolutions") {
+    graph g = make_graph({{"x", {2, 4, 5, 5}}},
+                         {make("Relu", {"x"}, {"r"}), make("Mul", {"r", "s"}, {"y"})}, {"y"},
+                         {{"s", random_f32({4, 1, 1})}});
+    auto l = lower(g);
+    REQUIRE(l.lowered.has_value());
+    const auto before = kinds(*l.lowered);
+    CHECK(gpu::to_channels_last(*l.lowered) == 0);
+    CHECK(kinds(*l.lowered) == before);
+    for (const auto& v : l.lowered->values)
+      CHECK(v.upload_perm.empty());
+  }
+}
+
 TEST_CASE("channels-last leaves a plan with a collective step alone") {
   gpu::lowered_graph lg;
   gpu::gpu_value v;
