@@ -212,7 +212,7 @@ expected<size_t> conv_workspace_size(cudnnHandle_t handle, conv_algo_cache& cach
 
 status conv_forward(cudnnHandle_t handle, conv_algo_cache& cache, const conv_params& p,
                     const void* x, const void* w, const void* bias, void* y, void* workspace,
-                    size_t workspace_size, cudaStream_t stream) {
+                    size_t workspace_size, cudaStream_t stream, const void* residual) {
   auto out = conv_output(p);
   if (!out)
     return out.error();
@@ -257,13 +257,16 @@ status conv_forward(cudnnHandle_t handle, conv_algo_cache& cache, const conv_par
                                                  CUDNN_NOT_PROPAGATE_NAN, 0.0));
   }
   if (p.bias && p.activation == conv_activation::relu) {
-    // The fused kernel computes act(conv + alpha2 * z + bias) with z = y; y is zeroed first
-    // because alpha2 = 0 does not promise that z is not read (0 * NaN is NaN).
-    TROUPE_CUDA_TRY(cudaMemsetAsync(
-        y, 0, static_cast<size_t>(out->n * out->k * out->p * out->q) * size_of(p.type), stream));
+    // The fused kernel computes act(conv + alpha2 * z + bias): z is the residual with
+    // alpha2 = 1, or else y, zeroed first because alpha2 = 0 does not promise that z is not
+    // read (0 * NaN is NaN).
+    if (!residual)
+      TROUPE_CUDA_TRY(cudaMemsetAsync(
+          y, 0, static_cast<size_t>(out->n * out->k * out->p * out->q) * size_of(p.type), stream));
     const cudnnStatus_t fused = cudnnConvolutionBiasActivationForward(
         handle, &one, d.x.get(), x, d.w.get(), w, d.conv.get(), algo.algo, workspace,
-        workspace_size, &zero, d.y.get(), y, d.bias.get(), bias, relu.get(), d.y.get(), y);
+        workspace_size, residual ? &one : &zero, d.y.get(), residual ? residual : y,
+        d.bias.get(), bias, relu.get(), d.y.get(), y);
     if (fused != CUDNN_STATUS_NOT_SUPPORTED)
       return check(fused, "cudnnConvolutionBiasActivationForward");
     // Not every dtype/algorithm pair has a fused kernel: fall through to three calls.
@@ -271,6 +274,8 @@ status conv_forward(cudnnHandle_t handle, conv_algo_cache& cache, const conv_par
   TROUPE_CUDA_TRY(cudnnConvolutionForward(handle, &one, d.x.get(), x, d.w.get(), w, d.conv.get(),
                                           algo.algo, workspace, workspace_size, &zero, d.y.get(),
                                           y));
+  if (residual)
+    TROUPE_CUDA_TRY(cudnnAddTensor(handle, &one, d.y.get(), residual, &one, d.y.get(), y));
   if (p.bias)
     TROUPE_CUDA_TRY(cudnnAddTensor(handle, &one, d.bias.get(), bias, &one, d.y.get(), y));
   if (p.activation == conv_activation::relu)

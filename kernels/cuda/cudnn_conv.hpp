@@ -86,11 +86,14 @@ private:
 expected<size_t> conv_workspace_size(cudnnHandle_t handle, conv_algo_cache& cache,
                                      const conv_params& p);
 
-/// y = act(conv(x, w) + bias) on `stream`. bias is [k] of p.type when p.bias. The workspace
-/// (device memory) must hold conv_workspace_size bytes.
+/// y = act(conv(x, w) + residual + bias) on `stream`. bias is [k] of p.type when p.bias;
+/// `residual`, when given, has y's shape and layout (a ResNet block's shortcut), and may not be
+/// y itself. With bias and ReLU it all runs as one cuDNN call (the summand as its z operand),
+/// else as convolution, additions and activation. The workspace (device memory) must hold
+/// conv_workspace_size bytes.
 status conv_forward(cudnnHandle_t handle, conv_algo_cache& cache, const conv_params& p,
                     const void* x, const void* w, const void* bias, void* y, void* workspace,
-                    size_t workspace_size, cudaStream_t stream);
+                    size_t workspace_size, cudaStream_t stream, const void* residual = nullptr);
 
 enum class pool_mode : uint8_t { max, average_include_pad, average_exclude_pad };
 

@@ -204,6 +204,8 @@ private:
     case step_kind::conv: {
       s.inputs[0] = as_nhwc(s.inputs[0]);
       s.inputs[1] = as_nhwc(s.inputs[1]); // KCRS weights uploaded as KRSC
+      if (s.inputs.size() > 3 && s.inputs[3] >= 0)
+        s.inputs[3] = as_nhwc(s.inputs[3]); // the residual
       s.conv.layout = cuda::tensor_layout::nhwc;
       set_outputs(s, layout::nhwc);
       break;

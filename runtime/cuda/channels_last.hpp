@@ -9,8 +9,8 @@
 namespace troupe::gpu {
 
 /// Rewrites `l` in place, step by step:
-/// * a convolution runs in NHWC: its input is brought to NHWC, its weights are uploaded in
-///   KRSC order (gpu_value::upload_perm), its output is NHWC;
+/// * a convolution runs in NHWC: its input (and residual) is brought to NHWC, its weights
+///   are uploaded in KRSC order (gpu_value::upload_perm), its output is NHWC;
 /// * pooling, unary operations and casts keep their input's layout; a binary operation runs
 ///   in NHWC when an input is NHWC and every operand is either the output's full shape or a
 ///   per-channel or scalar broadcast (seen with permuted dims over the same memory);

@@ -323,7 +323,10 @@ private:
       return make_error(errc::invalid_argument, "weights {} do not match {} input channels in {} "
                         "groups", to_string(wd), p.c, p.groups);
     std::string activation = fused ? n.attr_string("activation") : std::string{};
-    if (activation == "Relu" && sum < 0) { // cuDNN fuses bias + ReLU, not the summand
+    // A summand with ReLU or no activation (a ResNet block's shortcut) goes into the
+    // convolution step as its residual: cuDNN adds it in the same call as bias and ReLU.
+    const bool residual = sum >= 0 && (activation.empty() || activation == "Relu");
+    if (activation == "Relu" && (sum < 0 || residual)) {
       p.activation = cuda::conv_activation::relu;
       activation.clear();
     }
@@ -332,6 +335,15 @@ private:
       return make_error(errc::unsupported, "{}", od.error().message());
     const int y = output(n, 0);
     TROUPE_TRY_STATUS(check_dims("the convolution", {od->n, od->k, od->p, od->q}, y));
+    if (residual) {
+      if (val(sum).dims != val(y).dims)
+        return make_error(errc::internal, "the summand {} is not the convolution's {}",
+                          to_string(val(sum).dims), to_string(val(y).dims));
+      gpu_step s = make_step(step_kind::conv, n, {x, w, bias, sum}, {y});
+      s.conv = p;
+      push(std::move(s));
+      return status::ok();
+    }
     const bool tail = sum >= 0 || !activation.empty();
     int current = tail ? temporary(n.label() + "/conv", out_.compute, val(y).dims) : y;
     gpu_step s = make_step(step_kind::conv, n, {x, w, bias}, {current});

@@ -176,7 +176,7 @@ status gpu_plan::run_step(const gpu_context& ctx, const gpu_step& s) {
   switch (s.kind) {
   case step_kind::conv:
     return cuda::conv_forward(ctx.cudnn, *ctx.conv_cache, s.conv, in(0), in(1), in(2), out,
-                              workspace_->data(), workspace_bytes_, stream);
+                              workspace_->data(), workspace_bytes_, stream, in(3));
   case step_kind::gemm:
     return cuda::gemm(ctx.lt, *ctx.gemm_cache, s.gemm, in(0), in(1), in(2), out,
                       workspace_->data(), workspace_bytes_, stream);

@@ -143,9 +143,10 @@ TEST_CASE("channels-last runs a residual CNN's convolutions, adds and pooling in
   CHECK(w2.upload_perm.empty());
   CHECK(w2.alias_of >= 0);
   CHECK(w2.dims == shape{6, 1, 1, 6});
-  for (const auto* b : steps_of(lg, sk::binary))
-    for (int id : b->inputs)
-      CHECK(value(lg, id).dims == shape{2, 8, 8, 6});
+  // The residual add went into the second convolution, its shortcut in NHWC too.
+  CHECK(steps_of(lg, sk::binary).empty());
+  REQUIRE(convs[1]->inputs.size() == 4);
+  CHECK(convs[1]->inputs[3] == convs[0]->outputs[0]);
   const auto pools = steps_of(lg, sk::pool);
   REQUIRE(pools.size() == 1);
   CHECK(pools[0]->pool.layout == cuda::tensor_layout::nhwc);
@@ -269,15 +270,30 @@ TEST_CASE("channels-last leaves a plan with a collective step alone") {
   CHECK(lg.values[1].dims == shape{1, 2, 3, 3});
 }
 
-TEST_CASE("lowering runs a residual Conv + Add + Relu as convolution, add and ReLU") {
-  graph g = make_graph({{"x", {1, 4, 6, 6}}},
-                       {make("Conv", {"x", "w", "b"}, {"c"}), make("Add", {"c", "x"}, {"s"}),
-                        make("Relu", {"s"}, {"y"})},
-                       {"y"}, {{"w", random_f32({4, 4, 1, 1})}, {"b", random_f32({4})}});
-  auto l = lower(g);
-  REQUIRE(l.lowered.has_value());
-  CHECK(kinds(*l.lowered) == std::vector<sk>{sk::conv, sk::binary, sk::unary});
-  CHECK(l.lowered->steps[0].conv.activation == cuda::conv_activation::none);
+TEST_CASE("lowering runs a residual Conv + Add + Relu as one convolution with the shortcut as "
+          "its residual, and with another activation as convolution, add and activation") {
+  for (const char* act : {"Relu", "Sigmoid"}) {
+    CAPTURE(act);
+    graph g = make_graph({{"x", {1, 4, 6, 6}}},
+                         {make("Conv", {"x", "w", "b"}, {"c"}), make("Add", {"c", "x"}, {"s"}),
+                          make(act, {"s"}, {"y"})},
+                         {"y"}, {{"w", random_f32({4, 4, 1, 1})}, {"b", random_f32({4})}});
+    auto l = lower(g);
+    REQUIRE(l.lowered.has_value());
+    const auto& lg = *l.lowered;
+    if (std::string(act) == "Relu") {
+      REQUIRE(kinds(lg) == std::vector<sk>{sk::conv});
+      const auto& s = lg.steps[0];
+      CHECK(s.conv.activation == cuda::conv_activation::relu);
+      CHECK(s.conv.bias);
+      REQUIRE(s.inputs.size() == 4);
+      CHECK(s.inputs[3] == lg.inputs[0]); // the shortcut: the graph input
+      CHECK(s.outputs[0] == lg.outputs[0]);
+    } else {
+      CHECK(kinds(lg) == std::vector<sk>{sk::conv, sk::binary, sk::unary});
+      CHECK(lg.steps[0].conv.activation == cuda::conv_activation::none);
+    }
+  }
 }
 
 TEST_CASE("lowering maps Gemm with a row bias to a cuBLASLt bias epilogue") {

@@ -401,18 +401,23 @@ TEST_CASE("cuBLASLt gemm matches the CPU for transposes, batches, epilogues and 
   CHECK(cache.size() > 0);
 }
 
-TEST_CASE("cuDNN convolution with groups, strides, pads, dilations, bias and ReLU matches the CPU") {
+TEST_CASE("cuDNN convolution with groups, strides, pads, dilations, bias, a residual and ReLU "
+          "matches the CPU") {
   auto& env = gpu_env::get();
   conv_algo_cache cache(size_t{32} << 20);
   struct conv_case {
     int64_t n, c, h, w, k, r, s, groups, stride, pad, dilation;
     bool bias;
     conv_activation act;
+    bool residual; // bias + ReLU: one fused call; otherwise added after the convolution
   };
-  const conv_case cases[] = {{2, 8, 15, 13, 16, 3, 3, 1, 1, 1, 1, true, conv_activation::relu},
-                             {1, 8, 20, 20, 12, 3, 3, 2, 2, 1, 1, true, conv_activation::none},
-                             {2, 4, 17, 17, 8, 3, 3, 4, 1, 2, 2, false, conv_activation::relu},
-                             {1, 3, 32, 32, 16, 7, 7, 1, 2, 3, 1, false, conv_activation::none}};
+  const conv_case cases[] = {
+      {2, 8, 15, 13, 16, 3, 3, 1, 1, 1, 1, true, conv_activation::relu, false},
+      {2, 8, 15, 13, 16, 3, 3, 1, 1, 1, 1, true, conv_activation::relu, true},
+      {1, 8, 20, 20, 12, 3, 3, 2, 2, 1, 1, true, conv_activation::none, false},
+      {1, 8, 20, 20, 12, 3, 3, 2, 2, 1, 1, true, conv_activation::none, true},
+      {2, 4, 17, 17, 8, 3, 3, 4, 1, 2, 2, false, conv_activation::relu, false},
+      {1, 3, 32, 32, 16, 7, 7, 1, 2, 3, 1, false, conv_activation::none, false}};
   for (dtype t : gpu_floats)
     for (tensor_layout layout : {tensor_layout::nchw, tensor_layout::nhwc})
       for (const auto& cc : cases) {
@@ -431,14 +436,18 @@ TEST_CASE("cuDNN convolution with groups, strides, pads, dilations, bias and ReL
         const auto bias = random_values(t, static_cast<size_t>(p.k));
         auto dx = upload(t, x), dw = upload(t, w), dbias = upload(t, bias);
         const size_t y_size = static_cast<size_t>(out->n * out->k * out->p * out->q);
+        const auto z = random_values(t, cc.residual ? y_size : 1);
+        auto dz = upload(t, z);
         device_buffer y(y_size * size_of(t));
         y.poison();
         auto needed = conv_workspace_size(env.cudnn, cache, p);
         REQUIRE(needed);
         REQUIRE(*needed <= env.workspace.bytes());
         auto st = conv_forward(env.cudnn, cache, p, dx.get(), dw.get(), dbias.get(), y.get(),
-                               env.workspace.get(), env.workspace.bytes(), env.stream);
-        INFO(to_string(t) << (layout == tensor_layout::nhwc ? " NHWC " : " NCHW ") << st.to_string());
+                               env.workspace.get(), env.workspace.bytes(), env.stream,
+                               cc.residual ? dz.get() : nullptr);
+        INFO(to_string(t) << (layout == tensor_layout::nhwc ? " NHWC " : " NCHW ")
+                          << (cc.residual ? "residual " : "") << st.to_string());
         REQUIRE(st.is_ok());
         const bool nhwc = layout == tensor_layout::nhwc;
         auto x_at = [&](int64_t n, int64_t c, int64_t h, int64_t ww) {
@@ -464,10 +473,12 @@ TEST_CASE("cuDNN convolution with groups, strides, pads, dilations, bias and ReL
                       if (ih >= 0 && ih < p.h && iw >= 0 && iw < p.w)
                         acc += static_cast<double>(x_at(n, g * cg + c, ih, iw)) * w_at(k, c, r, s);
                     }
-                if (p.activation == conv_activation::relu)
-                  acc = std::max(acc, 0.0);
                 const int64_t at = nhwc ? ((n * out->p + oh) * out->q + ow) * out->k + k
                                         : ((n * out->k + k) * out->p + oh) * out->q + ow;
+                if (cc.residual)
+                  acc += z[static_cast<size_t>(at)];
+                if (p.activation == conv_activation::relu)
+                  acc = std::max(acc, 0.0);
                 ref[static_cast<size_t>(at)] = acc;
               }
         CHECK(relative_error(download(t, y, y_size), ref) <= tolerance(t));
