@@ -71,8 +71,8 @@ private:
     if (!is_4d(id))
       return id;
     if (of(id) == layout::nhwc) {
-      if (id == root(id))
-        return id;
+      if (const int r = nhwc_root(id); r >= 0)
+        return r;
       id = as_nchw(id); // a view of an NHWC value: its dims are not NHWC's memory order
     }
     if (auto it = nhwc_of_.find(id); it != nhwc_of_.end())
@@ -101,6 +101,17 @@ private:
     }
     nhwc_of_[id] = out;
     return out;
+  }
+
+  /// The NHWC value `id` reads as is: itself, or the root of a view with the root's own
+  /// logical dims (Identity, Dropout); -1 for other views and NCHW values.
+  int nhwc_root(int id) const {
+    const int r = root(id);
+    if (layouts_[static_cast<size_t>(r)] != layout::nhwc)
+      return -1;
+    if (id == r || val(id).dims == permuted(val(r).dims, to_nchw_perm))
+      return r;
+    return -1;
   }
 
   /// `id` readable as NCHW: itself when its memory is NCHW; for an NHWC value (or a view of
@@ -168,9 +179,10 @@ private:
     if (numel_of(d) == 1)
       return true;
     if (of(id) == layout::nhwc) {
-      if (id != root(id))
+      const int r = nhwc_root(id);
+      if (r < 0)
         return false;
-      const shape logical = permuted(d, to_nchw_perm);
+      const shape logical = permuted(val(r).dims, to_nchw_perm);
       for (size_t k = 0; k < 4; ++k)
         if (logical[k] != out[k] && logical[k] != 1)
           return false;
@@ -213,11 +225,9 @@ private:
     case step_kind::pool:
     case step_kind::unary:
     case step_kind::cast: {
-      const layout lay = of(s.inputs[0]) == layout::nhwc && s.inputs[0] == root(s.inputs[0])
-                             ? layout::nhwc
-                             : layout::nchw;
-      if (lay == layout::nchw)
-        s.inputs[0] = as_nchw(s.inputs[0]);
+      const int nhwc_input = nhwc_root(s.inputs[0]);
+      const layout lay = nhwc_input >= 0 ? layout::nhwc : layout::nchw;
+      s.inputs[0] = lay == layout::nhwc ? nhwc_input : as_nchw(s.inputs[0]);
       if (s.kind == step_kind::pool)
         s.pool.layout = lay == layout::nhwc ? cuda::tensor_layout::nhwc : cuda::tensor_layout::nchw;
       set_outputs(s, lay);

@@ -198,7 +198,8 @@ TEST_CASE("channels-last turns a convolution's output back to NCHW for a graph o
 }
 
 TEST_CASE("channels-last keeps a squeeze-excitation scale in NHWC, copies a value read through "
-          "two views once, and leaves a graph without convolutions alone") {
+          "two views once, reads a same-shape view's root, and leaves a graph without "
+          "convolutions alone") {
   SUBCASE("squeeze-excitation") {
     // x -> conv -> c; scale = sigmoid(conv1x1(global pool(c))); y = conv(c * scale)
     graph g = make_graph(
@@ -232,6 +233,46 @@ TEST_CASE("channels-last keeps a squeeze-excitation scale in NHWC, copies a valu
     CHECK(gpu::to_channels_last(lg) == 1); // C = 1 input: a view; one copy of c back
     CHECK(value(lg, lg.outputs[0]).dims == shape{1, 3, 4, 4});
     CHECK(value(lg, lg.outputs[1]).dims == shape{1, 2});
+  }
+  SUBCASE("a same-shape view between a convolution and an activation") {
+    // Built by hand: the graph passes remove Identity and Dropout before lowering.
+    const tensor w = random_f32({3, 2, 1, 1});
+    gpu::lowered_graph lg;
+    const auto add = [&](shape dims, gpu::value_kind kind, int alias = -1) {
+      gpu::gpu_value v;
+      v.name = "v" + std::to_string(lg.values.size());
+      v.type = dtype::f32;
+      v.dims = std::move(dims);
+      v.kind = kind;
+      v.alias_of = alias;
+      if (kind == gpu::value_kind::constant)
+        v.host = &w;
+      lg.values.push_back(v);
+      return static_cast<int>(lg.values.size()) - 1;
+    };
+    const int x = add({1, 2, 5, 5}, gpu::value_kind::input);
+    const int wv = add({3, 2, 1, 1}, gpu::value_kind::constant);
+    const int c = add({1, 3, 5, 5}, gpu::value_kind::intermediate);
+    const int view = add({1, 3, 5, 5}, gpu::value_kind::intermediate, c); // an Identity
+    const int r = add({1, 3, 5, 5}, gpu::value_kind::intermediate);
+    gpu::gpu_step conv;
+    conv.kind = sk::conv;
+    conv.inputs = {x, wv, -1};
+    conv.outputs = {c};
+    conv.conv.n = 1, conv.conv.c = 2, conv.conv.h = 5, conv.conv.w = 5, conv.conv.k = 3;
+    gpu::gpu_step relu;
+    relu.kind = sk::unary;
+    relu.inputs = {view};
+    relu.outputs = {r};
+    lg.steps = {conv, relu};
+    lg.inputs = {x};
+    lg.outputs = {r};
+    CHECK(gpu::to_channels_last(lg) == 2); // the input, and the output back
+    const auto unary = steps_of(lg, sk::unary);
+    REQUIRE(unary.size() == 1);
+    CHECK(unary[0]->inputs[0] == c); // the view's root, read in NHWC: no round trip
+    CHECK(value(lg, r).dims == shape{1, 5, 5, 3});
+    CHECK(value(lg, lg.outputs[0]).dims == shape{1, 3, 5, 5});
   }
   SUBCASE("no convolutions") {
     graph g = make_graph({{"x", {2, 4, 5, 5}}},
