@@ -13,6 +13,7 @@
 #include "actors/executor_setup.hpp"
 #include "actors/stage_forward.hpp"
 #include "runtime/serve/async_model.hpp"
+#include "runtime/serve/run_timeline.hpp"
 
 namespace troupe {
 
@@ -40,10 +41,8 @@ struct async_state {
   opened_model opened; // no model after loading: load_error says why
   status load_error;
   std::deque<stage_job> queue;
-  size_t in_flight = 0;  // runs started and not completed
-  bool stopping = false; // quit: no further run starts
-  std::deque<std::chrono::steady_clock::time_point> started; // of the runs in flight, in order
-  std::chrono::steady_clock::time_point last_done; // the latest completion
+  serve::run_timeline runs; // started and not completed
+  bool stopping = false;     // quit: no further run starts
   int64_t batches = 0;
 
   caf::actor_system* system = nullptr; // spawns the disposer of a rank's model
@@ -156,8 +155,7 @@ void start_one(async_pointer self) {
   st.queue.pop_front();
   auto inputs = std::move(job.values);
   job.values.clear();
-  ++st.in_flight;
-  st.started.push_back(std::chrono::steady_clock::now());
+  st.runs.started(std::chrono::steady_clock::now());
   // Runs on the model's thread (a CUDA callback thread for the GPU): it only hands the
   // result to the actor. The handle is weak so a model never keeps its executor alive.
   caf::weak_actor_ptr me{self->ctrl()};
@@ -187,13 +185,13 @@ void start_next(async_pointer self) {
     return;
   }
   const size_t most = std::max<size_t>(st.opened.model->max_in_flight(), 1);
-  while (!st.queue.empty() && st.in_flight < most && !st.stopping)
+  while (!st.queue.empty() && st.runs.in_flight() < most && !st.stopping)
     start_one(self);
 }
 
-/// A run's outcome: an error goes to the merger, rank 0's outputs on to the next stage, the
-/// other ranks only report.
-void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::time_point began) {
+/// A run's outcome (`took`: its own time, the stage's reported time): an error goes to the
+/// merger, rank 0's outputs on to the next stage, the other ranks only report.
+void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::duration took) {
   auto& st = self->state;
   if (job.error) {
     auto why = std::move(job.error);
@@ -212,9 +210,7 @@ void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::time
     job.rank = st.rank();
     return self->send(caf::actor_cast<merger_actor>(job.merger), atom::merge_v, std::move(job));
   }
-  job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::steady_clock::now() - began)
-                             .count());
+  job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
   pass_on(self, std::move(job));
 }
 
@@ -242,14 +238,9 @@ async_executor_actor::behavior_type async_executor(async_pointer self, shard_spe
       start_next(self);
     },
     [self](atom::done, stage_job& job) {
-      auto& st = self->state;
-      --st.in_flight; // runs complete in the order they started
-      // The model runs one at a time: this run's own time began when it started or when the
-      // run before it completed, whichever was later.
-      const auto began = std::max(st.started.front(), st.last_done);
-      st.started.pop_front();
-      st.last_done = std::chrono::steady_clock::now();
-      finish(self, std::move(job), began);
+      // Runs complete in the order they started.
+      const auto took = self->state.runs.completed(std::chrono::steady_clock::now());
+      finish(self, std::move(job), took);
       start_next(self);
     },
   };

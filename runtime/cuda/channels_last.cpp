@@ -88,16 +88,7 @@ private:
       v.upload_perm = to_nhwc_perm;
       out = add(std::move(v), layout::nhwc);
     } else {
-      gpu_value v = val(id);
-      v.name += "/nhwc";
-      v.dims = dims;
-      v.kind = value_kind::intermediate;
-      v.alias_of = -1;
-      v.host = nullptr;
-      v.input_index = -1;
-      v.upload_perm.clear();
-      out = add(std::move(v), layout::nhwc);
-      transpose(id, out, to_nhwc_perm);
+      out = transposed(id, dims, layout::nhwc, to_nhwc_perm, "/nhwc");
     }
     nhwc_of_[id] = out;
     return out;
@@ -131,15 +122,7 @@ private:
       if (same_memory(logical)) {
         base = view(r, logical, layout::nchw, "/nchw");
       } else {
-        gpu_value v = val(r);
-        v.name += "/nchw";
-        v.dims = logical;
-        v.kind = value_kind::intermediate;
-        v.alias_of = -1;
-        v.host = nullptr;
-        v.input_index = -1;
-        base = add(std::move(v), layout::nchw);
-        transpose(r, base, to_nchw_perm);
+        base = transposed(r, logical, layout::nchw, to_nchw_perm, "/nchw");
       }
       nchw_of_[r] = base;
     }
@@ -149,15 +132,27 @@ private:
     return out;
   }
 
-  void transpose(int from, int to, const std::vector<int64_t>& perm) {
+  /// A new intermediate value `dims` in layout `lay`, written by a transpose step of `from`.
+  int transposed(int from, shape dims, layout lay, const std::vector<int64_t>& perm,
+                 const char* suffix) {
+    gpu_value v = val(from);
+    v.name += suffix;
+    v.dims = std::move(dims);
+    v.kind = value_kind::intermediate;
+    v.alias_of = -1;
+    v.host = nullptr;
+    v.input_index = -1;
+    v.upload_perm.clear();
+    const int to = add(std::move(v), lay);
     gpu_step t;
     t.kind = step_kind::transpose;
-    t.label = val(from).name + " to " + (perm == to_nhwc_perm ? "NHWC" : "NCHW");
+    t.label = val(from).name + " to " + (lay == layout::nhwc ? "NHWC" : "NCHW");
     t.inputs = {from};
     t.outputs = {to};
     t.perm = perm;
     l_.steps.push_back(std::move(t));
     ++transposes_;
+    return to;
   }
 
   /// The step's 4-D outputs take layout `lay` (dims in memory order).

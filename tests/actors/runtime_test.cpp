@@ -10,6 +10,7 @@
 #include "actors/embedded_runtime.hpp"
 #include "runtime/session.hpp"
 #include "tests/actors/actor_test_util.hpp"
+#include "tests/actors/serving_test_util.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
@@ -25,15 +26,6 @@ model_config simple_config(int64_t max_batch, bool batching) {
     c.dynamic_batching = db;
   }
   return c;
-}
-
-std::vector<tensor> reference(const std::filesystem::path& onnx, const tensor& x) {
-  auto s = session::open(onnx.string());
-  REQUIRE(s);
-  std::vector<tensor> in{x};
-  auto out = (*s)->run(in);
-  REQUIRE(out);
-  return *out;
 }
 
 } // namespace
@@ -54,7 +46,7 @@ TEST_CASE("a replica cut into two stages answers like the whole model") {
     auto x = test::random_rows({2, 16}, rng);
     auto r = (*rt)->infer(*h, infer_request{{x}, 0, 0, 0});
     REQUIRE(r);
-    CHECK(relative_error(r->outputs.at(0), reference(onnx, x).at(0)) < 1e-6);
+    CHECK(relative_error(r->outputs.at(0), test::session_outputs(onnx, x).at(0)) < 1e-6);
   }
   auto st = (*rt)->status();
   REQUIRE(st);
@@ -133,7 +125,7 @@ TEST_CASE("an executor that throws is restarted: only its batch fails, later bat
     auto r = (*rt)->infer(*h, infer_request{{x}, 0, 0, 0});
     outcome.push_back(r ? 1 : 0);
     if (r)
-      CHECK(relative_error(r->outputs.at(0), reference(onnx, x).at(0)) < 1e-6);
+      CHECK(relative_error(r->outputs.at(0), test::session_outputs(onnx, x).at(0)) < 1e-6);
     else
       CHECK(errc_of(r.error()) == errc::unavailable);
   }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "kernels/cuda/cuda_device.hpp"
@@ -481,23 +482,33 @@ std::vector<std::string> reference_models() {
   return {"seed_cnn", "resnet18", "mobilenet_v2", "bert_encoder"};
 }
 
+/// Reference model `name` with its dynamic dims set to `dynamic`, or nothing (and a message)
+/// when its file was not exported.
+std::optional<graph> reference_graph(const std::string& name, int64_t dynamic = 3) {
+  const auto path = std::filesystem::path(models_dir()) / (name + ".onnx");
+  if (!std::filesystem::exists(path)) {
+    MESSAGE("skipping " << name << ": " << path.string() << " is missing");
+    return std::nullopt;
+  }
+  auto g = load_onnx(path.string());
+  REQUIRE_MESSAGE(g.has_value(), name);
+  for (auto& in : g->inputs)
+    for (auto& d : in.dims)
+      d = d < 0 ? dynamic : d;
+  return std::move(*g);
+}
+
 TEST_CASE("every operator of the reference models lowers at every precision") {
   for (const auto& name : reference_models()) {
-    const auto path = std::filesystem::path(models_dir()) / (name + ".onnx");
-    if (!std::filesystem::exists(path)) {
-      MESSAGE("skipping " << name << ": " << path.string() << " is missing");
+    const auto model = reference_graph(name, 2);
+    if (!model)
       continue;
-    }
     for (auto precision : {gpu_precision::fp32, gpu_precision::tf32, gpu_precision::fp16,
                            gpu_precision::bf16}) {
       CAPTURE(name);
       CAPTURE(to_string(precision));
-      auto g = load_onnx(path.string());
-      REQUIRE(g.has_value());
-      for (auto& in : g->inputs)
-        for (auto& d : in.dims)
-          d = d < 0 ? 2 : d;
-      auto l = lower(*g, precision);
+      graph g = *model; // lower() optimizes its graph in place
+      auto l = lower(g, precision);
       REQUIRE_MESSAGE(l.lowered.has_value(), (l.lowered ? "" : l.lowered.error().to_string()));
       CHECK(!l.lowered->steps.empty());
     }
@@ -633,17 +644,10 @@ TEST_CASE("every supported operator on the GPU matches the CPU session" * doctes
 
 TEST_CASE("every reference model on the GPU matches the CPU session" * doctest::test_suite("gpu")) {
   for (const auto& name : reference_models()) {
-    const auto path = std::filesystem::path(models_dir()) / (name + ".onnx");
-    if (!std::filesystem::exists(path)) {
-      MESSAGE("skipping " << name << ": " << path.string() << " is missing");
+    auto g = reference_graph(name);
+    if (!g)
       continue;
-    }
     CAPTURE(name);
-    auto g = load_onnx(path.string());
-    REQUIRE(g.has_value());
-    for (auto& in : g->inputs)
-      for (auto& d : in.dims)
-        d = d < 0 ? 3 : d;
     for (auto precision : all_precisions)
       check_against_cpu(*g, precision);
   }
@@ -659,17 +663,10 @@ tensor on_host(const tensor& t) {
 TEST_CASE("every reference model on the GPU in channels-last matches the CPU session" *
           doctest::test_suite("gpu")) {
   for (const auto& name : reference_models()) {
-    const auto path = std::filesystem::path(models_dir()) / (name + ".onnx");
-    if (!std::filesystem::exists(path)) {
-      MESSAGE("skipping " << name << ": " << path.string() << " is missing");
+    auto g = reference_graph(name);
+    if (!g)
       continue;
-    }
     CAPTURE(name);
-    auto g = load_onnx(path.string());
-    REQUIRE(g.has_value());
-    for (auto& in : g->inputs)
-      for (auto& d : in.dims)
-        d = d < 0 ? 3 : d;
     for (auto precision : {gpu_precision::fp32, gpu_precision::fp16})
       check_against_cpu(*g, precision, nullptr, true);
   }
