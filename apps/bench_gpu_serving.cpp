@@ -188,6 +188,7 @@ int main(int argc, char** argv) {
   int instances = 1;
   std::vector<std::string> pipeline_models{"seed_cnn", "resnet18"};
   int64_t pipeline_batch = 32;
+  bool no_pipelines = false;
   app.add_option("--models-dir", dir, "folder of exported <model>.onnx (default "
                                       "$TROUPE_GPU_MODELS_DIR, else build/models)");
   app.add_option("--models", models, "models to run (missing files are skipped)")->delimiter(',');
@@ -201,6 +202,7 @@ int main(int argc, char** argv) {
                  "models served as 2 pipeline stages (missing files are skipped)")
       ->delimiter(',');
   app.add_option("--pipeline-batch", pipeline_batch, "batch size of the pipeline rows");
+  app.add_flag("--no-pipelines", no_pipelines, "serve no model as pipeline stages");
   CLI11_PARSE(app, argc, argv);
 
   auto gpus = list_gpus();
@@ -307,7 +309,8 @@ int main(int argc, char** argv) {
       }
     }
   }
-  failures += pipeline_rows(sys, **rt, dir, pipeline_models, pipeline_batch, seconds, version);
+  if (!no_pipelines)
+    failures += pipeline_rows(sys, **rt, dir, pipeline_models, pipeline_batch, seconds, version);
   (*rt)->shutdown();
   return failures == 0 ? 0 : 1;
 }

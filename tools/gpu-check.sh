@@ -3,7 +3,10 @@
 # libraries (system toolkit or nvidia-*-cu13 pip wheels), runs every GPU test binary, then every
 # GPU benchmark and, when PyTorch imports, its figures for the same cases, then the targets
 # table (tools/gpu_ratios.py: troupe/torch, served/raw); prints a report with the GPU's name
-# and writes it (and every log) under $OUT when set. Stays under 8 minutes.
+# and writes it (and every log) under $OUT when set. Stays under 8 minutes: each step has a
+# deadline within the budget, and the cases the issue's targets name (ResNet-50 and the encoder
+# at fp16, troupe and PyTorch, raw and served) are measured first, so the targets table is whole
+# even when the full sweeps that follow run out of time (their rows print as they are measured).
 # bench_gpu_serving gives the served rows: models served end to end through the actors
 # (KIND_GPU) next to the raw backend, with the served/raw ratio.
 #   tools/gpu-check.sh [bundle.tar.gz | unpacked troupe-gpu folder]
@@ -51,7 +54,11 @@ for want in libcuda.so.1 libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcu
   fi
 done
 
-left() { echo $((budget - SECONDS > 10 ? budget - SECONDS : 10)); }
+# Seconds a step may take: until `percent` of the budget has passed (at least 10).
+until_pct() {
+  local deadline=$((budget * $1 / 100))
+  echo $((deadline - SECONDS > 10 ? deadline - SECONDS : 10))
+}
 
 gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null |
   head -1)
@@ -85,7 +92,8 @@ for t in "$root"/bin/test_*; do
   name=$(basename "$t")
   args=() # bin/<test>.args: the cases of that binary to run here
   [ -f "$t.args" ] && read -r -a args < "$t.args"
-  timeout "$(left)" "$root/lib/ld-linux-x86-64.so.2" --library-path "$libpath" "$t" "${args[@]}" \
+  timeout "$(until_pct 35)" "$root/lib/ld-linux-x86-64.so.2" --library-path "$libpath" "$t" \
+    "${args[@]}" \
     > "$out/$name.log" 2>&1
   rc=$?
   case $rc in
@@ -109,43 +117,77 @@ done
 # Only when the bundle was made without them: exported here when torch is installed.
 for m in resnet18 resnet50; do
   [ -f "$root/models/$m.onnx" ] && continue
-  timeout "$(left)" python3 "$root/tools/export_models.py" --out "$root/models" --models "$m" \
-    > "$out/export-$m.log" 2>&1 || echo "gpu-check: could not export $m (see export-$m.log)" >&2
+  timeout "$(until_pct 40)" python3 "$root/tools/export_models.py" --out "$root/models" \
+    --models "$m" > "$out/export-$m.log" 2>&1 ||
+    echo "gpu-check: could not export $m (see export-$m.log)" >&2
 done
-for b in "$root"/bin/bench_gpu_*; do
-  [ -x "$b" ] || continue
-  name=$(basename "$b")
-  timeout "$(left)" "$root/lib/ld-linux-x86-64.so.2" --library-path "$libpath" "$b" \
-    > "$out/$name.log" 2>&1
-  rc=$?
-  grep '^|' "$out/$name.log" >> "$report"
-  case $rc in
-    0) ;;
-    77) echo "| $name | skipped | $(head -1 "$out/$name.log" | tr '|' '/') |" >> "$report" ;;
-    *) echo "| $name | FAILED (exit $rc) | see $name.log |" >> "$report"; failed=1 ;;
-  esac
-done
-
 torch_state=$(python3 -c 'import torch; print("cuda" if torch.cuda.is_available() else "no-cuda")' \
   2>/dev/null || echo missing)
+
+# bench NAME LOG PERCENT [ARGS...]: runs bin/NAME until PERCENT of the budget, its output in
+# $out/LOG; its table rows go into the report.
+bench() {
+  local name=$1 log=$2 pct=$3
+  shift 3
+  [ -x "$root/bin/$name" ] || return 0
+  timeout "$(until_pct "$pct")" "$root/lib/ld-linux-x86-64.so.2" --library-path "$libpath" \
+    "$root/bin/$name" "$@" > "$out/$log" 2>&1
+  local rc=$?
+  grep '^|' "$out/$log" >> "$report"
+  case $rc in
+    0) ;;
+    77) echo "| $name | skipped | $(head -1 "$out/$log" | tr '|' '/') |" >> "$report" ;;
+    124) echo "| $name | stopped at its deadline (rows above are complete) | see $log |" \
+      >> "$report" ;;
+    *) echo "| $name | FAILED (exit $rc) | see $log |" >> "$report"; failed=1 ;;
+  esac
+}
+# torch_rows LOG PERCENT ARGS...: tools/gpu_torch_models.py's rows, when PyTorch sees the GPU.
+torch_rows() {
+  local log=$1 pct=$2
+  shift 2
+  [ "$torch_state" = cuda ] || return 0
+  timeout "$(until_pct "$pct")" python3 "$root/tools/gpu_torch_models.py" "$@" > "$out/$log" 2>&1
+  grep '^|' "$out/$log" >> "$report"
+}
+
+# First the targets' cases: ResNet-50 fp16 at batch 256, the encoder at fp16, troupe and
+# PyTorch, raw and served.
+bench bench_gpu_models models-targets.log 50 --models resnet50 bert_encoder --precision fp16 \
+  --batch 32 256
+torch_rows torch-targets.log 60 --models resnet50 bert_encoder \
+  "bert_encoder (nn.TransformerEncoder)" --precision fp16 --batch 32 256
+bench bench_gpu_serving serving-targets.log 68 --models resnet50,bert_encoder --precision fp16 \
+  --batch 256 --no-pipelines
+# Then everything: copies and the allocator, every model, precision and batch, served models
+# and pipelines, and PyTorch's figures for the same.
+bench bench_gpu_copy bench_gpu_copy.log 71
+bench bench_gpu_models bench_gpu_models.log 83
+bench bench_gpu_serving bench_gpu_serving.log 91
 case $torch_state in
   cuda)
-    timeout "$(left)" python3 "$root/tools/gpu_torch_bench.py" > "$out/torch.log" 2>&1
-    grep '^|' "$out/torch.log"
+    timeout "$(until_pct 93)" python3 "$root/tools/gpu_torch_bench.py" > "$out/torch.log" 2>&1
+    grep '^|' "$out/torch.log" >> "$report"
     # The same models, precisions and batches as bench_gpu_models, in PyTorch eager.
-    timeout "$(left)" python3 "$root/tools/gpu_torch_models.py" > "$out/torch_models.log" 2>&1
-    grep '^|' "$out/torch_models.log" ;;
-  no-cuda) echo "| torch | PyTorch comparison | skipped: torch imports but sees no GPU |" ;;
-  *) echo "| torch | PyTorch comparison | skipped: \`import torch\` fails (PyTorch is missing) |" ;;
-esac >> "$report"
+    torch_rows torch_models.log 100 ;;
+  no-cuda) echo "| torch | PyTorch comparison | skipped: torch imports but sees no GPU |" \
+    >> "$report" ;;
+  *) echo "| torch | PyTorch comparison | skipped: \`import torch\` fails (PyTorch is missing) |" \
+    >> "$report" ;;
+esac
 
 # The issue's targets: troupe/torch per case and served/raw, from the logs above.
-if [ -f "$out/bench_gpu_models.log" ]; then
+# Each side's logs together (a case measured in both passes counts once: gpu_ratios.py keeps
+# the faster troupe and torch row, and the later served row).
+cat "$out"/models-targets.log "$out"/bench_gpu_models.log > "$out/troupe-all.log" 2>/dev/null
+cat "$out"/torch-targets.log "$out"/torch_models.log > "$out/torch-all.log" 2>/dev/null
+cat "$out"/serving-targets.log "$out"/bench_gpu_serving.log > "$out/serving-all.log" 2>/dev/null
+if [ -s "$out/troupe-all.log" ]; then
   torch_arg=()
-  [ -f "$out/torch_models.log" ] && torch_arg=(--torch "$out/torch_models.log")
+  [ -s "$out/torch-all.log" ] && torch_arg=(--torch "$out/torch-all.log")
   serving_arg=()
-  [ -f "$out/bench_gpu_serving.log" ] && serving_arg=(--serving "$out/bench_gpu_serving.log")
-  python3 "$root/tools/gpu_ratios.py" --troupe "$out/bench_gpu_models.log" "${torch_arg[@]}" \
+  [ -s "$out/serving-all.log" ] && serving_arg=(--serving "$out/serving-all.log")
+  python3 "$root/tools/gpu_ratios.py" --troupe "$out/troupe-all.log" "${torch_arg[@]}" \
     "${serving_arg[@]}" >> "$report" 2> "$out/gpu_ratios.log" ||
     echo "gpu-check: gpu_ratios.py failed (see gpu_ratios.log)" >&2
 fi

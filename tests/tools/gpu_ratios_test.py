@@ -94,6 +94,20 @@ class GpuRatiosTest(unittest.TestCase):
         self.assertIn("| 0.80x | 0.82x | >= 0.85x: MISSED |", row_of(lines, "| bert_encoder |")[0])
         self.assertEqual(row_of(lines, "| seed_cnn"), [])  # the pipeline table is another one
 
+    def test_a_case_measured_twice_counts_once(self):
+        # The GPU check measures the targets' cases first, then again in its full sweep, and
+        # hands each side's logs over together.
+        again_troupe = TROUPE + TROUPE.replace("| 6000 | 42.667 |", "| 5500 | 46.545 |")
+        again_torch = TORCH + TORCH.replace("| 5000 | 51.200 |", "| 4000 | 64.000 |")
+        lines, _ = gpu_ratios.against_torch(again_troupe, again_torch)
+        r50 = row_of(lines, "| resnet50 (NHWC) | fp16 | 256 |")
+        self.assertEqual(len(r50), 1)  # each side's faster figure: 6000 / 5000
+        self.assertIn("| 6000 | 5000 | 1.20x |", r50[0])
+        later = SERVING.replace("| 1500 | 0.75 | 1800 | 0.90 |", "| 1000 | 0.50 | 1600 | 0.80 |")
+        served = row_of(gpu_ratios.served(SERVING + later), "| resnet50 |")
+        self.assertEqual(len(served), 1)  # the later row: 1000 and 1600 of 2000
+        self.assertIn("| 0.50x | 0.80x | >= 0.85x: MISSED |", served[0])
+
     def test_command_line_prints_both_sections(self):
         with tempfile.TemporaryDirectory() as d:
             paths = {}
