@@ -43,6 +43,11 @@ struct gpu_session_options {
   /// cuDNN's tensor-core kernels then need no per-convolution transposes. Off by default until
   /// measured on a GPU; a plan with collectives stays NCHW.
   bool channels_last = false;
+  /// How each convolution shape's cuDNN algorithm is chosen, once: by timing cuDNN's
+  /// candidates on the shape's first run (true, as PyTorch's cudnn.benchmark; that first run
+  /// takes longer) or from cuDNN's heuristics (false: no trial runs). Either way a candidate
+  /// that refuses the case on its first run gives way to the next.
+  bool benchmark_convolutions = true;
   /// Joining the group blocks the session's creation until every rank has joined.
   gpu_group_ticket group;
 };

@@ -33,8 +33,11 @@ status check(cudnnStatus_t code, const char* what) {
   const errc kind = code == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
                             code == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED
                         ? errc::resource_exhausted
-                    : code == CUDNN_STATUS_NOT_SUPPORTED   ? errc::unsupported
-                                                           : errc::internal;
+                    // cuDNN 9 details "not supported" in codes 3001-3999 (graph pattern,
+                    // shape, data type, layout, ...): all of them are the same kind.
+                    : CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED
+                        ? errc::unsupported
+                        : errc::internal;
   return make_error(kind, "{}: {}", what, cudnnGetErrorString(code));
 }
 

@@ -186,17 +186,23 @@ expected<slice_plan> plan_slice(std::span<const int64_t> dims, std::span<const i
     if (seen[a])
       return make_error(errc::invalid_argument, "slice: axis {} appears twice", *axis);
     seen[a] = true;
-    const int64_t step = steps.empty() ? 1 : steps[i];
+    int64_t step = steps.empty() ? 1 : steps[i];
     if (step == 0)
       return make_error(errc::invalid_argument, "slice: step 0 on axis {}", *axis);
     const int64_t dim = dims[a];
+    // A step as long as the axis takes at most one element whatever its size: bounded, so the
+    // arithmetic below (and the stride times the step) cannot overflow for INT64_MAX/MIN.
+    const int64_t longest = std::max<int64_t>(dim, 1);
+    step = std::clamp<int64_t>(step, -longest, longest);
     int64_t start = starts[i], end = ends[i];
     if (start < 0)
       start += dim;
     if (end < 0)
       end += dim;
     int64_t count = 0;
-    if (step > 0) {
+    if (dim == 0) {
+      count = 0;
+    } else if (step > 0) {
       start = std::clamp<int64_t>(start, 0, dim);
       end = std::clamp<int64_t>(end, 0, dim);
       count = end > start ? (end - start + step - 1) / step : 0;

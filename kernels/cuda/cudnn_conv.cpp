@@ -116,34 +116,100 @@ status build(const conv_params& p, const conv_output_dims& out, conv_descriptors
   return status::ok();
 }
 
-/// The first candidate that ran, fits the workspace and needs no tensor-op math when strict
-/// FP32 was requested; strict FP32 keeps FMA_MATH on the descriptor so it never silently
-/// becomes TF32.
-expected<conv_algo_cache::entry> pick(const cudnnConvolutionFwdAlgoPerf_t* perf, int returned,
-                                      cudnnMathType_t math, size_t limit) {
+/// The candidates cuDNN reported as runnable, in its order of preference, that fit `limit` and
+/// keep the requested precision: strict FP32 (FMA_MATH) never takes tensor-op math, so it never
+/// silently becomes TF32, and FP32 data never takes ALLOW_CONVERSION (down-conversion to
+/// FP16, which overflows past 65504). A candidate whose math mode is changed to the requested
+/// one has its workspace measured again in that mode.
+expected<std::vector<conv_algo_cache::entry>> usable(cudnnHandle_t handle,
+                                                     const conv_descriptors& d, dtype type,
+                                                     const cudnnConvolutionFwdAlgoPerf_t* perf,
+                                                     int returned, size_t limit) {
+  std::vector<conv_algo_cache::entry> out;
   for (int i = 0; i < returned; ++i) {
     const auto& candidate = perf[i];
     const bool tensor_ops = candidate.mathType == CUDNN_TENSOR_OP_MATH ||
                             candidate.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
-    if (candidate.status != CUDNN_STATUS_SUCCESS || candidate.memory > limit ||
-        (math == CUDNN_FMA_MATH && tensor_ops))
+    if (candidate.status != CUDNN_STATUS_SUCCESS || (d.math == CUDNN_FMA_MATH && tensor_ops) ||
+        (type == dtype::f32 && candidate.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
       continue;
-    return conv_algo_cache::entry{candidate.algo, candidate.memory,
-                                  math == CUDNN_FMA_MATH ? math : candidate.mathType};
+    conv_algo_cache::entry e{candidate.algo, candidate.memory,
+                             d.math == CUDNN_FMA_MATH ? d.math : candidate.mathType};
+    if (e.math != candidate.mathType) {
+      TROUPE_CUDA_TRY(cudnnSetConvolutionMathType(d.conv.get(), e.math));
+      const cudnnStatus_t sized = cudnnGetConvolutionForwardWorkspaceSize(
+          handle, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), e.algo, &e.workspace);
+      TROUPE_CUDA_TRY(cudnnSetConvolutionMathType(d.conv.get(), d.math));
+      if (sized != CUDNN_STATUS_SUCCESS)
+        continue;
+    }
+    if (e.workspace <= limit)
+      out.push_back(e);
   }
-  return make_error(errc::unsupported,
-                    "cudnn: no convolution algorithm within a {}-byte workspace", limit);
+  if (out.empty())
+    return make_error(errc::unsupported,
+                      "cudnn: no convolution algorithm within a {}-byte workspace", limit);
+  return out;
 }
 
-expected<conv_algo_cache::entry> choose_heuristic(cudnnHandle_t handle, const conv_descriptors& d,
-                                                  size_t limit) {
+expected<std::vector<conv_algo_cache::entry>> heuristic_candidates(cudnnHandle_t handle,
+                                                                   const conv_descriptors& d,
+                                                                   dtype type, size_t limit) {
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int returned = 0;
   TROUPE_CUDA_TRY(cudnnGetConvolutionForwardAlgorithm_v7(handle, d.x.get(), d.w.get(),
                                                          d.conv.get(), d.y.get(),
                                                          CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                          &returned, perf));
-  return pick(perf, returned, d.math, limit);
+  return usable(handle, d, type, perf, returned, limit);
+}
+
+/// cuDNN 9 reports "not supported" as a family of codes (3000 and the 30xx details).
+bool not_supported(cudnnStatus_t code) {
+  return CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED;
+}
+
+/// Runs the convolution with one algorithm. With bias and ReLU it tries the fused call first
+/// (when `algo.fused` still says it may exist) and clears `algo.fused` when cuDNN has no fused
+/// kernel for this algorithm, dtype and layout; then three calls do the same work.
+status run_with(cudnnHandle_t handle, const conv_params& p, const conv_output_dims& out,
+                const conv_descriptors& d, conv_algo_cache::entry& algo, const void* x,
+                const void* w, const void* bias, void* y, void* workspace, size_t workspace_size,
+                cudaStream_t stream, const void* residual) {
+  TROUPE_CUDA_TRY(cudnnSetConvolutionMathType(d.conv.get(), algo.math));
+  const float one = 1.0f, zero = 0.0f;
+  activation_desc relu;
+  if (p.activation == conv_activation::relu) {
+    TROUPE_TRY_STATUS(relu.init());
+    TROUPE_CUDA_TRY(cudnnSetActivationDescriptor(relu.get(), CUDNN_ACTIVATION_RELU,
+                                                 CUDNN_PROPAGATE_NAN, 0.0));
+  }
+  if (p.bias && p.activation == conv_activation::relu && algo.fused) {
+    // The fused kernel computes act(conv + alpha2 * z + bias): z is the residual with
+    // alpha2 = 1, or else y, zeroed first because alpha2 = 0 does not promise that z is not
+    // read (0 * NaN is NaN).
+    if (!residual)
+      TROUPE_CUDA_TRY(cudaMemsetAsync(
+          y, 0, static_cast<size_t>(out.n * out.k * out.p * out.q) * size_of(p.type), stream));
+    const cudnnStatus_t fused = cudnnConvolutionBiasActivationForward(
+        handle, &one, d.x.get(), x, d.w.get(), w, d.conv.get(), algo.algo, workspace,
+        workspace_size, residual ? &one : &zero, d.y.get(), residual ? residual : y,
+        d.bias.get(), bias, relu.get(), d.y.get(), y);
+    if (!not_supported(fused))
+      return check(fused, "cudnnConvolutionBiasActivationForward");
+    algo.fused = false; // no fused kernel for this case: three calls, now and from now on
+  }
+  TROUPE_CUDA_TRY(cudnnConvolutionForward(handle, &one, d.x.get(), x, d.w.get(), w, d.conv.get(),
+                                          algo.algo, workspace, workspace_size, &zero, d.y.get(),
+                                          y));
+  if (residual)
+    TROUPE_CUDA_TRY(cudnnAddTensor(handle, &one, d.y.get(), residual, &one, d.y.get(), y));
+  if (p.bias)
+    TROUPE_CUDA_TRY(cudnnAddTensor(handle, &one, d.bias.get(), bias, &one, d.y.get(), y));
+  if (p.activation == conv_activation::relu)
+    TROUPE_CUDA_TRY(cudnnActivationForward(handle, relu.get(), &one, d.y.get(), y, &zero,
+                                           d.y.get(), y));
+  return status::ok();
 }
 
 } // namespace
@@ -178,7 +244,7 @@ expected<conv_output_dims> conv_output(const conv_params& p) {
   auto out_count = checked_numel(std::vector<int64_t>{out.n, out.k, out.p, out.q});
   if (!in_count || !out_count)
     return make_error(errc::out_of_range, "conv: tensor sizes overflow");
-  TROUPE_TRY_STATUS(check_int_range("conv", {*in_count, *out_count, p.k * p.r * p.s * p.c}));
+  TROUPE_TRY_STATUS(check_int_range("conv", {*in_count, *out_count, p.k * p.r * p.s * (p.c / p.groups)}));
   return out;
 }
 
@@ -203,11 +269,13 @@ expected<size_t> conv_workspace_size(cudnnHandle_t handle, conv_algo_cache& cach
     return cache.workspace_limit();
   conv_descriptors d;
   TROUPE_TRY_STATUS(build(p, *out, d));
-  auto chosen = choose_heuristic(handle, d, cache.workspace_limit());
-  if (!chosen)
-    return chosen.error();
-  cache.insert(key, *chosen);
-  return chosen->workspace;
+  auto candidates = heuristic_candidates(handle, d, p.type, cache.workspace_limit());
+  if (!candidates)
+    return candidates.error();
+  // Chosen, not yet seen to run: conv_forward may still move on to a later candidate that fits
+  // this workspace.
+  cache.insert(key, candidates->front());
+  return candidates->front().workspace;
 }
 
 status conv_forward(cudnnHandle_t handle, conv_algo_cache& cache, const conv_params& p,
@@ -224,64 +292,54 @@ status conv_forward(cudnnHandle_t handle, conv_algo_cache& cache, const conv_par
 
   const conv_key key = conv_key_of(p);
   conv_algo_cache::entry algo;
-  if (!cache.find(key, algo)) {
+  const bool cached = cache.find(key, algo);
+  if (cached && algo.verified) {
+    if (algo.workspace > workspace_size)
+      return make_error(errc::invalid_argument,
+                        "conv: the cached algorithm needs {} workspace bytes, {} given",
+                        algo.workspace, workspace_size);
+    return run_with(handle, p, *out, d, algo, x, w, bias, y, workspace, workspace_size, stream,
+                    residual);
+  }
+  // The first run of this shape (never inside a CUDA graph capture: plans are captured after
+  // eager runs): the algorithm chosen, then cuDNN's other candidates that fit the workspace,
+  // until one runs. cuDNN's list can name algorithms that then refuse the case.
+  const size_t limit = std::min(cache.workspace_limit(), workspace_size);
+  std::vector<conv_algo_cache::entry> candidates;
+  if (cached && algo.workspace <= workspace_size)
+    candidates.push_back(algo);
+  expected<std::vector<conv_algo_cache::entry>> found = std::vector<conv_algo_cache::entry>{};
+  if (!cached && cache.search() == conv_search::exhaustive) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int returned = 0;
-    const size_t limit = std::min(cache.workspace_limit(), workspace_size);
-    if (cache.search() == conv_search::exhaustive) {
-      TROUPE_CUDA_TRY(cudnnFindConvolutionForwardAlgorithmEx(
-          handle, d.x.get(), x, d.w.get(), w, d.conv.get(), d.y.get(), y,
-          CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, workspace, limit));
-    } else {
-      TROUPE_CUDA_TRY(cudnnGetConvolutionForwardAlgorithm_v7(
-          handle, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-          &returned, perf));
+    TROUPE_CUDA_TRY(cudnnFindConvolutionForwardAlgorithmEx(
+        handle, d.x.get(), x, d.w.get(), w, d.conv.get(), d.y.get(), y,
+        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, workspace, limit));
+    found = usable(handle, d, p.type, perf, returned, limit);
+  } else {
+    found = heuristic_candidates(handle, d, p.type, limit);
+  }
+  if (found)
+    for (const auto& e : *found)
+      if (candidates.empty() || e.algo != candidates.front().algo || e.math != candidates.front().math)
+        candidates.push_back(e);
+  if (candidates.empty())
+    return found ? make_error(errc::unsupported,
+                              "cudnn: no convolution algorithm within a {}-byte workspace", limit)
+                 : found.error();
+  status last = status::ok();
+  for (auto& candidate : candidates) {
+    last = run_with(handle, p, *out, d, candidate, x, w, bias, y, workspace, workspace_size,
+                    stream, residual);
+    if (last.is_ok()) {
+      candidate.verified = true;
+      cache.insert(key, candidate);
+      return last;
     }
-    auto chosen = pick(perf, returned, d.math, limit);
-    if (!chosen)
-      return chosen.error();
-    algo = *chosen;
-    cache.insert(key, algo);
+    if (last.code() != errc::unsupported)
+      return last;
   }
-  if (algo.workspace > workspace_size)
-    return make_error(errc::invalid_argument,
-                      "conv: the cached algorithm needs {} workspace bytes, {} given",
-                      algo.workspace, workspace_size);
-  TROUPE_CUDA_TRY(cudnnSetConvolutionMathType(d.conv.get(), algo.math));
-
-  const float one = 1.0f, zero = 0.0f;
-  activation_desc relu;
-  if (p.activation == conv_activation::relu) {
-    TROUPE_TRY_STATUS(relu.init());
-    TROUPE_CUDA_TRY(cudnnSetActivationDescriptor(relu.get(), CUDNN_ACTIVATION_RELU,
-                                                 CUDNN_NOT_PROPAGATE_NAN, 0.0));
-  }
-  if (p.bias && p.activation == conv_activation::relu) {
-    // The fused kernel computes act(conv + alpha2 * z + bias): z is the residual with
-    // alpha2 = 1, or else y, zeroed first because alpha2 = 0 does not promise that z is not
-    // read (0 * NaN is NaN).
-    if (!residual)
-      TROUPE_CUDA_TRY(cudaMemsetAsync(
-          y, 0, static_cast<size_t>(out->n * out->k * out->p * out->q) * size_of(p.type), stream));
-    const cudnnStatus_t fused = cudnnConvolutionBiasActivationForward(
-        handle, &one, d.x.get(), x, d.w.get(), w, d.conv.get(), algo.algo, workspace,
-        workspace_size, residual ? &one : &zero, d.y.get(), residual ? residual : y,
-        d.bias.get(), bias, relu.get(), d.y.get(), y);
-    if (fused != CUDNN_STATUS_NOT_SUPPORTED)
-      return check(fused, "cudnnConvolutionBiasActivationForward");
-    // Not every dtype/algorithm pair has a fused kernel: fall through to three calls.
-  }
-  TROUPE_CUDA_TRY(cudnnConvolutionForward(handle, &one, d.x.get(), x, d.w.get(), w, d.conv.get(),
-                                          algo.algo, workspace, workspace_size, &zero, d.y.get(),
-                                          y));
-  if (residual)
-    TROUPE_CUDA_TRY(cudnnAddTensor(handle, &one, d.y.get(), residual, &one, d.y.get(), y));
-  if (p.bias)
-    TROUPE_CUDA_TRY(cudnnAddTensor(handle, &one, d.bias.get(), bias, &one, d.y.get(), y));
-  if (p.activation == conv_activation::relu)
-    TROUPE_CUDA_TRY(cudnnActivationForward(handle, relu.get(), &one, d.y.get(), y, &zero,
-                                           d.y.get(), y));
-  return status::ok();
+  return last;
 }
 
 expected<conv_output_dims> pool_output(const pool_params& p) {
@@ -330,7 +388,7 @@ status pool_forward(cudnnHandle_t handle, const pool_params& p, const void* x, v
   const int64_t kh = p.global ? p.h : p.kernel_h, kw = p.global ? p.w : p.kernel_w;
   const int64_t ph = p.global ? 0 : p.pad_top, pw = p.global ? 0 : p.pad_left;
   const int64_t sh = p.global ? 1 : p.stride_h, sw = p.global ? 1 : p.stride_w;
-  TROUPE_CUDA_TRY(cudnnSetPooling2dDescriptor(pd.get(), mode, CUDNN_NOT_PROPAGATE_NAN, narrow(kh),
+  TROUPE_CUDA_TRY(cudnnSetPooling2dDescriptor(pd.get(), mode, CUDNN_PROPAGATE_NAN, narrow(kh),
                                               narrow(kw), narrow(ph), narrow(pw), narrow(sh),
                                               narrow(sw)));
   const float one = 1.0f, zero = 0.0f;
@@ -357,7 +415,7 @@ status activation_forward(cudnnHandle_t handle, cudnn_activation_kind kind, dtyp
                                      : kind == cudnn_activation_kind::clipped_relu
                                          ? CUDNN_ACTIVATION_CLIPPED_RELU
                                          : CUDNN_ACTIVATION_ELU;
-  TROUPE_CUDA_TRY(cudnnSetActivationDescriptor(ad.get(), mode, CUDNN_NOT_PROPAGATE_NAN, coef));
+  TROUPE_CUDA_TRY(cudnnSetActivationDescriptor(ad.get(), mode, CUDNN_PROPAGATE_NAN, coef));
   const float one = 1.0f, zero = 0.0f;
   return check(cudnnActivationForward(handle, ad.get(), &one, d.get(), x, &zero, d.get(), y),
                "cudnnActivationForward");

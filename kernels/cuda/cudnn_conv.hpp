@@ -64,6 +64,8 @@ struct conv_algo_choice {
   cudnnConvolutionFwdAlgo_t algo{};
   size_t workspace = 0;
   cudnnMathType_t math{}; // the math mode the algorithm was chosen with
+  bool verified = false;  // it ran once: later runs (CUDA graph captures too) try nothing else
+  bool fused = true;      // cuDNN may have a fused bias + ReLU kernel for it (false once refused)
 };
 
 class conv_algo_cache : public algo_cache<conv_key, conv_algo_choice, conv_key_hash> {

@@ -72,8 +72,13 @@ public:
   }
 
   bool done(event_handle event) override {
-    // cudaErrorNotReady is the expected "still running" answer, not a sticky error.
-    return cudaEventQuery(static_cast<cudaEvent_t>(event)) == cudaSuccess;
+    // cudaErrorNotReady is the expected "still running" answer, not a sticky error, but the
+    // runtime also leaves it as this thread's last error: cleared, so the next kernel launch
+    // on this thread does not report it as its own failure.
+    const cudaError_t state = cudaEventQuery(static_cast<cudaEvent_t>(event));
+    if (state != cudaSuccess)
+      (void)cudaGetLastError();
+    return state == cudaSuccess;
   }
 
   void wait(event_handle event) override {

@@ -41,9 +41,22 @@ __device__ __forceinline__ float warp_sum(float v, int width = 32) {
     v += __shfl_xor_sync(0xffffffffu, v, offset, width);
   return v;
 }
+/// A launcher reports its own launch's error: this clears what an earlier call left as the
+/// thread's last error after its caller handled it (cudaEventQuery's "not ready", a failed
+/// call whose result was ignored), so that is not blamed on the next kernel.
+inline void clear_stale_error() { (void)cudaGetLastError(); }
+
+/// max and min that keep a NaN operand, as the CPU backend (and numpy) do; fmaxf/fminf would
+/// drop it.
+__device__ __forceinline__ float nan_max(float a, float b) {
+  return a != a ? a : (b != b ? b : fmaxf(a, b));
+}
+__device__ __forceinline__ float nan_min(float a, float b) {
+  return a != a ? a : (b != b ? b : fminf(a, b));
+}
 __device__ __forceinline__ float warp_max(float v, int width = 32) {
   for (int offset = width / 2; offset > 0; offset /= 2)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset, width));
+    v = nan_max(v, __shfl_xor_sync(0xffffffffu, v, offset, width));
   return v;
 }
 

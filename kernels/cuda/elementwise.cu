@@ -14,15 +14,15 @@ __device__ __forceinline__ float apply(binary_op op, float a, float b) {
   case binary_op::mul: return a * b;
   case binary_op::div: return a / b;
   case binary_op::pow: return powf(a, b);
-  case binary_op::max: return fmaxf(a, b);
-  case binary_op::min: return fminf(a, b);
+  case binary_op::max: return nan_max(a, b);
+  case binary_op::min: return nan_min(a, b);
   }
   return 0.0f;
 }
 
 __device__ __forceinline__ float apply(unary_op op, float x, float lo, float hi) {
   switch (op) {
-  case unary_op::relu: return x > 0.0f ? x : 0.0f;
+  case unary_op::relu: return x < 0.0f ? 0.0f : x; // NaN stays NaN
   case unary_op::sigmoid: return 1.0f / (1.0f + expf(-x));
   case unary_op::tanh: return tanhf(x);
   case unary_op::exp: return expf(x);
@@ -30,7 +30,7 @@ __device__ __forceinline__ float apply(unary_op op, float x, float lo, float hi)
   case unary_op::sqrt: return sqrtf(x);
   case unary_op::neg: return -x;
   case unary_op::abs: return fabsf(x);
-  case unary_op::clip: return fminf(fmaxf(x, lo), hi);
+  case unary_op::clip: return x < lo ? lo : (x > hi ? hi : x); // NaN stays NaN
   case unary_op::erf: return erff(x);
   case unary_op::gelu_erf: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
   case unary_op::gelu_tanh: {
@@ -73,6 +73,7 @@ namespace detail {
 
 cudaError_t launch_binary(binary_op op, dtype t, const void* a, const void* b, void* out,
                           const strided_walk& walk, bool same, cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_float(t, [&]<class T>() {
     binary_kernel<T><<<grid_for(walk.total), default_block, 0, stream>>>(
         op, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out), walk, same);
@@ -82,6 +83,7 @@ cudaError_t launch_binary(binary_op op, dtype t, const void* a, const void* b, v
 
 cudaError_t launch_unary(unary_op op, dtype t, const void* x, void* y, int64_t n, float lo,
                          float hi, cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_float(t, [&]<class T>() {
     unary_kernel<T><<<grid_for(n), default_block, 0, stream>>>(op, static_cast<const T*>(x),
                                                                static_cast<T*>(y), n, lo, hi);
@@ -91,6 +93,7 @@ cudaError_t launch_unary(unary_op op, dtype t, const void* x, void* y, int64_t n
 
 cudaError_t launch_cast(dtype from, const void* x, dtype to, void* y, int64_t n,
                         cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_float(from, [&]<class A>() {
     return dispatch_float(to, [&]<class B>() {
       cast_kernel<A, B><<<grid_for(n), default_block, 0, stream>>>(static_cast<const A*>(x),

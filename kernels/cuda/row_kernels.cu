@@ -115,7 +115,7 @@ __global__ void reduce_kernel(reduce_op op, const T* x, T* y, strided_walk kept,
         if (!inner_contiguous)
           reduced.offsets(j, at, unused);
         const float v = load_float(x, base + at);
-        acc = op == reduce_op::max ? fmaxf(acc, v) : acc + v;
+        acc = op == reduce_op::max ? nan_max(acc, v) : acc + v;
       }
     acc = op == reduce_op::max ? group_reduce<combine::max>(acc, scratch)
                                : group_reduce<combine::sum>(acc, scratch);
@@ -137,6 +137,7 @@ unsigned row_grid(int64_t rows, const dim3& block) {
 
 cudaError_t launch_layer_norm(dtype t, const void* x, const void* gamma, const void* beta,
                               void* y, row_plan rows, float epsilon, cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_float(t, [&]<class T>() {
     const dim3 block = row_block(rows.cols);
     layer_norm_kernel<T><<<row_grid(rows.rows, block), block, 0, stream>>>(
@@ -147,6 +148,7 @@ cudaError_t launch_layer_norm(dtype t, const void* x, const void* gamma, const v
 }
 
 cudaError_t launch_softmax(dtype t, const void* x, void* y, row_plan rows, cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_float(t, [&]<class T>() {
     const dim3 block = row_block(rows.cols);
     softmax_kernel<T><<<row_grid(rows.rows, block), block, 0, stream>>>(
@@ -157,6 +159,7 @@ cudaError_t launch_softmax(dtype t, const void* x, void* y, row_plan rows, cudaS
 
 cudaError_t launch_reduce(reduce_op op, dtype t, const void* x, void* y, const strided_walk& kept,
                           const strided_walk& reduced, bool inner_contiguous, cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_float(t, [&]<class T>() {
     const dim3 block = row_block(reduced.total);
     reduce_kernel<T><<<row_grid(kept.total, block), block, 0, stream>>>(

@@ -92,6 +92,7 @@ unsigned clamp_grid(int64_t n, int64_t limit) {
 
 cudaError_t launch_strided_copy(size_t element_size, const void* in, int64_t in_offset, void* out,
                                 const strided_walk& walk, cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_size(element_size, [&]<class E>() {
     strided_copy_kernel<E><<<grid_for(walk.total), default_block, 0, stream>>>(
         static_cast<const E*>(in), in_offset, static_cast<E*>(out), walk);
@@ -101,6 +102,7 @@ cudaError_t launch_strided_copy(size_t element_size, const void* in, int64_t in_
 
 cudaError_t launch_transpose_tiled(size_t element_size, const void* in, void* out, int64_t batch,
                                    int64_t rows, int64_t cols, cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_size(element_size, [&]<class E>() {
     const dim3 grid(clamp_grid((cols + tile - 1) / tile, 1 << 20),
                     clamp_grid((rows + tile - 1) / tile, 65535), clamp_grid(batch, 65535));
@@ -113,6 +115,7 @@ cudaError_t launch_transpose_tiled(size_t element_size, const void* in, void* ou
 cudaError_t launch_copy_columns(size_t element_size, const void* in, void* out, int64_t outer,
                                 int64_t in_columns, int64_t out_columns, int64_t column_offset,
                                 cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_size(element_size, [&]<class E>() {
     copy_columns_kernel<E><<<grid_for(outer * in_columns), default_block, 0, stream>>>(
         static_cast<const E*>(in), static_cast<E*>(out), outer, in_columns, out_columns,
@@ -124,6 +127,7 @@ cudaError_t launch_copy_columns(size_t element_size, const void* in, void* out, 
 cudaError_t launch_gather(size_t element_size, const void* data, bool int64_indices,
                           const void* indices, void* out, int64_t outer, int64_t axis_dim,
                           int64_t inner, int64_t count, int* error_flag, cudaStream_t stream) {
+  clear_stale_error();
   return dispatch_size(element_size, [&]<class E>() {
     const unsigned grid = grid_for(outer * count * inner);
     if (int64_indices)

@@ -366,8 +366,8 @@ private:
       act.unary = cuda::unary_op::sigmoid;
     } else if (activation == "Clip") {
       act.unary = cuda::unary_op::clip;
-      act.lo = n.attr_float("min", std::numeric_limits<float>::lowest());
-      act.hi = n.attr_float("max", std::numeric_limits<float>::max());
+      act.lo = n.attr_float("min", -std::numeric_limits<float>::infinity());
+      act.hi = n.attr_float("max", std::numeric_limits<float>::infinity());
     } else {
       return make_error(errc::unsupported, "fused activation '{}' has no GPU lowering",
                         activation);
@@ -559,8 +559,8 @@ private:
       s.unary = approximate == "tanh" ? u::gelu_tanh : u::gelu_erf;
     } else { // Clip: bounds from attributes (opset < 11) or constant inputs
       s.unary = u::clip;
-      s.lo = n.attr_float("min", std::numeric_limits<float>::lowest());
-      s.hi = n.attr_float("max", std::numeric_limits<float>::max());
+      s.lo = n.attr_float("min", -std::numeric_limits<float>::infinity());
+      s.hi = n.attr_float("max", std::numeric_limits<float>::infinity());
       auto lo = const_float(n, 1);
       if (!lo)
         return lo.error();

@@ -255,8 +255,12 @@ status gpu_plan::capture(const gpu_context& ctx) {
   const status recorded = run_steps(ctx);
   cudaGraph_t graph = nullptr;
   const cudaError_t ended = cudaStreamEndCapture(ctx.stream, &graph); // always leave capture
-  TROUPE_TRY_STATUS(recorded);
-  TROUPE_CUDA_TRY(ended);
+  if (!recorded || ended != cudaSuccess) {
+    if (graph)
+      cudaGraphDestroy(graph);
+    TROUPE_TRY_STATUS(recorded);
+    return cuda::check(ended, "cudaStreamEndCapture");
+  }
   const cudaError_t made = cudaGraphInstantiate(&graph_exec_, graph, 0);
   cudaGraphDestroy(graph);
   if (made != cudaSuccess)

@@ -46,6 +46,9 @@ public:
   /// dims permuted (see gpu_value::upload_perm), uploaded now if new.
   expected<std::shared_ptr<storage>> upload(const gpu_context& ctx, const tensor& host,
                                             dtype type, const std::vector<int64_t>& perm = {});
+  /// Releases every uploaded weight (to the caching allocator, on the stream it was uploaded
+  /// for): the owner calls it while that stream still exists.
+  void clear() { cached_.clear(); }
 
 private:
   std::set<const void*> cacheable_;

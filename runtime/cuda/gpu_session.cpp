@@ -17,6 +17,7 @@
 #include "runtime/cuda/gpu_plan.hpp"
 #include "runtime/onnx_import.hpp"
 #include "runtime/passes/passes.hpp"
+#include "runtime/parallel/completion_worker.hpp"
 #include "runtime/plan.hpp"
 #include "runtime/session.hpp"
 
@@ -48,9 +49,13 @@ public:
     cuda::device_guard guard(options_.device);
     if (ctx_.stream)
       cudaStreamSynchronize(ctx_.stream);
+    // Every host function has run, so every completion is queued: they run before the plans
+    // they read go (here, when a completion is what destroys this session).
+    completions_.finish();
     for (auto& held : held_inputs_)
       held.clear(); // their copies are done
     plans_.clear();
+    weights_.clear(); // their blocks were allocated for the stream: freed before it goes
     comm_.reset(); // after the plans, before the stream it enqueues on
     if (ctx_.lt)
       cublasLtDestroy(ctx_.lt);
@@ -116,23 +121,35 @@ public:
     // Even a run that fails while being enqueued completes through the stream: part of it
     // may be enqueued already, and the runs before it must complete first, in order.
     auto run = enqueue(inputs);
-    // The host function runs on a CUDA thread once the stream got there; it only reads pinned
-    // memory (or references device outputs the plan keeps, so none is released there) and
-    // hands the result on. The run counts as completed before `done`, which may start the
-    // next.
+    // The host function runs on CUDA's callback thread once the stream got there. That
+    // thread must not call CUDA and holds up every other host function of the process while
+    // it runs, so it only queues the run for this session's completion worker, which copies
+    // the outputs out of pinned staging (or references the device outputs the plan keeps)
+    // and hands the result on. The run counts as completed before `done`, which may start
+    // the next, or destroy this session (the worker then finishes on the spot).
     struct pending {
       expected<enqueued> run;
       const communicator* comm;
       std::atomic<size_t>* in_flight;
       completion done;
+      completion_worker* worker;
     };
-    auto* ctx = new pending{std::move(run), comm_.get(), &in_flight_, std::move(done)};
+    auto* ctx = new pending{std::move(run), comm_.get(), &in_flight_, std::move(done),
+                            &completions_};
     const auto fn = [](void* data) {
-      std::unique_ptr<pending> c(static_cast<pending*>(data));
-      auto result = c->run ? outcome(*c->run->plan, c->run->slot, c->comm)
-                           : expected<std::vector<tensor>>(c->run.error());
-      c->in_flight->fetch_sub(1);
-      c->done(std::move(result));
+      std::shared_ptr<pending> c(static_cast<pending*>(data));
+      c->worker->post([c] {
+        expected<std::vector<tensor>> result = make_error(errc::internal, "not collected");
+        try {
+          result = c->run ? outcome(*c->run->plan, c->run->slot, c->comm)
+                          : expected<std::vector<tensor>>(c->run.error());
+        } catch (const std::exception& e) { // e.g. no host memory for the outputs
+          result = make_error(errc::resource_exhausted, "collecting a run's outputs: {}",
+                              e.what());
+        }
+        c->in_flight->fetch_sub(1);
+        c->done(std::move(result));
+      });
     };
     if (auto st = cuda::check(cudaLaunchHostFunc(ctx_.stream, fn, ctx), "cudaLaunchHostFunc");
         !st) {
@@ -172,7 +189,10 @@ private:
 
   cuda_session(graph g, gpu_session_options options)
     : graph_(std::move(g)), options_(options), cpu_(cpu::cpu_limits{1, {}}),
-      conv_cache_(conv_workspace_limit), weights_(initializer_buffers(graph_)) {}
+      conv_cache_(conv_workspace_limit, options.benchmark_convolutions
+                                            ? cuda::conv_search::exhaustive
+                                            : cuda::conv_search::heuristic),
+      weights_(initializer_buffers(graph_)) {}
 
   static std::vector<const void*> initializer_buffers(const graph& g) {
     std::vector<const void*> out;
@@ -275,6 +295,7 @@ private:
   std::array<std::optional<enqueued>, gpu_session::max_in_flight> recent_; // the latest runs
   std::atomic<size_t> in_flight_{0};              // runs admitted and not completed
   std::map<std::vector<shape>, std::unique_ptr<gpu::gpu_plan>> plans_;
+  completion_worker completions_; // run_async's completions, in order
 };
 
 expected<std::unique_ptr<gpu_session>> session_from_graph(graph g, gpu_session_options options) {
@@ -324,8 +345,10 @@ expected<tensor> tensor_to_gpu(const tensor& host, int index) {
   if (host.nbytes() > 0) {
     TROUPE_CUDA_TRY(cudaMemcpy((*block)->data(), host.raw(), host.nbytes(), cudaMemcpyHostToDevice));
     // From pageable memory cudaMemcpy may return once the bytes are staged, before the DMA
-    // lands; sessions' non-blocking streams would not wait for it.
-    TROUPE_CUDA_TRY(cudaDeviceSynchronize());
+    // lands; sessions' non-blocking streams would not wait for it. The copy ran on the legacy
+    // default stream: waiting for that one alone leaves other threads' streams (a capture in
+    // progress, a collective waiting for its peers) alone.
+    TROUPE_CUDA_TRY(cudaStreamSynchronize(nullptr));
   }
   return tensor::wrap(host.type(), host.dims(), std::move(*block));
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <atomic>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -407,6 +408,22 @@ TEST_CASE("lowering an operator without a GPU kernel is an unsupported error nam
   CHECK(l.lowered.error().message().find("LeakyRelu_y") != std::string::npos);
 }
 
+TEST_CASE("lowering leaves a missing Clip bound unbounded, as the CPU does") {
+  graph g = make_graph({{"x", {2, 3}}},
+                       {make("Clip", {"x", "lo"}, {"c"}),
+                        make("Clip", {"c"}, {"y"}, {{"max", 6.0f}})}, // opset < 11: attributes
+                       {"y"}, {{"lo", tensor::scalar(-0.5f)}});
+  g.opset = 17;
+  auto l = lower(g);
+  REQUIRE_MESSAGE(l.lowered.has_value(), (l.lowered ? "" : l.lowered.error().to_string()));
+  REQUIRE(kinds(*l.lowered) == std::vector<sk>{sk::unary, sk::unary});
+  // An infinite input stays infinite: it is not clipped to the largest float.
+  CHECK(l.lowered->steps[0].lo == -0.5f);
+  CHECK(l.lowered->steps[0].hi == std::numeric_limits<float>::infinity());
+  CHECK(l.lowered->steps[1].lo == -std::numeric_limits<float>::infinity());
+  CHECK(l.lowered->steps[1].hi == 6.0f);
+}
+
 TEST_CASE("lowering copies an output that is a model input into its own buffer") {
   graph g = make_graph({{"x", {3}}}, {make("Identity", {"x"}, {"y"})}, {"y"});
   auto l = lower(g);
@@ -669,6 +686,48 @@ TEST_CASE("every reference model on the GPU in channels-last matches the CPU ses
     CAPTURE(name);
     for (auto precision : {gpu_precision::fp32, gpu_precision::fp16})
       check_against_cpu(*g, precision, nullptr, true);
+  }
+}
+
+TEST_CASE("NaN passes through Relu, Clip, Max, Min and ReduceMax on the GPU as on the CPU" *
+          doctest::test_suite("gpu")) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  graph g = make_graph({{"a", {2, 4}}, {"b", {2, 4}}},
+                       {make("Relu", {"a"}, {"r"}), make("Clip", {"a", "lo", "hi"}, {"c"}),
+                        make("Max", {"a", "b"}, {"mx"}), make("Min", {"a", "b"}, {"mn"}),
+                        make("ReduceMax", {"a", "ax"}, {"rm"})},
+                       {"r", "c", "mx", "mn", "rm"},
+                       {{"lo", tensor::scalar(0.0f)}, {"hi", tensor::scalar(6.0f)},
+                        {"ax", ints({1}, {1})}});
+  // NaN in either operand of Max and Min, on either side; row 1 of `a` has no NaN.
+  const std::vector<float> a{nan, -1, 2, 3, 1, -2, 7, 0}, b{1, nan, 5, -4, 0, 1, 2, 3};
+  std::vector<tensor> inputs{tensor::from_vector<float>({2, 4}, a),
+                             tensor::from_vector<float>({2, 4}, b)};
+  auto cpu = session::from_graph(g);
+  REQUIRE(cpu.has_value());
+  auto want = (*cpu)->run(inputs);
+  REQUIRE_MESSAGE(want.has_value(), (want ? "" : want.error().to_string()));
+  for (auto precision : {gpu_precision::fp32, gpu_precision::fp16}) {
+    CAPTURE(to_string(precision));
+    gpu_session_options options;
+    options.precision = precision;
+    auto gpu = gpu_session::from_graph(g, options);
+    REQUIRE_MESSAGE(gpu.has_value(), (gpu ? "" : gpu.error().to_string()));
+    auto got = (*gpu)->run(inputs);
+    REQUIRE_MESSAGE(got.has_value(), (got ? "" : got.error().to_string()));
+    REQUIRE(got->size() == want->size());
+    for (size_t i = 0; i < got->size(); ++i) {
+      CAPTURE(i);
+      const auto w = (*want)[i].values<float>();
+      const auto v = (*got)[i].values<float>();
+      REQUIRE(v.size() == w.size());
+      for (size_t j = 0; j < v.size(); ++j) {
+        CAPTURE(j);
+        CHECK(std::isnan(v[j]) == std::isnan(w[j]));
+        if (!std::isnan(w[j]))
+          CHECK(v[j] == doctest::Approx(w[j]).epsilon(1e-2));
+      }
+    }
   }
 }
 

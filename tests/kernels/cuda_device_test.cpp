@@ -26,6 +26,10 @@ TEST_CASE("cuBLAS, cuDNN and NCCL codes map to the matching troupe codes") {
   CHECK(cuda::check(CUBLAS_STATUS_EXECUTION_FAILED, "x").code() == errc::internal);
   CHECK(cuda::check(CUDNN_STATUS_SUCCESS, "x").is_ok());
   CHECK(cuda::check(CUDNN_STATUS_NOT_SUPPORTED, "x").code() == errc::unsupported);
+  // cuDNN 9's detailed "not supported" codes (the fused convolution reports these) too.
+  CHECK(cuda::check(CUDNN_STATUS_NOT_SUPPORTED_GRAPH_PATTERN, "x").code() == errc::unsupported);
+  CHECK(cuda::check(CUDNN_STATUS_NOT_SUPPORTED_LAYOUT, "x").code() == errc::unsupported);
+  CHECK(cuda::check(CUDNN_STATUS_BAD_PARAM, "x").code() == errc::internal);
   CHECK(cuda::check(CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED, "x").code() ==
         errc::resource_exhausted);
   CHECK(cuda::check(ncclSuccess, "x").is_ok());

@@ -404,7 +404,6 @@ TEST_CASE("cuBLASLt gemm matches the CPU for transposes, batches, epilogues and 
 TEST_CASE("cuDNN convolution with groups, strides, pads, dilations, bias, a residual and ReLU "
           "matches the CPU") {
   auto& env = gpu_env::get();
-  conv_algo_cache cache(size_t{32} << 20);
   struct conv_case {
     int64_t n, c, h, w, k, r, s, groups, stride, pad, dilation;
     bool bias;
@@ -418,6 +417,11 @@ TEST_CASE("cuDNN convolution with groups, strides, pads, dilations, bias, a resi
       {1, 8, 20, 20, 12, 3, 3, 2, 2, 1, 1, true, conv_activation::none, true},
       {2, 4, 17, 17, 8, 3, 3, 4, 1, 2, 2, false, conv_activation::relu, false},
       {1, 3, 32, 32, 16, 7, 7, 1, 2, 3, 1, false, conv_activation::none, false}};
+  // Both ways of choosing: cuDNN's heuristics, and timing the candidates on the first run
+  // (what PyTorch calls benchmark mode, the GPU session's default).
+  for (conv_search search : {conv_search::heuristic, conv_search::exhaustive}) {
+  CAPTURE(search == conv_search::exhaustive);
+  conv_algo_cache cache(std::min(size_t{32} << 20, env.workspace.bytes()), search);
   for (dtype t : gpu_floats)
     for (tensor_layout layout : {tensor_layout::nchw, tensor_layout::nhwc})
       for (const auto& cc : cases) {
@@ -482,8 +486,21 @@ TEST_CASE("cuDNN convolution with groups, strides, pads, dilations, bias, a resi
                 ref[static_cast<size_t>(at)] = acc;
               }
         CHECK(relative_error(download(t, y, y_size), ref) <= tolerance(t));
+        // The shape's algorithm ran, so it is settled for every later run.
+        conv_algo_cache::entry chosen;
+        REQUIRE(cache.find(conv_key_of(p), chosen));
+        CHECK(chosen.verified);
+        CHECK(chosen.workspace <= env.workspace.bytes());
+        // A second run takes the settled algorithm and gives the same answer.
+        y.poison();
+        REQUIRE(conv_forward(env.cudnn, cache, p, dx.get(), dw.get(), dbias.get(), y.get(),
+                             env.workspace.get(), env.workspace.bytes(), env.stream,
+                             cc.residual ? dz.get() : nullptr)
+                    .is_ok());
+        CHECK(relative_error(download(t, y, y_size), ref) <= tolerance(t));
       }
   CHECK(cache.size() > 0);
+  }
 }
 
 TEST_CASE("cuDNN max, average and global pooling and activations match the CPU") {

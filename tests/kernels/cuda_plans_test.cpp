@@ -3,6 +3,8 @@
 // keys and argument errors that return before any device call.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include <numeric>
 
 #include "kernels/cuda/cublas_gemm.hpp"
@@ -139,6 +141,25 @@ TEST_CASE("slice plans follow ONNX clamping, negative indices and negative steps
   CHECK(plan_slice(dims, empty_start, empty_end, {}, {})->out_dims == shape{0, 6});
   const int64_t zero_step[] = {0};
   CHECK(plan_slice(dims, empty_start, empty_end, {}, zero_step).error().code() == errc::invalid_argument);
+
+  // The extreme values ONNX exporters write for "to the end", as steps too, and an empty axis
+  // walked backwards: one element or none, no overflow.
+  constexpr int64_t lowest = std::numeric_limits<int64_t>::min();
+  constexpr int64_t highest = std::numeric_limits<int64_t>::max();
+  const int64_t from_first[] = {0}, to_last[] = {highest}, huge_step[] = {highest};
+  auto one_row = plan_slice(dims, from_first, to_last, {}, huge_step);
+  REQUIRE(one_row);
+  CHECK(one_row->out_dims == shape{1, 6});
+  CHECK(one_row->in_offset == 0);
+  const int64_t from_last[] = {-1}, to_before_first[] = {lowest}, back_step[] = {lowest};
+  auto last_row = plan_slice(dims, from_last, to_before_first, {}, back_step);
+  REQUIRE(last_row);
+  CHECK(last_row->out_dims == shape{1, 6});
+  CHECK(last_row->in_offset == 54);
+  const int64_t minus_one[] = {-1};
+  auto none = plan_slice(shape{0, 6}, from_last, to_before_first, {}, minus_one);
+  REQUIRE(none);
+  CHECK(none->out_dims == shape{0, 6});
 
   const int64_t sizes[] = {2, 0, 4};
   auto parts = plan_split(shape{3, 6}, -1, sizes);
