@@ -62,8 +62,10 @@ expected<void*> block_cache::take_cached(size_t bytes, stream_handle stream) {
     return make_error(errc::not_found, "no cached block");
   auto& blocks = it->second;
   // The same stream first (no waiting at all), then a block whose free event has completed.
-  auto pick = std::find_if(blocks.begin(), blocks.end(),
-                           [&](const free_block& b) { return b.stream == stream; });
+  auto pick = blocks.end();
+  if (backend_->stream_ordered())
+    pick = std::find_if(blocks.begin(), blocks.end(),
+                        [&](const free_block& b) { return b.stream == stream; });
   if (pick == blocks.end())
     pick = std::find_if(blocks.begin(), blocks.end(),
                         [&](const free_block& b) { return backend_->done(b.freed); });

@@ -32,6 +32,10 @@ public:
   /// Blocks until it has finished.
   virtual void wait(event_handle event) = 0;
   virtual void release(event_handle event) = 0;
+  /// Whether the memory is only ever written by work on streams, so a block freed on a stream
+  /// may be handed out again on it at once (device memory). Pinned staging is not: the host
+  /// writes it with memcpy, outside any stream, while a copy from it may still be pending.
+  virtual bool stream_ordered() const { return true; }
 };
 
 struct cache_stats {
@@ -49,7 +53,8 @@ size_t size_class(size_t bytes);
 
 /// Caches freed blocks by size class for reuse, in stream order: a block freed on stream s is
 /// handed out again on s at once (later work on s runs after the work that used it), on any
-/// other stream only once an event recorded at free time has completed. Thread-safe.
+/// other stream only once an event recorded at free time has completed; memory that is not
+/// stream-ordered (pinned host staging) always waits for that event. Thread-safe.
 class block_cache {
 public:
   block_cache(std::unique_ptr<memory_backend> backend, device where);

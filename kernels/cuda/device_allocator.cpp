@@ -85,6 +85,8 @@ public:
     (void)cudaEventSynchronize(static_cast<cudaEvent_t>(event));
   }
 
+  bool stream_ordered() const override { return !pinned_; }
+
   // Called by block_cache under its lock, so the pool needs no lock of its own.
   void release(event_handle event) override {
     if (pinned_)
