@@ -168,11 +168,14 @@ status gemm(cublasLtHandle_t handle, gemm_algo_cache& cache, const gemm_params& 
       TROUPE_CUDA_TRY(cublasLtMatmulPreferenceSetAttribute(pref.get(), attr, &value, sizeof value));
     cublasLtMatmulHeuristicResult_t result{};
     int returned = 0;
-    TROUPE_CUDA_TRY(cublasLtMatmulAlgoGetHeuristic(handle, op.get(), first_layout.get(),
-                                                   second_layout.get(), out_layout.get(),
-                                                   out_layout.get(), pref.get(), 1, &result,
-                                                   &returned));
-    if (returned == 0)
+    // cuBLASLt answers "not supported" (not success with no result) when nothing fits.
+    const cublasStatus_t asked = cublasLtMatmulAlgoGetHeuristic(
+        handle, op.get(), first_layout.get(), second_layout.get(), out_layout.get(),
+        out_layout.get(), pref.get(), 1, &result, &returned);
+    if (asked != CUBLAS_STATUS_SUCCESS && asked != CUBLAS_STATUS_NOT_SUPPORTED)
+      return check(asked, "cublasLtMatmulAlgoGetHeuristic");
+    if (asked == CUBLAS_STATUS_NOT_SUPPORTED || returned == 0 ||
+        result.state != CUBLAS_STATUS_SUCCESS)
       return make_error(errc::unsupported,
                         "gemm: cuBLASLt has no algorithm for {} [{}x{}x{}] batch {} in {} workspace bytes",
                         to_string(p.type), p.m, p.n, p.k, p.batch, workspace_size);
