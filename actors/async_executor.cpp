@@ -156,7 +156,7 @@ void start_one(async_pointer self) {
   auto inputs = std::move(job.values);
   job.values.clear();
   st.runs.started(std::chrono::steady_clock::now());
-  // Runs on the model's thread (a CUDA callback thread for the GPU): it only hands the
+  // Runs on the model's thread (the GPU session's completion thread): it only hands the
   // result to the actor. The handle is weak so a model never keeps its executor alive.
   caf::weak_actor_ptr me{self->ctrl()};
   st.opened.model->run_async(std::move(inputs), [me, job = std::move(job), where = st.where](

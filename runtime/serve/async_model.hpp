@@ -35,7 +35,8 @@ public:
 /// Opens `g` (a whole model, a pipeline stage or a tensor-parallel rank) on one GPU
 /// (gpu_session::from_graph, then plans compiled for batch 1 so an unsupported operator fails
 /// here; this may take seconds); `unavailable` ("no usable CUDA device: ...") without a device.
-/// The session takes and returns host tensors through its pinned staging.
+/// The session takes and returns host tensors through its pinned staging; run_async only
+/// queues the run for a submit thread of the model's own, which enqueues it on the GPU.
 expected<std::unique_ptr<async_model>> open_gpu_model(graph g, gpu_session_options options);
 
 /// A CPU session on a thread of its own that runs each run_async there and calls `done` from
