@@ -342,13 +342,13 @@ expected<size_t> gpu_plan::enqueue(const gpu_context& ctx, std::span<const tenso
     TROUPE_TRY_STATUS(copy_in(ctx, slot, i, inputs[i]));
 
   const uint32_t capture_runs = capturable_ ? capture_after : 0; // see capturable()
-  switch (next_capture_action(runs_, graph_exec_ != nullptr, capture_failed_, capture_runs)) {
+  switch (next_capture_action(runs_, graph_exec_ != nullptr, failed_captures_, capture_runs)) {
   case capture_action::eager:
     TROUPE_TRY_STATUS(run_steps(ctx));
     break;
   case capture_action::capture:
     if (!capture(ctx)) {
-      capture_failed_ = true; // some launch is not capturable: stay eager
+      ++failed_captures_; // eager now; see next_capture_action for another try
       (void)cudaGetLastError();
       TROUPE_TRY_STATUS(run_steps(ctx));
       break;

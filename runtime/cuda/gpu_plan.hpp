@@ -116,7 +116,7 @@ private:
   bool has_gather_ = false;
   bool capturable_ = true;
   uint64_t runs_ = 0;
-  bool capture_failed_ = false;
+  uint32_t failed_captures_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;
 };
 

@@ -64,16 +64,22 @@ TEST_CASE("config.yaml's channels_last key defaults to off and takes a boolean")
 TEST_CASE("a plan is captured as a CUDA graph after N eager runs, then replayed") {
   const uint32_t after = 3;
   for (uint64_t runs = 0; runs < after; ++runs)
-    CHECK(next_capture_action(runs, false, false, after) == capture_action::eager);
-  CHECK(next_capture_action(after, false, false, after) == capture_action::capture);
-  CHECK(next_capture_action(after + 7, false, false, after) == capture_action::capture);
-  CHECK(next_capture_action(after + 1, true, false, after) == capture_action::replay);
+    CHECK(next_capture_action(runs, false, 0, after) == capture_action::eager);
+  CHECK(next_capture_action(after, false, 0, after) == capture_action::capture);
+  CHECK(next_capture_action(after + 7, false, 0, after) == capture_action::capture);
+  CHECK(next_capture_action(after + 1, true, 0, after) == capture_action::replay);
 }
 
-TEST_CASE("capture is never attempted when disabled and not retried after a failure") {
+TEST_CASE("capture is never attempted when disabled, and retried once, later, after a failure") {
   for (uint64_t runs : {0u, 1u, 100u})
-    CHECK(next_capture_action(runs, false, false, 0) == capture_action::eager);
-  CHECK(next_capture_action(10, false, true, 3) == capture_action::eager);
+    CHECK(next_capture_action(runs, false, 0, 0) == capture_action::eager);
+  // The first capture (run 3) failed: runs 4 and 5 are eager, run 6 tries again.
+  CHECK(next_capture_action(4, false, 1, 3) == capture_action::eager);
+  CHECK(next_capture_action(5, false, 1, 3) == capture_action::eager);
+  CHECK(next_capture_action(6, false, 1, 3) == capture_action::capture);
+  // Two failures: eager for good.
+  for (uint64_t runs : {6u, 9u, 1000u})
+    CHECK(next_capture_action(runs, false, max_capture_attempts, 3) == capture_action::eager);
 }
 
 TEST_CASE("a GPU session without a usable device is an unavailable error saying so") {
