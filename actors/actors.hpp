@@ -115,6 +115,7 @@ struct shard_spec {
   int32_t gpu = 0; // backend gpu: the CUDA device
   gpu_precision precision = gpu_precision::fp32;
   bool channels_last = false; // backend gpu: NHWC plans
+  bool benchmark_convolutions = false; // backend gpu: time cuDNN's algorithms per shape
 };
 
 /// Spawns the executor spec.backend asks for: for `cpu` a detached one that loads its stage on

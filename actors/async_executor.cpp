@@ -98,6 +98,7 @@ expected<opened_model> open_model(const shard_spec& spec) {
     options.optimize = false; // load_stage_graph optimized it before cutting
     options.device_outputs = hands_on_device(spec);
     options.channels_last = spec.channels_last;
+    options.benchmark_convolutions = spec.benchmark_convolutions;
     if (spec.group.size > 1) {
       auto group = nccl_group_of(spec.group);
       if (!group)

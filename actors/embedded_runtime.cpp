@@ -155,6 +155,7 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   req.instance_gpus = std::move(where->gpus);
   req.precision = to_string(precision);
   req.channels_last = config.channels_last;
+  req.benchmark_convolutions = config.benchmarks_convolutions();
   auto placed = ask<placement>(sys_, manager_, atom::place_v, req);
   if (!placed) {
     caf::anon_send_exit(handle.batcher, caf::exit_reason::user_shutdown);

@@ -193,6 +193,7 @@ struct placement_request {
   std::vector<std::vector<int32_t>> instance_gpus{}; // gpu: per instance, its GPUs (empty: any)
   std::string precision = "fp32";                  // gpu: fp32, tf32, fp16 or bf16
   bool channels_last = false;                      // gpu: NHWC plans
+  bool benchmark_convolutions = false;             // gpu: time cuDNN's algorithms per shape
 };
 
 template <class Inspector>
@@ -200,7 +201,7 @@ typename Inspector::result_type inspect(Inspector& f, placement_request& x) {
   return f(caf::meta::type_name("placement_request"), x.model, x.version, x.onnx_path,
            x.boundaries, x.stage_bytes, x.instances, x.max_batch_size, x.owner,
            x.fault_after_batches, x.tensor_parallel, x.fault_rank, x.backend, x.instance_gpus,
-           x.precision, x.channels_last);
+           x.precision, x.channels_last, x.benchmark_convolutions);
 }
 
 struct placement {

@@ -310,6 +310,7 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
       spec.gpu = gpu.index;
       spec.precision = *parse_precision(req.precision);
       spec.channels_last = req.channels_last;
+      spec.benchmark_convolutions = req.benchmark_convolutions;
       rep.devices.push_back(gpu.index);
       rep.specs.push_back(std::move(spec));
     }

@@ -36,6 +36,7 @@ struct counters {
   std::atomic<bool> measuring{false};
   std::atomic<bool> stop{false};
   std::atomic<int64_t> items{0}; // rows answered while measuring
+  std::atomic<int64_t> answered{0}; // rows answered since the start, warm-up included
   std::atomic<int64_t> errors{0};
   std::atomic<int> running{0}; // clients not finished yet
 };
@@ -59,6 +60,7 @@ caf::behavior client(caf::event_based_actor* self, batcher_actor batcher, tensor
         .then(
             [=](infer_response&) {
               --*inflight;
+              c->answered += input.dim(0);
               if (c->measuring)
                 c->items += input.dim(0);
               (*send_one)();
@@ -80,15 +82,19 @@ struct served_result {
 };
 
 /// Items per second through the actors: `clients` closed-loop clients with `outstanding`
-/// requests of `input` each, measured for `seconds` after a warm-up.
+/// requests of `input` each, measured for `seconds` after a warm-up of at least `warm_rows`
+/// answered rows (the executor's first batches compile the plan, time cuDNN's algorithms,
+/// which takes seconds for a large CNN, and capture it).
 served_result measure_served(caf::actor_system& sys, const model_handle& h, const tensor& input,
-                             int clients, int outstanding, double seconds) {
+                             int clients, int outstanding, double seconds, int64_t warm_rows) {
   auto c = std::make_shared<counters>();
   c->running = clients;
   for (int i = 0; i < clients; ++i)
     sys.spawn(client, h.batcher, input, outstanding, c);
-  // Warm-up: the executor's first batches compile and capture the plan.
-  std::this_thread::sleep_for(std::chrono::duration<double>(std::max(seconds / 2, 0.5)));
+  const auto give_up = clock_type::now() + std::chrono::seconds(60);
+  while (c->answered < warm_rows && c->errors == 0 && clock_type::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::duration<double>(std::max(seconds / 2, 0.25)));
   c->measuring = true;
   const auto t0 = clock_type::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -156,8 +162,8 @@ int pipeline_rows(caf::actor_system& sys, embedded_runtime& rt, const std::strin
       const tensor input = random_tensor(in.type, concrete_dims(in, batch), rng);
       const tensor item = input.slice_rows(0, 1).clone();
       auto single = measure_served(sys, *h, item, 8, std::max(1, 3 * static_cast<int>(batch) / 8),
-                                   seconds);
-      auto whole = measure_served(sys, *h, input, 1, 3, seconds);
+                                   seconds, 4 * batch);
+      auto whole = measure_served(sys, *h, input, 1, 3, seconds, 4 * batch);
       (void)rt.unload_model(model, version);
       std::printf("| %s | %lld | %s | %.0f | %.0f |\n", model.c_str(),
                   static_cast<long long>(stages), gpus.c_str(), single.items_per_second,
@@ -292,8 +298,9 @@ int main(int argc, char** argv) {
         const tensor item = inputs[0].slice_rows(0, 1).clone();
         const int rows = static_cast<int>(batch);
         auto single = measure_served(sys, *h, item, 8, std::max(1, 3 * rows * instances / 8),
-                                     seconds);
-        auto whole = measure_served(sys, *h, inputs[0], 1, 3 * instances, seconds);
+                                     seconds, 4 * batch * instances);
+        auto whole = measure_served(sys, *h, inputs[0], 1, 3 * instances, seconds,
+                                    4 * batch * instances);
         (void)(*rt)->unload_model(model, version);
         std::printf("| %s | %s | %lld | %.0f | %.0f | %.2f | %.0f | %.2f |\n", model.c_str(),
                     name.c_str(), static_cast<long long>(batch), raw_rate,

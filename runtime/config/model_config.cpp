@@ -153,7 +153,7 @@ model_config parse(const reader& in, const YAML::Node& root) {
       root, "",
       {"name", "max_batch_size", "input", "output", "dynamic_batching", "allowed_batch_sizes",
        "max_batches_in_flight", "instance_group", "parallelism", "version_policy", "precision",
-       "channels_last"},
+       "channels_last", "benchmark_convolutions"},
       [&](const std::string& key, const YAML::Node& v, const std::string& path) {
         if (key == "name") {
           c.name = in.text(v, path, "a model name");
@@ -184,6 +184,8 @@ model_config parse(const reader& in, const YAML::Node& root) {
             c.precision = *p;
         } else if (key == "channels_last") {
           c.channels_last = in.boolean(v, path);
+        } else if (key == "benchmark_convolutions") {
+          c.benchmark_convolutions = in.boolean(v, path);
         } else if (key == "max_batches_in_flight") {
           c.max_batches_in_flight = in.integer(v, path, 1, 1 << 20, "an integer >= 1");
         } else if (key == "instance_group") {

@@ -70,6 +70,17 @@ struct model_config {
   version_policy versions; // key `version_policy`
   gpu_precision precision = gpu_precision::fp32; // key `precision` (troupe's): GPU backend only
   bool channels_last = false; // key `channels_last` (troupe's): GPU plans in NHWC (see README)
+  /// key `benchmark_convolutions` (troupe's): GPU sessions time cuDNN's algorithms on each
+  /// shape's first run; unset: only when allowed_batch_sizes bounds the shapes (see
+  /// benchmarks_convolutions).
+  std::optional<bool> benchmark_convolutions;
+
+  /// Whether GPU executors benchmark convolutions: as configured, else when batches are padded
+  /// to allowed_batch_sizes (a few shapes, each timed once). Without that, every batch size
+  /// the batcher forms is a new shape, and timing each would stall its first batch.
+  bool benchmarks_convolutions() const {
+    return benchmark_convolutions.value_or(!allowed_batch_sizes.empty());
+  }
 };
 
 /// Parses and checks config.yaml text; `file` names it in errors, which also give the key

@@ -11,8 +11,9 @@
 namespace troupe {
 
 /// Bumped whenever the table or gpu_session's interface changes (see gpu_kernels_api_version).
-// 2: group, check; 3: device_outputs, channels_last, to_gpu, to_host.
-inline constexpr uint32_t gpu_session_api_version = 3;
+// 2: group, check; 3: device_outputs, channels_last, to_gpu, to_host;
+// 4: benchmark_convolutions.
+inline constexpr uint32_t gpu_session_api_version = 4;
 
 struct gpu_session_api {
   uint32_t version = gpu_session_api_version;

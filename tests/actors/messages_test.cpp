@@ -161,11 +161,13 @@ TEST_CASE("tensor-parallel fields and group tickets round-trip: ids and bytes, n
   on_gpu.instance_gpus = {{0, 1}, {}};
   on_gpu.precision = "bf16";
   on_gpu.channels_last = true;
+  on_gpu.benchmark_convolutions = true;
   auto pg = round_trip(t.sys, on_gpu);
   CHECK(pg.backend == "gpu");
   CHECK(pg.instance_gpus == std::vector<std::vector<int32_t>>{{0, 1}, {}});
   CHECK(pg.precision == "bf16");
   CHECK(pg.channels_last);
+  CHECK(pg.benchmark_convolutions);
   CHECK(round_trip(t.sys, replica_status{"m", 1, 0, {0}, 0, 1, "cuda"}).kind == "cuda");
 
   auto gr = round_trip(t.sys, group_request{"nccl", 4, 3});

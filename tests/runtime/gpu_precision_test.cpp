@@ -61,6 +61,29 @@ TEST_CASE("config.yaml's channels_last key defaults to off and takes a boolean")
   CHECK(bad.error().message().find("channels_last") != std::string::npos);
 }
 
+TEST_CASE("GPU executors benchmark convolutions when batches are padded to allowed sizes, or "
+          "as config.yaml says") {
+  auto plain = parse_model_config("max_batch_size: 64\n", "m/config.yaml");
+  REQUIRE(plain.has_value());
+  CHECK_FALSE(plain->benchmarks_convolutions()); // every batch size a new shape: heuristics
+  auto padded = parse_model_config("max_batch_size: 64\nallowed_batch_sizes: [8, 64]\n",
+                                   "m/config.yaml");
+  REQUIRE(padded.has_value());
+  CHECK(padded->benchmarks_convolutions()); // two shapes, each timed once
+  auto off = parse_model_config(
+      "max_batch_size: 64\nallowed_batch_sizes: [64]\nbenchmark_convolutions: false\n",
+      "m/config.yaml");
+  REQUIRE(off.has_value());
+  CHECK_FALSE(off->benchmarks_convolutions());
+  auto on = parse_model_config("max_batch_size: 64\nbenchmark_convolutions: true\n",
+                               "m/config.yaml");
+  REQUIRE(on.has_value());
+  CHECK(on->benchmarks_convolutions());
+  auto bad = parse_model_config("benchmark_convolutions: 3\n", "m/config.yaml");
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message().find("benchmark_convolutions") != std::string::npos);
+}
+
 TEST_CASE("a plan is captured as a CUDA graph after N eager runs, then replayed") {
   const uint32_t after = 3;
   for (uint64_t runs = 0; runs < after; ++runs)
