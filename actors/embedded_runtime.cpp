@@ -116,6 +116,9 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   if (!plan)
     return to_error(plan.error().with_context(fmt::format("model {}", name)));
   const gpu_precision precision = config.precision;
+  // Read now: the batcher takes the config below.
+  const bool channels_last = config.channels_last;
+  const bool benchmark_convolutions = config.benchmarks_convolutions();
   if (where->gpu) // the CPU plan's bytes, with floats stored in the precision's type
     for (auto& bytes : plan->stage_bytes)
       bytes = bytes * size_of(storage_type(precision)) / size_of(dtype::f32);
@@ -154,8 +157,8 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   req.backend = where->gpu ? "gpu" : options.host_async ? "host_async" : "cpu";
   req.instance_gpus = std::move(where->gpus);
   req.precision = to_string(precision);
-  req.channels_last = config.channels_last;
-  req.benchmark_convolutions = config.benchmarks_convolutions();
+  req.channels_last = channels_last;
+  req.benchmark_convolutions = benchmark_convolutions;
   auto placed = ask<placement>(sys_, manager_, atom::place_v, req);
   if (!placed) {
     caf::anon_send_exit(handle.batcher, caf::exit_reason::user_shutdown);
