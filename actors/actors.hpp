@@ -116,6 +116,11 @@ struct shard_spec {
   gpu_precision precision = gpu_precision::fp32;
   bool channels_last = false; // backend gpu: NHWC plans
   bool benchmark_convolutions = false; // backend gpu: time cuDNN's algorithms per shape
+  // Exchange links (stage_transport: exchange): this executor receives its stage's inputs from
+  // the previous stage's rank 0 (link_in, its rank >= 1) and, as rank 0, sends its outputs to
+  // every rank of the next stage (link_out, its rank 0). Size 1: no link.
+  group_ticket link_in;
+  group_ticket link_out;
 };
 
 /// Spawns the executor spec.backend asks for: for `cpu` a detached one that loads its stage on

@@ -22,6 +22,7 @@ namespace {
 /// An opened model and, for a rank of a host group, the communicator its session uses.
 struct opened_model {
   std::unique_ptr<communicator> comm; // before the model, so it outlives the model's session
+  host_links links; // a host stage's exchange links (a GPU session holds its own)
   std::unique_ptr<async_model> model;
 };
 
@@ -48,22 +49,25 @@ struct async_state {
   caf::actor_system* system = nullptr; // spawns the disposer of a rank's model
 
   bool parallel() const { return spec.group.size > 1; }
+  bool linked() const { return spec.link_in.size > 1 || spec.link_out.size > 1; }
   uint32_t rank() const { return parallel() ? static_cast<uint32_t>(spec.group.rank) : 0; }
 
   ~async_state();
 };
 
-/// Destroys a rank's model on a thread of its own: its run may wait in a collective for a rank
-/// that is gone until the resource manager has the group aborted, and a scheduler thread
-/// blocked on it could be the one the exchange needs for that abort.
+/// Destroys a rank's (or a linked stage's) model on a thread of its own: its run may wait in a
+/// collective, a send or a recv for a peer that is gone until the resource manager has the
+/// group aborted, and a scheduler thread blocked on it could be the one the exchange needs for
+/// that abort.
 void dispose(caf::blocking_actor*, std::shared_ptr<load_slot> slot) {
   std::lock_guard lock{slot->mutex};
   slot->opened.model.reset(); // first: its session uses the communicator
   slot->opened.comm.reset();
+  slot->opened.links = {};
 }
 
 async_state::~async_state() {
-  if (!parallel() || !opened.model || !system)
+  if (!(parallel() || linked()) || !opened.model || !system)
     return;
   {
     std::lock_guard lock{slot->mutex};
@@ -105,6 +109,16 @@ expected<opened_model> open_model(const shard_spec& spec) {
         return group.error();
       options.group = std::move(*group);
     }
+    // Exchange links: the session receives its inputs and sends its outputs on its streams.
+    for (auto [ticket, into] : {std::pair{&spec.link_in, &options.link_in},
+                                std::pair{&spec.link_out, &options.link_out}}) {
+      if (ticket->size <= 1)
+        continue;
+      auto link = nccl_group_of(*ticket);
+      if (!link)
+        return link.error();
+      *into = std::move(*link);
+    }
     auto model = open_gpu_model(std::move(*part), std::move(options));
     if (!model)
       return model.error();
@@ -121,6 +135,10 @@ expected<opened_model> open_model(const shard_spec& spec) {
     out.comm = std::move(*comm);
     options.comm = out.comm.get();
   }
+  auto links = join_host_links(spec);
+  if (!links)
+    return links.error();
+  out.links = std::move(*links);
   auto model = open_host_model(std::move(*part), options);
   if (!model)
     return model.error();
@@ -149,26 +167,44 @@ void load(caf::blocking_actor*, shard_spec spec, std::shared_ptr<load_slot> slot
     caf::anon_send(caf::actor_cast<async_executor_actor>(strong), atom::loaded_v);
 }
 
-/// Starts one run: the oldest queued job.
+/// Starts one run: the oldest queued job. Its inputs come in the job, or over the stage's
+/// link: a host link's from the actor (the sender put them there before its message, so
+/// receiving does not wait), a GPU link's from the session, on its stream.
 void start_one(async_pointer self) {
   auto& st = self->state;
   auto job = std::move(st.queue.front());
   st.queue.pop_front();
   auto inputs = std::move(job.values);
   job.values.clear();
+  serve::linked_values linked{std::move(job.linked_types), std::move(job.linked_dims)};
+  job.linked_types.clear();
+  job.linked_dims.clear();
+  if (!linked.empty() && st.opened.links.in) {
+    auto received = serve::receive_values(*st.opened.links.in, linked);
+    if (!received) { // the link is out of step with the messages: the replica restarts
+      st.stopping = true;
+      return self->quit(to_error(received.error().with_context(st.where)));
+    }
+    inputs = std::move(*received);
+    linked = {};
+  }
   st.runs.started(std::chrono::steady_clock::now());
   // Runs on the model's thread (the GPU session's completion thread): it only hands the
   // result to the actor. The handle is weak so a model never keeps its executor alive.
   caf::weak_actor_ptr me{self->ctrl()};
-  st.opened.model->run_async(std::move(inputs), [me, job = std::move(job), where = st.where](
-                                                    expected<std::vector<tensor>> outputs) mutable {
+  auto done = [me, job = std::move(job),
+               where = st.where](expected<std::vector<tensor>> outputs) mutable {
     if (outputs)
       job.values = std::move(*outputs);
     else
       job.error = to_error(outputs.error().with_context(where));
     if (auto strong = me.lock())
       caf::anon_send(caf::actor_cast<async_executor_actor>(strong), atom::done_v, std::move(job));
-  });
+  };
+  if (!linked.empty())
+    st.opened.model->run_async_received(std::move(linked), std::move(done));
+  else
+    st.opened.model->run_async(std::move(inputs), std::move(done));
 }
 
 /// Starts the oldest queued jobs while the model takes more runs; fails the queue when it
@@ -204,6 +240,12 @@ void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::dura
       st.stopping = true;
       return self->quit(std::move(why));
     }
+    // A GPU stage with links stops too: whether its sends and receives still match the
+    // messages shows nowhere else, and its replica restarts with fresh links.
+    if (st.linked() && st.spec.backend == executor_backend::gpu) {
+      st.stopping = true;
+      return self->quit(std::move(why));
+    }
     return fail_job(self, std::move(job), std::move(why), st.rank());
   }
   if (st.rank() != 0) { // rank 0's outputs are the stage's
@@ -212,6 +254,19 @@ void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::dura
     return self->send(caf::actor_cast<merger_actor>(job.merger), atom::merge_v, std::move(job));
   }
   job.stage_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+  if (st.spec.link_out.size > 1 && !job.next_stages.empty()) {
+    // The values go over the link (a GPU session already sent them, on its link's stream; a
+    // host link takes them now, buffered), the message says what went there.
+    if (st.opened.links.out)
+      if (auto sent = serve::send_values(*st.opened.links.out, job.values); !sent) {
+        st.stopping = true;
+        return self->quit(to_error(sent.with_context(st.where)));
+      }
+    auto what = serve::describe(job.values);
+    job.values.clear();
+    job.linked_types = std::move(what.types);
+    job.linked_dims = std::move(what.dims);
+  }
   pass_on(self, std::move(job));
 }
 

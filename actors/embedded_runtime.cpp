@@ -119,6 +119,7 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   // Read now: the batcher takes the config below.
   const bool channels_last = config.channels_last;
   const bool benchmark_convolutions = config.benchmarks_convolutions();
+  const bool exchange_links = config.parallelism.exchange_links;
   if (where->gpu) // the CPU plan's bytes, with floats stored in the precision's type
     for (auto& bytes : plan->stage_bytes)
       bytes = bytes * size_of(storage_type(precision)) / size_of(dtype::f32);
@@ -159,6 +160,7 @@ caf::expected<model_handle> embedded_runtime::load_model(const std::string& name
   req.precision = to_string(precision);
   req.channels_last = channels_last;
   req.benchmark_convolutions = benchmark_convolutions;
+  req.exchange_links = exchange_links;
   auto placed = ask<placement>(sys_, manager_, atom::place_v, req);
   if (!placed) {
     caf::anon_send_exit(handle.batcher, caf::exit_reason::user_shutdown);

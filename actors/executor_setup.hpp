@@ -47,20 +47,47 @@ inline expected<gpu_group_ticket> nccl_group_of(const group_ticket& ticket) {
   return out;
 }
 
-/// Fails every collective of the spec's group, waiting or later, with `why`: a rank that
-/// cannot load (or stops) would otherwise leave the others blocked in their next collective,
-/// or, for an NCCL group, in joining it. Nothing for a whole stage.
-inline void abort_rank_group(const shard_spec& spec, const status& why) {
-  if (spec.group.size <= 1)
+/// Fails every collective (or send and recv) of the group `ticket` joins, waiting or later.
+inline void abort_group(const group_ticket& ticket, const status& why) {
+  if (ticket.size <= 1)
     return;
-  if (spec.group.kind == "host")
-    group_registry::global().abort(spec.group.group, why);
-  if (spec.group.kind == "nccl") {
+  if (ticket.kind == "host")
+    group_registry::global().abort(ticket.group, why);
+  if (ticket.kind == "nccl") {
     std::vector<std::byte> id;
-    for (uint8_t b : spec.group.unique_id)
+    for (uint8_t b : ticket.unique_id)
       id.push_back(static_cast<std::byte>(b));
     group_aborts::global().abort(id, why);
   }
+}
+
+/// Fails every collective of the spec's group and every send and recv of its links, waiting
+/// or later, with `why`: a rank that cannot load (or stops) would otherwise leave the others
+/// blocked in their next collective, the next stage in a recv, or, for NCCL, in joining.
+/// Nothing for a whole stage without links.
+inline void abort_rank_group(const shard_spec& spec, const status& why) {
+  abort_group(spec.group, why);
+  abort_group(spec.link_in, why);
+  abort_group(spec.link_out, why);
+}
+
+/// A CPU stage's links from the process's registry: from the previous stage (null without
+/// one) and to the next (null without one).
+struct host_links {
+  std::unique_ptr<communicator> in, out;
+};
+inline expected<host_links> join_host_links(const shard_spec& spec) {
+  host_links links;
+  for (auto [ticket, into] : {std::pair{&spec.link_in, &links.in},
+                              std::pair{&spec.link_out, &links.out}}) {
+    if (ticket->size <= 1)
+      continue;
+    auto comm = join_host_group(*ticket);
+    if (!comm)
+      return comm.error().with_context("joining a stage link");
+    *into = std::move(*comm);
+  }
+  return links;
 }
 
 } // namespace troupe

@@ -129,12 +129,16 @@ struct stage_job {
   caf::error error;                    // set by the stage that failed
   uint32_t ranks = 1; // ranks per stage: next_stages hold groups of this many
   uint32_t rank = 0;  // set by the rank that reports to the merger (0: it carries the values)
+  // With exchange links: `values` is empty and these describe what went over the link
+  // (serve::linked_values: dtype codes and dims), which the receiving stage takes from it.
+  std::vector<uint8_t> linked_types{};
+  std::vector<std::vector<int64_t>> linked_dims{};
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_job& x) {
   return f(caf::meta::type_name("stage_job"), x.batch_id, x.micro, x.values, x.next_stages,
-           x.merger, x.stage_us, x.error, x.ranks, x.rank);
+           x.merger, x.stage_us, x.error, x.ranks, x.rank, x.linked_types, x.linked_dims);
 }
 
 /// The outcome of a batch: one response per request in the batch's order, or an error that
@@ -194,6 +198,7 @@ struct placement_request {
   std::string precision = "fp32";                  // gpu: fp32, tf32, fp16 or bf16
   bool channels_last = false;                      // gpu: NHWC plans
   bool benchmark_convolutions = false;             // gpu: time cuDNN's algorithms per shape
+  bool exchange_links = false; // activations between stages over exchange links (send/recv)
 };
 
 template <class Inspector>
@@ -201,7 +206,7 @@ typename Inspector::result_type inspect(Inspector& f, placement_request& x) {
   return f(caf::meta::type_name("placement_request"), x.model, x.version, x.onnx_path,
            x.boundaries, x.stage_bytes, x.instances, x.max_batch_size, x.owner,
            x.fault_after_batches, x.tensor_parallel, x.fault_rank, x.backend, x.instance_gpus,
-           x.precision, x.channels_last, x.benchmark_convolutions);
+           x.precision, x.channels_last, x.benchmark_convolutions, x.exchange_links);
 }
 
 struct placement {
@@ -281,12 +286,13 @@ struct replica_status {
   uint64_t restarts = 0;
   uint32_t tensor_parallel = 1;
   std::string kind = "cpu"; // "cuda": devices are CUDA ordinals
+  uint32_t links = 0;       // exchange links between its stages (stage_transport: exchange)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_status& x) {
   return f(caf::meta::type_name("replica_status"), x.model, x.version, x.slot, x.devices,
-           x.restarts, x.tensor_parallel, x.kind);
+           x.restarts, x.tensor_parallel, x.kind, x.links);
 }
 
 /// A batcher's counters: every accepted request ends in exactly one of completed,

@@ -1,6 +1,7 @@
 // resource_manager: CPU devices as core sets and the listed GPUs, replica placement by memory,
 // executor supervision (a tensor-parallel stage is supervised as one group of ranks).
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <map>
 #include <tuple>
@@ -11,6 +12,7 @@
 #include "actors/actors.hpp"
 #include "kernels/gpu_devices.hpp"
 #include "runtime/serve/gpu_placement.hpp"
+#include "runtime/serve/stage_link.hpp"
 
 namespace troupe {
 
@@ -31,7 +33,8 @@ struct replica_record {
   std::vector<caf::actor> stages;  // the executors, as specs
   caf::actor merger;
   std::vector<int32_t> devices;    // as specs
-  std::vector<uint64_t> groups;    // the host group of each stage (tensor parallelism only)
+  std::vector<uint64_t> groups;    // the group of each stage (tensor parallelism only)
+  std::vector<uint64_t> links;     // the link after each stage but the last (exchange links)
   uint64_t restarts = 0;
   uint64_t epoch = 0; // bumped by every group restart, so a late ticket reply is dropped
 };
@@ -40,7 +43,13 @@ struct model_record {
   placement_request request;
   std::vector<replica_record> replicas;
   size_t ranks() const { return static_cast<size_t>(std::max<int64_t>(request.tensor_parallel, 1)); }
+  size_t stages() const { return request.stage_bytes.size(); }
   bool on_gpu() const { return request.backend == "gpu"; }
+  /// Whether activations cross between its stages over exchange links.
+  bool linked() const { return request.exchange_links && stages() > 1; }
+  /// Groups each replica needs: one per tensor-parallel stage, one per link between stages.
+  size_t stage_groups() const { return ranks() > 1 ? stages() : 0; }
+  size_t link_groups() const { return linked() ? stages() - 1 : 0; }
 };
 
 struct resource_state {
@@ -165,6 +174,8 @@ void stop_executor(rm_pointer self, const caf::actor& a) {
 void stop_replica(rm_pointer self, model_record& m, replica_record& r) {
   for (uint64_t g : r.groups)
     drop_group(self, g, "the replica was stopped");
+  for (uint64_t g : r.links)
+    drop_group(self, g, "the replica was stopped");
   for (size_t s = 0; s < r.devices.size(); ++s) {
     if (s < r.stages.size())
       stop_executor(self, r.stages[s]);
@@ -213,13 +224,91 @@ shard_spec shard_of(const placement_request& req, size_t r, size_t i, size_t ran
 /// devices, NCCL groups for ranks on GPUs.
 std::string group_kind(const model_record& m) { return m.on_gpu() ? "nccl" : "host"; }
 
-/// Spawns the replicas of a placed model, after asking the exchange for one group per stage
-/// of each replica when its stages run as tensor-parallel ranks.
+/// The tickets of the groups some replicas need, in replica order: `stages` holds each
+/// replica's stage groups (stages x ranks tickets), `links` its links ((stages - 1) x
+/// (1 + ranks) tickets).
+struct replica_tickets {
+  group_tickets stages;
+  group_tickets links;
+};
+
+/// Gives every group of `t` back to the exchange (placement or restart abandoned).
+void release_tickets(rm_pointer self, const replica_tickets& t) {
+  for (const auto* list : {&t.stages.tickets, &t.links.tickets})
+    for (size_t i = 0; i < list->size(); ++i)
+      if ((*list)[i].rank == 0)
+        self->send(self->state.exchange, atom::release_v, (*list)[i].group);
+}
+
+/// Asks the exchange for the stage groups and links of `replicas` replicas of `model` (one
+/// request per kind), then calls `done` with the tickets or the first error.
+void request_groups(rm_pointer self, const model_record& model, size_t replicas,
+                    std::function<void(caf::expected<replica_tickets>)> done) {
+  const std::string kind = group_kind(model);
+  const group_request links{kind, static_cast<int32_t>(serve::link_size(
+                                      static_cast<int>(model.ranks()))),
+                            static_cast<uint32_t>(replicas * model.link_groups())};
+  auto then_links = [self, links, done](replica_tickets got) {
+    if (links.count == 0)
+      return done(std::move(got));
+    self->request(self->state.exchange, caf::infinite, atom::group_v, links)
+        .then(
+            [done, got](group_tickets& t) mutable {
+              got.links = std::move(t);
+              done(std::move(got));
+            },
+            [self, done, got](caf::error& err) {
+              release_tickets(self, got);
+              done(std::move(err));
+            });
+  };
+  const group_request stages{kind, static_cast<int32_t>(model.ranks()),
+                             static_cast<uint32_t>(replicas * model.stage_groups())};
+  if (stages.count == 0)
+    return then_links(replica_tickets{});
+  self->request(self->state.exchange, caf::infinite, atom::group_v, stages)
+      .then(
+          [then_links](group_tickets& t) mutable {
+            replica_tickets got;
+            got.stages = std::move(t);
+            then_links(std::move(got));
+          },
+          [done](caf::error& err) { done(std::move(err)); });
+}
+
+/// Puts the tickets of the `r`-th replica in `t` into the specs of `rep`: each rank its stage
+/// group; rank 0 of stage s rank 0 of link s (the sender), rank q of stage s + 1 rank 1 + q.
+void assign_tickets(const model_record& model, replica_record& rep, const replica_tickets& t,
+                    size_t r) {
+  const size_t stages = model.stages(), ranks = model.ranks();
+  if (model.stage_groups() > 0) {
+    rep.groups.assign(stages, 0);
+    const size_t first = r * stages * ranks;
+    for (size_t i = 0; i < rep.specs.size(); ++i)
+      rep.specs[i].group = t.stages.tickets.at(first + i);
+    for (size_t s = 0; s < stages; ++s)
+      rep.groups[s] = t.stages.tickets.at(first + s * ranks).group;
+  }
+  if (model.link_groups() > 0) {
+    const size_t size = 1 + ranks, first = r * (stages - 1) * size;
+    rep.links.assign(stages - 1, 0);
+    for (size_t s = 0; s + 1 < stages; ++s) {
+      const size_t link = first + s * size;
+      rep.links[s] = t.links.tickets.at(link).group;
+      rep.specs.at(s * ranks).link_out = t.links.tickets.at(link);
+      for (size_t q = 0; q < ranks; ++q)
+        rep.specs.at((s + 1) * ranks + q).link_in = t.links.tickets.at(link + 1 + q);
+    }
+  }
+}
+
+/// Spawns the replicas of a placed model, after asking the exchange for the groups they need
+/// (a group per stage when it runs as tensor-parallel ranks, a link between stages with
+/// exchange links).
 caf::result<placement> start_model(rm_pointer self, const std::pair<std::string, int64_t>& key) {
   auto& st = self->state;
   auto& model = st.models.at(key);
-  const size_t ranks = model.ranks();
-  if (ranks == 1) {
+  if (model.stage_groups() == 0 && model.link_groups() == 0) {
     placement result;
     for (auto& rep : model.replicas) {
       spawn_replica(self, key, rep);
@@ -228,43 +317,34 @@ caf::result<placement> start_model(rm_pointer self, const std::pair<std::string,
     return result;
   }
   auto promise = self->make_response_promise<placement>();
-  const size_t stages = model.request.stage_bytes.size();
-  group_request groups{group_kind(model), static_cast<int32_t>(ranks),
-                       static_cast<uint32_t>(model.replicas.size() * stages)};
-  self->request(st.exchange, caf::infinite, atom::group_v, groups)
-      .then(
-          [self, key, promise, ranks, stages](group_tickets& t) mutable {
-            auto& st = self->state;
-            auto it = st.models.find(key);
-            if (st.stopping || it == st.models.end()) {
-              for (size_t g = 0; g < t.tickets.size(); g += ranks)
-                self->send(st.exchange, atom::release_v, t.tickets[g].group);
-              promise.deliver(to_error(errc::unavailable, "retired while being placed"));
-              return;
-            }
-            auto& model = it->second;
-            placement result;
-            for (size_t r = 0; r < model.replicas.size(); ++r) {
-              auto& rep = model.replicas[r];
-              rep.groups.assign(stages, 0);
-              for (size_t i = 0; i < rep.specs.size(); ++i)
-                rep.specs[i].group = t.tickets.at(r * stages * ranks + i);
-              for (size_t s = 0; s < stages; ++s)
-                rep.groups[s] = t.tickets.at((r * stages + s) * ranks).group;
-              spawn_replica(self, key, rep);
-              result.replicas.push_back(route_of(model, rep));
-            }
-            promise.deliver(std::move(result));
-          },
-          [self, key, promise](caf::error& err) mutable {
-            auto& st = self->state;
-            if (auto it = st.models.find(key); it != st.models.end()) {
-              for (auto& rep : it->second.replicas)
-                stop_replica(self, it->second, rep);
-              st.models.erase(it);
-            }
-            promise.deliver(std::move(err));
-          });
+  request_groups(self, model, model.replicas.size(),
+                 [self, key, promise](caf::expected<replica_tickets> t) mutable {
+                   auto& st = self->state;
+                   auto it = st.models.find(key);
+                   if (!t) {
+                     if (it != st.models.end()) {
+                       for (auto& rep : it->second.replicas)
+                         stop_replica(self, it->second, rep);
+                       st.models.erase(it);
+                     }
+                     promise.deliver(std::move(t.error()));
+                     return;
+                   }
+                   if (st.stopping || it == st.models.end()) {
+                     release_tickets(self, *t);
+                     promise.deliver(to_error(errc::unavailable, "retired while being placed"));
+                     return;
+                   }
+                   auto& model = it->second;
+                   placement result;
+                   for (size_t r = 0; r < model.replicas.size(); ++r) {
+                     auto& rep = model.replicas[r];
+                     assign_tickets(model, rep, *t, r);
+                     spawn_replica(self, key, rep);
+                     result.replicas.push_back(route_of(model, rep));
+                   }
+                   promise.deliver(std::move(result));
+                 });
   return promise;
 }
 
@@ -298,6 +378,19 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
   model_record record;
   record.request = req;
   const auto& chosen = std::get<0>(planned);
+  // NCCL has no send/recv between two ranks on one GPU: each link's ends need GPUs of their own.
+  const size_t stages = req.stage_bytes.size();
+  if (req.exchange_links)
+    for (const auto& devices : chosen)
+      for (size_t s = 0; s + 1 < stages; ++s)
+        for (size_t q = 0; q < ranks; ++q)
+          if (devices.at(s * ranks) == devices.at((s + 1) * ranks + q))
+            return to_error(errc::invalid_argument,
+                            fmt::format("model {} version {}: stage_transport exchange links "
+                                        "stage {} to stage {}, both on cuda:{}; NCCL sends "
+                                        "only between different GPUs (give the replica more "
+                                        "GPUs, or use stage_transport message)",
+                                        req.model, req.version, s, s + 1, devices[s * ranks]));
   for (size_t r = 0; r < chosen.size(); ++r) {
     replica_record rep;
     rep.slot = static_cast<uint32_t>(r);
@@ -369,6 +462,50 @@ void restart_stage_group(rm_pointer self, const std::pair<std::string, int64_t>&
           });
 }
 
+/// A replica whose stages are joined by exchange links lost an executor: its links (and stage
+/// groups) cannot take a new member, so every executor of the replica is stopped (after its
+/// groups are aborted, so none stays blocked in a send, a recv or a collective) and the
+/// replica starts again with fresh groups.
+void restart_linked_replica(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                            uint32_t slot, size_t index, const std::string& why) {
+  auto& st = self->state;
+  auto& model = st.models.at(key);
+  auto& replica = model.replicas.at(slot);
+  const auto reason = fmt::format("executor {} of the replica stopped: {}", index, why);
+  for (uint64_t g : replica.groups)
+    drop_group(self, g, reason);
+  for (uint64_t g : replica.links)
+    drop_group(self, g, reason);
+  replica.groups.clear();
+  replica.links.clear();
+  for (size_t i = 0; i < replica.stages.size(); ++i)
+    if (i != index)
+      stop_executor(self, replica.stages[i]);
+  ++replica.restarts;
+  const uint64_t epoch = ++replica.epoch;
+  request_groups(self, model, 1, [self, key, slot, epoch](caf::expected<replica_tickets> t) {
+    auto& st = self->state;
+    if (!t)
+      return; // the exchange is gone (shutdown): the replica stays down, as a stage would
+    auto it = st.models.find(key);
+    if (st.stopping || it == st.models.end() || it->second.replicas.at(slot).epoch != epoch) {
+      release_tickets(self, *t);
+      return;
+    }
+    auto& model = it->second;
+    auto& replica = model.replicas.at(slot);
+    assign_tickets(model, replica, *t, 0);
+    for (size_t i = 0; i < replica.specs.size(); ++i) {
+      replica.specs[i].fault_after_batches = -1;
+      replica.stages[i] = spawn_stage(self, replica.specs[i]);
+      st.owners[replica.stages[i].address()] = {key, slot, i};
+    }
+    if (model.request.owner)
+      self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
+                 route_of(model, replica));
+  });
+}
+
 resource_manager_actor::behavior_type resource_manager(rm_pointer self,
                                                        std::vector<device_info> devices,
                                                        std::vector<gpu_device> gpus) {
@@ -394,6 +531,8 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
     if (model.request.owner)
       self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::lost_v, slot,
                  fmt::format("executor {} stopped: {}", stage, self->system().render(msg.reason)));
+    if (model.linked())
+      return restart_linked_replica(self, key, slot, stage, self->system().render(msg.reason));
     if (model.ranks() > 1)
       return restart_stage_group(self, key, slot, stage, self->system().render(msg.reason));
     auto& replica = model.replicas.at(slot);
@@ -493,7 +632,8 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
         for (const auto& r : m.replicas)
           out.replicas.push_back(replica_status{key.first, key.second, r.slot, r.devices,
                                                 r.restarts, static_cast<uint32_t>(m.ranks()),
-                                                m.on_gpu() ? "cuda" : "cpu"});
+                                                m.on_gpu() ? "cuda" : "cpu",
+                                                static_cast<uint32_t>(r.links.size())});
       return out;
     },
     [self](atom::shutdown) {

@@ -6,6 +6,7 @@
 #include "actors/actors.hpp"
 #include "actors/executor_setup.hpp"
 #include "actors/stage_forward.hpp"
+#include "runtime/serve/stage_link.hpp"
 #include "runtime/session.hpp"
 
 namespace troupe {
@@ -16,6 +17,7 @@ struct shard_state {
   static inline const char* name = "troupe.shard_executor";
   shard_spec spec;
   std::unique_ptr<communicator> comm; // before the session that uses it, so it outlives it
+  host_links links;                   // exchange links to the previous and next stage
   std::unique_ptr<session> model;
   status load_error;
   int64_t batches = 0;
@@ -43,11 +45,34 @@ status load_stage(shard_state& st) {
     st.comm = std::move(*comm);
     options.comm = st.comm.get();
   }
+  auto links = join_host_links(st.spec);
+  if (!links)
+    return links.error();
+  st.links = std::move(*links);
   auto s = session::from_graph(std::move(*part), options);
   if (!s)
     return s.error();
   st.model = std::move(*s);
   return status::ok();
+}
+
+/// The stage's inputs from its link, when the job says they went there. A failure leaves the
+/// link out of step with the messages (values not taken stay queued for the next job), so
+/// the executor stops and its replica restarts with fresh links.
+expected<bool> take_linked_inputs(shard_state& st, stage_job& job) {
+  const serve::linked_values what{std::move(job.linked_types), std::move(job.linked_dims)};
+  job.linked_types.clear();
+  job.linked_dims.clear();
+  if (what.empty())
+    return false;
+  if (!st.links.in)
+    return make_error(errc::invalid_argument, "the job's values went over a link, but {} has "
+                      "no link from the previous stage", st.where());
+  auto values = serve::receive_values(*st.links.in, what);
+  if (!values)
+    return values.error();
+  job.values = std::move(*values);
+  return true;
 }
 
 shard_executor_actor::behavior_type
@@ -66,6 +91,8 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
       if (!st.load_error)
         return fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where())),
                         rank);
+      if (auto taken = take_linked_inputs(st, job); !taken)
+        return self->quit(to_error(taken.error().with_context(st.where())));
       const auto started = std::chrono::steady_clock::now();
       auto outputs = st.model->run(job.values);
       if (!outputs) {
@@ -89,6 +116,16 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
                                  std::chrono::steady_clock::now() - started)
                                  .count());
       job.values = std::move(*outputs);
+      if (st.links.out && !job.next_stages.empty()) {
+        // Over the link first (buffered: it returns at once), then the message that says
+        // what went there.
+        if (auto sent = serve::send_values(*st.links.out, job.values); !sent)
+          return self->quit(to_error(sent.with_context(st.where())));
+        auto what = serve::describe(job.values);
+        job.values.clear();
+        job.linked_types = std::move(what.types);
+        job.linked_dims = std::move(what.dims);
+      }
       pass_on(self, std::move(job));
     },
   };

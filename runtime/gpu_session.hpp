@@ -12,6 +12,7 @@
 
 #include "runtime/gpu_precision.hpp"
 #include "runtime/graph.hpp"
+#include "runtime/serve/stage_link.hpp"
 
 namespace troupe {
 
@@ -50,6 +51,11 @@ struct gpu_session_options {
   bool benchmark_convolutions = true;
   /// Joining the group blocks the session's creation until every rank has joined.
   gpu_group_ticket group;
+  /// Exchange links of a pipeline stage (size 1: none), joined after `group`: from the
+  /// previous stage's rank 0 (this session is rank >= 1; run_async_received takes its inputs
+  /// from it) and to every rank of the next stage (this session is rank 0, and sends each
+  /// run's outputs, which must be device outputs, to ranks 1.. on its stream).
+  gpu_group_ticket link_in, link_out;
 };
 
 /// A model ready to run on one GPU: plans per input dims (weights uploaded once per session,
@@ -98,6 +104,13 @@ public:
   /// the order of the calls, errors found while enqueuing included. Only a run beyond
   /// max_in_flight not yet completed is refused at once, from this call (`internal`).
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
+  /// run_async of the inputs the previous stage sends over `link_in`, as `what` describes
+  /// them (ncclRecv on this session's stream into fresh device blocks, then the run); with
+  /// `link_out`, the run's outputs are also sent to the next stage, on the stream.
+  virtual void run_async_received(serve::linked_values what, completion done) {
+    (void)what;
+    done(make_error(errc::unsupported, "this session takes no inputs over a stage link"));
+  }
   /// Whether the runs enqueued from now on return device outputs (gpu_session_options::
   /// device_outputs), e.g. to time the same plans with and without the copy out.
   virtual void set_device_outputs(bool on) = 0;

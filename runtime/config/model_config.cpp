@@ -222,7 +222,8 @@ model_config parse(const reader& in, const YAML::Node& root) {
                 c.instance_groups.push_back(std::move(g));
               });
         } else if (key == "parallelism") {
-          in.for_each_key(v, path, {"pipeline_stages", "tensor_parallel", "micro_batch"},
+          in.for_each_key(v, path,
+                          {"pipeline_stages", "tensor_parallel", "micro_batch", "stage_transport"},
                           [&](const std::string& k, const YAML::Node& x, const std::string& p) {
                             if (k == "pipeline_stages") {
                               if (x.IsScalar() && x.Scalar() == "auto")
@@ -230,6 +231,11 @@ model_config parse(const reader& in, const YAML::Node& root) {
                               else
                                 c.parallelism.pipeline_stages =
                                     in.integer(x, p, 1, 1024, "an integer >= 1 or auto");
+                            } else if (k == "stage_transport") {
+                              const auto t = in.text(x, p, "message or exchange");
+                              if (t != "message" && t != "exchange")
+                                in.expected_form(x, p, "message or exchange");
+                              c.parallelism.exchange_links = t == "exchange";
                             } else if (k == "tensor_parallel") {
                               c.parallelism.tensor_parallel =
                                   in.integer(x, p, 1, 1024, "an integer >= 1");

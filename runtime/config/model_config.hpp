@@ -48,6 +48,10 @@ struct parallelism_config {
   int64_t pipeline_stages = 1; // `automatic` lets the partitioner choose
   int64_t tensor_parallel = 1;
   int64_t micro_batch = 0; // rows per pipeline micro-batch; 0 = the whole batch
+  /// How activations cross from a stage to the next (troupe's key `stage_transport`): inside
+  /// the actor message (false, "message") or over a link the exchange sets up, send/recv on
+  /// NCCL between GPUs and on the host communicator between CPU stages (true, "exchange").
+  bool exchange_links = false;
 };
 
 struct version_policy {

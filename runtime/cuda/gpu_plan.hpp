@@ -84,6 +84,11 @@ public:
   /// Drops the device outputs `slot` holds, once its run is over and collected (the session
   /// does when a later run no longer needs them kept).
   void release(size_t slot) { slots_.at(slot).device_outputs.clear(); }
+  /// The device outputs of an enqueue with `device_outputs`, right after it (written once the
+  /// stream has passed the run): what a stage sends over its link, on the same stream.
+  const std::vector<tensor>& device_outputs_of(size_t slot) const {
+    return slots_.at(slot).device_outputs;
+  }
 
   const lowered_graph& lowered() const { return lowered_; }
   size_t arena_bytes() const { return arena_bytes_; }

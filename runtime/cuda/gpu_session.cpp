@@ -31,6 +31,13 @@ class cuda_session final : public gpu_session {
 public:
   static expected<std::unique_ptr<gpu_session>> create(graph g, gpu_session_options options) {
     TROUPE_TRY_STATUS(gpu::check_group_ticket(options.group));
+    TROUPE_TRY_STATUS(gpu::check_group_ticket(options.link_in).with_context("link_in"));
+    TROUPE_TRY_STATUS(gpu::check_group_ticket(options.link_out).with_context("link_out"));
+    if (options.link_in.size > 1 && options.link_in.rank == 0)
+      return make_error(errc::invalid_argument, "link_in: rank 0 is the sending stage's");
+    if (options.link_out.size > 1 && (options.link_out.rank != 0 || !options.device_outputs))
+      return make_error(errc::invalid_argument, "link_out: the sending stage is rank 0 and "
+                        "keeps its outputs on the device");
     auto devices = cuda::device_count(); // its error says "no usable CUDA device: <reason>"
     if (!devices)
       return devices.error();
@@ -49,6 +56,8 @@ public:
     cuda::device_guard guard(options_.device);
     if (ctx_.stream)
       cudaStreamSynchronize(ctx_.stream);
+    if (link_stream_)
+      cudaStreamSynchronize(link_stream_); // the last sends (an aborted link ends them)
     // Every host function has run, so every completion is queued: they run before the plans
     // they read go (here, when a completion is what destroys this session).
     completions_.finish();
@@ -57,6 +66,16 @@ public:
     plans_.clear();
     weights_.clear(); // their blocks were allocated for the stream: freed before it goes
     comm_.reset(); // after the plans, before the stream it enqueues on
+    link_in_.reset();
+    link_out_.reset();
+    for (size_t i = 0; i < gpu_session::max_in_flight; ++i) {
+      if (written_[i])
+        cudaEventDestroy(written_[i]);
+      if (sent_[i])
+        cudaEventDestroy(sent_[i]);
+    }
+    if (link_stream_)
+      cudaStreamDestroy(link_stream_);
     if (ctx_.lt)
       cublasLtDestroy(ctx_.lt);
     if (ctx_.cudnn)
@@ -121,6 +140,11 @@ public:
     // Even a run that fails while being enqueued completes through the stream: part of it
     // may be enqueued already, and the runs before it must complete first, in order.
     auto run = enqueue(inputs);
+    // A stage with a link sends its outputs to the next stage's ranks (see send_outputs; the
+    // blocks stay referenced until they are sent and the run two after this one starts).
+    if (run && link_out_)
+      if (auto sent = send_outputs(*run); !sent)
+        run = sent.with_context("sending the outputs over the link to the next stage");
     // The host function runs on CUDA's callback thread once the stream got there. That
     // thread must not call CUDA and holds up every other host function of the process while
     // it runs, so it only queues the run for this session's completion worker, which copies
@@ -160,6 +184,33 @@ public:
     }
   }
 
+  void run_async_received(serve::linked_values what, completion done) override {
+    if (!link_in_)
+      return done(make_error(errc::invalid_argument,
+                             "{}: inputs over a link, but the session has no link_in",
+                             graph_.source));
+    if (auto st = serve::check_linked(what, static_cast<int64_t>(options_.max_value_bytes)); !st)
+      return done(st);
+    cuda::device_guard guard(options_.device);
+    if (!guard.status())
+      return done(guard.status());
+    // Fresh blocks for this stream, received into on it; the run copies them into its arena
+    // and the session keeps them until the run two after this one.
+    std::vector<tensor> received;
+    for (size_t i = 0; i < what.types.size(); ++i) {
+      const auto type = static_cast<dtype>(what.types[i]);
+      const size_t bytes = static_cast<size_t>(numel_of(what.dims[i])) * size_of(type);
+      auto block = cuda::allocate_device(options_.device, std::max<size_t>(bytes, 1), ctx_.stream);
+      if (!block)
+        return done(block.error());
+      tensor t = tensor::wrap(type, what.dims[i], std::move(*block));
+      if (auto st = link_in_->recv(t, 0); !st)
+        return done(st.with_context(fmt::format("receiving input {} over the link", i)));
+      received.push_back(std::move(t));
+    }
+    run_async(std::move(received), std::move(done));
+  }
+
 private:
   /// A finished run's outputs, or why they are garbage: the group was aborted (a rank is
   /// gone), which releases collectives that would otherwise wait for it forever. No CUDA call.
@@ -175,6 +226,7 @@ private:
   struct enqueued {
     gpu::gpu_plan* plan;
     size_t slot;
+    size_t ring; // its place among the runs in flight (held_inputs_, recent_, sent_)
   };
 
   /// Counts a run in, or refuses it when max_in_flight are not completed yet (their slots
@@ -216,6 +268,23 @@ private:
       return comm.error();
     comm_ = std::move(*comm);
     ctx_.comm = comm_.get();
+    // The links after the stage's group, the one from the previous stage first: every stage
+    // joins in that order, so the joins resolve from the first stage on.
+    auto in = gpu::join_group(options_.link_in, options_.device, ctx_.stream);
+    if (!in)
+      return in.error().with_context("joining the link from the previous stage");
+    link_in_ = std::move(*in);
+    if (options_.link_out.size > 1) {
+      TROUPE_CUDA_TRY(cudaStreamCreateWithFlags(&link_stream_, cudaStreamNonBlocking));
+      for (size_t i = 0; i < gpu_session::max_in_flight; ++i) {
+        TROUPE_CUDA_TRY(cudaEventCreateWithFlags(&written_[i], cudaEventDisableTiming));
+        TROUPE_CUDA_TRY(cudaEventCreateWithFlags(&sent_[i], cudaEventDisableTiming));
+      }
+    }
+    auto out = gpu::join_group(options_.link_out, options_.device, link_stream_);
+    if (!out)
+      return out.error().with_context("joining the link to the next stage");
+    link_out_ = std::move(*out);
     return status::ok();
   }
 
@@ -266,6 +335,12 @@ private:
     const size_t ring = runs_++ % held_inputs_.size();
     auto& held = held_inputs_[ring];
     held.clear();
+    // The run two before may still be sending its outputs to the next stage (on the link's
+    // stream, which waits for that stage to receive): they go only once sent.
+    if (sending_[ring]) {
+      sending_[ring] = false;
+      TROUPE_CUDA_TRY(cudaEventSynchronize(sent_[ring]));
+    }
     if (auto& before = recent_[ring]) {
       before->plan->release(before->slot);
       before.reset();
@@ -277,8 +352,21 @@ private:
                               options_.device_outputs);
     if (!slot)
       return slot.error();
-    recent_[ring] = enqueued{*p, *slot};
+    recent_[ring] = enqueued{*p, *slot, ring};
     return *recent_[ring];
+  }
+
+  /// Sends a run's device outputs to every rank of the next stage, on the link's stream once
+  /// the run has written them: not on the compute stream, where a send that waits for the next
+  /// stage to receive would hold up the run's completion callback, and so the message that
+  /// tells that stage to receive (deadlock).
+  status send_outputs(const enqueued& run) {
+    TROUPE_CUDA_TRY(cudaEventRecord(written_[run.ring], ctx_.stream));
+    TROUPE_CUDA_TRY(cudaStreamWaitEvent(link_stream_, written_[run.ring], 0));
+    TROUPE_TRY_STATUS(serve::send_values(*link_out_, run.plan->device_outputs_of(run.slot)));
+    TROUPE_CUDA_TRY(cudaEventRecord(sent_[run.ring], link_stream_));
+    sending_[run.ring] = true;
+    return status::ok();
   }
 
   graph graph_;
@@ -289,6 +377,10 @@ private:
   gpu::weight_store weights_;
   gpu::gpu_context ctx_;
   std::unique_ptr<cuda::nccl_communicator> comm_; // null without a group
+  std::unique_ptr<cuda::nccl_communicator> link_in_, link_out_; // null without links
+  cudaStream_t link_stream_ = nullptr; // link_out_'s sends (with link_out only)
+  std::array<cudaEvent_t, gpu_session::max_in_flight> written_{}, sent_{}; // per ring place
+  std::array<bool, gpu_session::max_in_flight> sending_{};
   int devices_ = 0;                               // visible GPUs
   std::array<std::vector<tensor>, gpu_session::max_in_flight> held_inputs_; // device inputs
   uint64_t runs_ = 0;                             // enqueued so far

@@ -12,7 +12,7 @@ namespace troupe {
 
 /// Bumped whenever the table or gpu_session's interface changes (see gpu_kernels_api_version).
 // 2: group, check; 3: device_outputs, channels_last, to_gpu, to_host;
-// 4: benchmark_convolutions.
+// 4: benchmark_convolutions, link_in, link_out, run_async_received.
 inline constexpr uint32_t gpu_session_api_version = 4;
 
 struct gpu_session_api {

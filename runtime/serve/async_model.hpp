@@ -30,6 +30,13 @@ public:
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
   /// How many runs may be started and not completed yet (at least 1).
   virtual size_t max_in_flight() const = 0;
+  /// Starts a run whose inputs the previous stage sent over this stage's link, as `what`
+  /// describes them, when the model's session holds the link (the GPU's, which receives and
+  /// sends on its streams); others refuse through `done`: their executor moves the values.
+  virtual void run_async_received(serve::linked_values what, completion done) {
+    (void)what;
+    done(make_error(errc::unsupported, "this model takes no inputs over a stage link"));
+  }
 };
 
 /// Opens `g` (a whole model, a pipeline stage or a tensor-parallel rank) on one GPU

@@ -23,6 +23,12 @@ public:
       s->run_async(std::move(inputs), std::move(done));
     });
   }
+  void run_async_received(serve::linked_values what, completion done) override {
+    submitter_.post([s = session_.get(), what = std::move(what),
+                     done = std::move(done)]() mutable {
+      s->run_async_received(std::move(what), std::move(done));
+    });
+  }
   size_t max_in_flight() const override { return gpu_session::max_in_flight; }
 
 private:

@@ -86,6 +86,8 @@ TEST_CASE("batch_job, stage_job and batch_done round-trip, errors and actor hand
   CHECK(j.micro_rows == 3);
   stage_job part{7, 2, {sample_tensor()}, {merger}, merger, {250, 300},
                  to_error(errc::internal, "stage 1 broke")};
+  part.linked_types = {1, 7};
+  part.linked_dims = {{2, 3}, {4}};
   auto sj = round_trip(t.sys, part);
   CHECK(sj.batch_id == 7);
   CHECK(sj.micro == 2);
@@ -93,6 +95,8 @@ TEST_CASE("batch_job, stage_job and batch_done round-trip, errors and actor hand
   CHECK(sj.next_stages.at(0) == merger);
   CHECK(sj.merger == merger);
   CHECK(sj.stage_us == std::vector<int64_t>{250, 300});
+  CHECK(sj.linked_types == std::vector<uint8_t>{1, 7});
+  CHECK(sj.linked_dims == std::vector<std::vector<int64_t>>{{2, 3}, {4}});
   CHECK(errc_of(sj.error) == errc::internal);
   CHECK(t.sys.render(sj.error).find("stage 1 broke") != std::string::npos);
   batch_done done{7, 1, to_error(errc::timeout, "late"), {infer_response{{sample_tensor()}, 3, 0, 0, 0, 0, {}, {}}},
@@ -162,13 +166,16 @@ TEST_CASE("tensor-parallel fields and group tickets round-trip: ids and bytes, n
   on_gpu.precision = "bf16";
   on_gpu.channels_last = true;
   on_gpu.benchmark_convolutions = true;
+  on_gpu.exchange_links = true;
   auto pg = round_trip(t.sys, on_gpu);
   CHECK(pg.backend == "gpu");
   CHECK(pg.instance_gpus == std::vector<std::vector<int32_t>>{{0, 1}, {}});
   CHECK(pg.precision == "bf16");
   CHECK(pg.channels_last);
   CHECK(pg.benchmark_convolutions);
+  CHECK(pg.exchange_links);
   CHECK(round_trip(t.sys, replica_status{"m", 1, 0, {0}, 0, 1, "cuda"}).kind == "cuda");
+  CHECK(round_trip(t.sys, replica_status{"m", 1, 0, {0, 1}, 0, 1, "cpu", 1}).links == 1);
 
   auto gr = round_trip(t.sys, group_request{"nccl", 4, 3});
   CHECK(gr.kind == "nccl");

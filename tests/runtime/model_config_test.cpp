@@ -68,7 +68,7 @@ max_batches_in_flight: 3
 instance_group:
   - {count: 2, kind: KIND_GPU, gpus: [0, 1]}
   - {kind: CPU}
-parallelism: {pipeline_stages: auto, tensor_parallel: 2, micro_batch: 4}
+parallelism: {pipeline_stages: auto, tensor_parallel: 2, micro_batch: 4, stage_transport: exchange}
 version_policy: {latest: {num_versions: 2}}
 )";
   auto c = parse_model_config(yaml, "resnet/config.yaml");
@@ -106,6 +106,7 @@ version_policy: {latest: {num_versions: 2}}
   CHECK(c->parallelism.pipeline_stages == parallelism_config::automatic);
   CHECK(c->parallelism.tensor_parallel == 2);
   CHECK(c->parallelism.micro_batch == 4);
+  CHECK(c->parallelism.exchange_links);
   CHECK(c->versions.which == version_policy::kind::latest);
   CHECK(c->versions.num_versions == 2);
 }
@@ -117,6 +118,7 @@ TEST_CASE("parse_model_config gives defaults for an empty file") {
   CHECK(!c->dynamic_batching);
   CHECK(c->max_batches_in_flight == 2);
   CHECK(c->parallelism.pipeline_stages == 1);
+  CHECK_FALSE(c->parallelism.exchange_links); // activations ride in the messages
   CHECK(c->versions.which == version_policy::kind::latest);
   CHECK(c->versions.num_versions == 1);
   auto empty_block = parse_model_config("max_batch_size: 4\ndynamic_batching:\n", "m/config.yaml");
@@ -163,6 +165,8 @@ TEST_CASE("config errors name the file, the key path and the expected form") {
 
   auto stages = error_of("parallelism: {pipeline_stages: some}\n");
   CHECK(contains(stages, "parallelism.pipeline_stages: expected an integer >= 1 or auto"));
+  auto transport = error_of("parallelism: {stage_transport: pigeon}\n");
+  CHECK(contains(transport, "parallelism.stage_transport: expected message or exchange"));
 
   auto twice = error_of("max_batch_size: 2\nmax_batch_size: 3\n");
   CHECK(contains(twice, "max_batch_size: key given twice"));

@@ -1,0 +1,55 @@
+// stage_link: describing, checking, sending and receiving a stage's values over its link.
+#include "runtime/serve/stage_link.hpp"
+
+#include "kernels/shape.hpp"
+
+namespace troupe::serve {
+
+linked_values describe(const std::vector<tensor>& values) {
+  linked_values out;
+  for (const auto& v : values) {
+    out.types.push_back(static_cast<uint8_t>(v.type()));
+    out.dims.emplace_back(v.dims().begin(), v.dims().end());
+  }
+  return out;
+}
+
+status check_linked(const linked_values& what, int64_t max_bytes) {
+  if (what.types.size() != what.dims.size())
+    return make_error(errc::invalid_argument, "linked values: {} dtypes for {} dims lists",
+                      what.types.size(), what.dims.size());
+  for (size_t i = 0; i < what.types.size(); ++i) {
+    const auto type = static_cast<dtype>(what.types[i]);
+    if (what.types[i] > static_cast<uint8_t>(dtype::boolean) || size_of(type) == 0)
+      return make_error(errc::invalid_argument, "linked value {}: dtype code {} is not a numeric "
+                        "dtype", i, what.types[i]);
+    auto bytes = checked_bytes(what.dims[i], size_of(type));
+    if (!bytes)
+      return bytes.error().with_context(fmt::format("linked value {}", i));
+    if (*bytes > max_bytes)
+      return make_error(errc::invalid_argument, "linked value {}: {} bytes, more than {}", i,
+                        *bytes, max_bytes);
+  }
+  return status::ok();
+}
+
+status send_values(communicator& link, const std::vector<tensor>& values) {
+  for (int peer = 1; peer < link.size(); ++peer)
+    for (size_t i = 0; i < values.size(); ++i)
+      TROUPE_TRY_STATUS(link.send(values[i], peer).with_context(
+          fmt::format("sending value {} to link rank {}", i, peer)));
+  return status::ok();
+}
+
+expected<std::vector<tensor>> receive_values(communicator& link, const linked_values& what) {
+  TROUPE_TRY_STATUS(check_linked(what));
+  std::vector<tensor> out;
+  for (size_t i = 0; i < what.types.size(); ++i) {
+    tensor t = tensor::empty(static_cast<dtype>(what.types[i]), shape(what.dims[i]));
+    TROUPE_TRY_STATUS(link.recv(t, 0).with_context(fmt::format("receiving value {}", i)));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+} // namespace troupe::serve

@@ -1,0 +1,42 @@
+// stage_link: how a pipeline stage hands its outputs to the next stage over a communicator
+// (send/recv) instead of inside the actor message, as stages in other processes or on other
+// nodes need: the message carries only what was sent (dtypes and dims), the values travel
+// over the link (NCCL between GPUs, the host communicator between CPU stages).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/communicator.hpp"
+#include "kernels/status.hpp"
+#include "kernels/tensor.hpp"
+
+namespace troupe::serve {
+
+/// A link joins rank 0 of one stage (the sender, link rank 0) to every tensor-parallel rank
+/// of the next stage (the receivers, link ranks 1..ranks).
+inline int link_size(int receiver_ranks) { return 1 + receiver_ranks; }
+
+/// What the message says about the values that went over the link, value by value.
+struct linked_values {
+  std::vector<uint8_t> types;              // dtype codes
+  std::vector<std::vector<int64_t>> dims;
+  bool empty() const { return types.empty(); }
+};
+
+/// The dtypes and dims of `values`.
+linked_values describe(const std::vector<tensor>& values);
+
+/// The dtypes and dims a message claims, checked before anything is allocated for them
+/// (the message may come from the network): known numeric dtypes, as many dims lists as
+/// dtypes, dims that are not negative, at most `max_bytes` per value.
+status check_linked(const linked_values& what, int64_t max_bytes = int64_t{8} << 30);
+
+/// Sends every value, in order, to every receiver of the link (this is its rank 0).
+status send_values(communicator& link, const std::vector<tensor>& values);
+
+/// Receives the values `what` describes from the link's rank 0 into fresh host tensors (this
+/// is a receiver).
+expected<std::vector<tensor>> receive_values(communicator& link, const linked_values& what);
+
+} // namespace troupe::serve

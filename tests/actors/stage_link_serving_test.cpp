@@ -1,0 +1,234 @@
+// stage_link_serving_test: with parallelism.stage_transport exchange, a replica's stages hand
+// their activations over exchange links (send/recv on the host communicator here, NCCL between
+// GPUs) and the messages carry only what went there; answers equal the unsplit session, on the
+// detached and the asynchronous executors, with tensor-parallel ranks and micro-batches; a stage
+// that dies restarts its whole replica with fresh links.
+#include <doctest/doctest.h>
+
+#include "actors/embedded_runtime.hpp"
+#include "kernels/gpu_devices.hpp"
+#include "runtime/parallel/group_registry.hpp"
+#include "runtime/serve/pipeline_plan.hpp"
+#include "runtime/session.hpp"
+#include "tests/actors/serving_test_util.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+
+namespace {
+
+model_config linked_config(int64_t stages, int64_t ranks, int64_t micro, int64_t max_batch) {
+  auto c = test::one_batch_config(stages, ranks, micro, max_batch);
+  c.parallelism.exchange_links = true;
+  return c;
+}
+
+} // namespace
+
+TEST_CASE("seed_cnn with exchange links between its stages answers like the unsplit session, "
+          "on detached and asynchronous executors, with ranks and micro-batches") {
+  auto onnx = test::seed_cnn_path();
+  if (!onnx) {
+    MESSAGE("seed_cnn.onnx not exported (tools/export_models.py); skipped");
+    return;
+  }
+  std::mt19937 rng(std::random_device{}());
+  const tensor batch = test::random_rows({4, 1, 28, 28}, rng);
+  const auto want = test::session_outputs(*onnx, batch);
+  const std::vector<int64_t> rows{1, 2, 1};
+  test::threaded_system t;
+  struct variant {
+    int64_t stages, ranks, micro;
+    bool host_async;
+  };
+  for (auto v : {variant{2, 1, 0, false}, variant{3, 1, 2, false}, variant{2, 2, 2, false},
+                 variant{2, 1, 2, true}, variant{2, 2, 0, true}}) {
+    CAPTURE(v.stages);
+    CAPTURE(v.ranks);
+    CAPTURE(v.micro);
+    CAPTURE(v.host_async);
+    auto rt = test::start_on_two_devices(t.sys);
+    REQUIRE(rt);
+    load_options lo;
+    lo.host_async = v.host_async;
+    auto h = (*rt)->load_model("seed_cnn", 1, *onnx,
+                               linked_config(v.stages, v.ranks, v.micro, 4), lo);
+    REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+    REQUIRE(h->plan.stages == v.stages);
+    auto st = (*rt)->status();
+    REQUIRE(st);
+    REQUIRE(st->replicas.size() == 1);
+    CHECK(st->replicas[0].links == static_cast<uint32_t>(v.stages - 1));
+    test::check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows,
+                        want, 1e-5, t.sys);
+    auto ms = (*rt)->status(*h);
+    REQUIRE(ms);
+    CHECK(ms->completed == 3);
+    CHECK(ms->failed == 0);
+  }
+}
+
+TEST_CASE("a linked stage sends its outputs over the link and only their dims in the message; "
+          "the next stage runs on what it receives") {
+  test::temp_dir dir;
+  auto onnx = dir.path / "mlp.onnx";
+  test::write_mlp_onnx(onnx); // x[.,16] -> h[.,32] -> y[.,8]; cut after h
+  const std::vector<std::vector<std::string>> cut{{"h"}};
+  std::mt19937 rng(std::random_device{}());
+  const tensor x = test::random_rows({3, 16}, rng);
+  auto stage_outputs = [&](size_t stage, const tensor& in) {
+    auto g = serve::load_rank_graph(onnx.string(), cut, stage, 0, 1);
+    REQUIRE(g);
+    auto s = session::from_graph(std::move(*g));
+    REQUIRE(s);
+    std::vector<tensor> inputs{in};
+    auto out = (*s)->run(inputs);
+    REQUIRE(out);
+    return *out;
+  };
+  const tensor h = stage_outputs(0, x).at(0);
+  const tensor y = stage_outputs(1, h).at(0);
+  for (auto backend : {executor_backend::cpu, executor_backend::host_async}) {
+    CAPTURE(static_cast<int>(backend));
+    auto& registry = group_registry::global();
+    auto link = registry.create_host_group(2);
+    REQUIRE(link);
+    test::threaded_system t;
+    caf::scoped_actor self{t.sys};
+    auto spec_of = [&](int stage) {
+      shard_spec spec;
+      spec.onnx_path = onnx.string();
+      spec.boundaries = cut;
+      spec.stage = stage;
+      spec.backend = backend;
+      spec.limits.threads = 1;
+      if (stage == 0)
+        spec.link_out = group_ticket{*link, 0, 2, "host", {}};
+      else
+        spec.link_in = group_ticket{*link, 1, 2, "host", {}};
+      return spec;
+    };
+    // Stage 0 hands its job on to this test (as the next stage): values empty, dims in the
+    // message. The test passes that job on to stage 1, whose answer reaches the test as the
+    // merger.
+    auto first = spawn_shard_executor(t.sys, spec_of(0));
+    auto second = spawn_shard_executor(t.sys, spec_of(1));
+    auto me = caf::actor{self};
+    t.sys.spawn([=](caf::event_based_actor* a) { // see async_executor_test: TSan and CAF
+      stage_job job;
+      job.values = {x.clone()};
+      job.next_stages = {me};
+      job.merger = me;
+      a->send(first, atom::run_v, std::move(job));
+    });
+    stage_job passed;
+    self->receive([&](atom::run, stage_job& job) { passed = std::move(job); },
+                  caf::after(60s) >> [&] { FAIL("stage 0 passed nothing on"); });
+    CHECK(passed.values.empty());
+    CHECK(passed.linked_types == std::vector<uint8_t>{static_cast<uint8_t>(dtype::f32)});
+    CHECK(passed.linked_dims == std::vector<std::vector<int64_t>>{{3, 32}});
+    CHECK_FALSE(passed.error);
+    t.sys.spawn([=, job = std::move(passed)](caf::event_based_actor* a) mutable {
+      a->send(second, atom::run_v, std::move(job));
+    });
+    self->receive(
+        [&](atom::merge, stage_job& job) {
+          REQUIRE_MESSAGE(!job.error, t.sys.render(job.error));
+          REQUIRE(job.values.size() == 1);
+          CHECK(relative_error(job.values[0], y) < 1e-6);
+        },
+        caf::after(60s) >> [&] { FAIL("stage 1 did not answer"); });
+    self->send_exit(first, caf::exit_reason::user_shutdown);
+    self->send_exit(second, caf::exit_reason::user_shutdown);
+    registry.release(*link);
+  }
+}
+
+TEST_CASE("a stage of a linked replica that throws: each request of the batch gets one error, "
+          "the replica restarts with fresh links and serves the next batch") {
+  test::temp_dir dir;
+  auto onnx = dir.path / "mlp.onnx";
+  test::write_mlp_onnx(onnx);
+  test::threaded_system t;
+  auto rt = test::start_on_two_devices(t.sys);
+  REQUIRE(rt);
+  load_options lo;
+  lo.boundaries = {{"h"}};
+  lo.fault_after_batches = 2; // stage 0 throws on the second micro-batch, after the first
+                              // went over the link
+  auto h = (*rt)->load_model("mlp", 1, onnx, linked_config(1, 1, 1, 3), lo);
+  REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+  REQUIRE(h->plan.stages == 2);
+  std::mt19937 rng(std::random_device{}());
+  const tensor batch = test::random_rows({3, 16}, rng);
+  auto failed = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 1, 1}));
+  for (auto& r : failed) {
+    REQUIRE_FALSE(r);
+    CHECK(errc_of(r.error()) == errc::unavailable);
+  }
+  const auto want = test::session_outputs(onnx, batch);
+  test::check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2})),
+                      {1, 2}, want, 1e-5, t.sys);
+  auto ms = (*rt)->status(*h);
+  REQUIRE(ms);
+  CHECK(ms->failed == 3);
+  CHECK(ms->completed == 2);
+  auto st = (*rt)->status();
+  REQUIRE(st);
+  CHECK(st->replicas.at(0).restarts == 1);
+  CHECK(st->replicas.at(0).links == 1); // a fresh one
+}
+
+TEST_CASE("exchange links between GPU stages need a GPU per stage: on one GPU the load fails "
+          "saying so") {
+  auto gpus = list_gpus();
+  if (!gpus || gpus->size() != 1) {
+    MESSAGE("needs exactly one GPU; skipped");
+    return;
+  }
+  auto onnx = test::seed_cnn_path();
+  if (!onnx) {
+    MESSAGE("seed_cnn.onnx not exported (tools/export_models.py); skipped");
+    return;
+  }
+  test::threaded_system t;
+  auto rt = embedded_runtime::start(t.sys);
+  REQUIRE(rt);
+  auto config = linked_config(2, 1, 0, 8);
+  config.instance_groups.push_back(instance_group{"gpu", 1, instance_kind::gpu, {0}});
+  auto h = (*rt)->load_model("seed_cnn", 1, *onnx, config);
+  REQUIRE_FALSE(h);
+  CHECK(errc_of(h.error()) == errc::invalid_argument);
+  CHECK(message_of(h.error()).find("both on cuda:0") != std::string::npos);
+}
+
+TEST_CASE("seed_cnn as 2 KIND_GPU stages on two GPUs with exchange links (NCCL send/recv) "
+          "answers like the CPU session") {
+  auto gpus = list_gpus();
+  if (!gpus || gpus->size() < 2) {
+    MESSAGE("needs two GPUs; skipped");
+    return;
+  }
+  auto onnx = test::seed_cnn_path();
+  if (!onnx) {
+    MESSAGE("seed_cnn.onnx not exported (tools/export_models.py); skipped");
+    return;
+  }
+  std::mt19937 rng(std::random_device{}());
+  const tensor batch = test::random_rows({8, 1, 28, 28}, rng);
+  const auto want = test::session_outputs(*onnx, batch);
+  test::threaded_system t;
+  auto rt = embedded_runtime::start(t.sys);
+  REQUIRE(rt);
+  for (int64_t micro : {0, 4}) {
+    CAPTURE(micro);
+    auto config = linked_config(2, 1, micro, 8);
+    config.instance_groups.push_back(instance_group{"gpu", 1, instance_kind::gpu, {0, 1}});
+    auto h = (*rt)->load_model("seed_cnn", micro + 1, *onnx, config);
+    REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+    const std::vector<int64_t> rows{3, 1, 4};
+    test::check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows,
+                        want, 1e-4, t.sys);
+    (void)(*rt)->unload_model("seed_cnn", micro + 1);
+  }
+}
