@@ -167,6 +167,19 @@ void load(caf::blocking_actor*, shard_spec spec, std::shared_ptr<load_slot> slot
     caf::anon_send(caf::actor_cast<async_executor_actor>(strong), atom::loaded_v);
 }
 
+/// A send or receive over a host link failed: an aborted link fails the batch with the
+/// abort's reason (as an aborted group does); otherwise the link is out of step with the
+/// messages and the executor stops, so its replica restarts with fresh links.
+void link_failed(async_pointer self, stage_job&& job, const communicator& link,
+                 const status& why) {
+  auto& st = self->state;
+  if (!link.aborted().is_ok())
+    return fail_job(self, std::move(job), to_error(link.aborted().with_context(st.where)),
+                    st.rank());
+  st.stopping = true;
+  self->quit(to_error(why.with_context(st.where)));
+}
+
 /// Starts one run: the oldest queued job. Its inputs come in the job, or over the stage's
 /// link: a host link's from the actor (the sender put them there before its message, so
 /// receiving does not wait), a GPU link's from the session, on its stream.
@@ -181,10 +194,8 @@ void start_one(async_pointer self) {
   job.linked_dims.clear();
   if (!linked.empty() && st.opened.links.in) {
     auto received = serve::receive_values(*st.opened.links.in, linked);
-    if (!received) { // the link is out of step with the messages: the replica restarts
-      st.stopping = true;
-      return self->quit(to_error(received.error().with_context(st.where)));
-    }
+    if (!received)
+      return link_failed(self, std::move(job), *st.opened.links.in, received.error());
     inputs = std::move(*received);
     linked = {};
   }
@@ -258,10 +269,8 @@ void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::dura
     // The values go over the link (a GPU session already sent them, on its link's stream; a
     // host link takes them now, buffered), the message says what went there.
     if (st.opened.links.out)
-      if (auto sent = serve::send_values(*st.opened.links.out, job.values); !sent) {
-        st.stopping = true;
-        return self->quit(to_error(sent.with_context(st.where)));
-      }
+      if (auto sent = serve::send_values(*st.opened.links.out, job.values); !sent)
+        return link_failed(self, std::move(job), *st.opened.links.out, sent);
     auto what = serve::describe(job.values);
     job.values.clear();
     job.linked_types = std::move(what.types);

@@ -75,6 +75,19 @@ expected<bool> take_linked_inputs(shard_state& st, stage_job& job) {
   return true;
 }
 
+/// A send or receive over a link failed. An aborted link (a stage of the replica cannot load,
+/// or the replica is being dropped) fails the batch with the abort's reason, as an aborted
+/// group does; otherwise the link is out of step with the messages and the executor stops, so
+/// its replica restarts with fresh links.
+void link_failed(shard_executor_actor::stateful_pointer<shard_state> self, stage_job&& job,
+                 const communicator* link, const status& why, uint32_t rank) {
+  auto& st = self->state;
+  if (link && !link->aborted().is_ok())
+    return fail_job(self, std::move(job), to_error(link->aborted().with_context(st.where())),
+                    rank);
+  self->quit(to_error(why.with_context(st.where())));
+}
+
 shard_executor_actor::behavior_type
 shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_spec spec) {
   self->state.spec = std::move(spec);
@@ -92,7 +105,7 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
         return fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where())),
                         rank);
       if (auto taken = take_linked_inputs(st, job); !taken)
-        return self->quit(to_error(taken.error().with_context(st.where())));
+        return link_failed(self, std::move(job), st.links.in.get(), taken.error(), rank);
       const auto started = std::chrono::steady_clock::now();
       auto outputs = st.model->run(job.values);
       if (!outputs) {
@@ -120,7 +133,7 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
         // Over the link first (buffered: it returns at once), then the message that says
         // what went there.
         if (auto sent = serve::send_values(*st.links.out, job.values); !sent)
-          return self->quit(to_error(sent.with_context(st.where())));
+          return link_failed(self, std::move(job), st.links.out.get(), sent, rank);
         auto what = serve::describe(job.values);
         job.values.clear();
         job.linked_types = std::move(what.types);

@@ -144,6 +144,60 @@ TEST_CASE("a linked stage sends its outputs over the link and only their dims in
   }
 }
 
+TEST_CASE("a linked stage that cannot load aborts its link: the batch fails with its load error "
+          "instead of the sender stopping") {
+  test::temp_dir dir;
+  auto onnx = dir.path / "mlp.onnx";
+  test::write_mlp_onnx(onnx);
+  for (auto backend : {executor_backend::cpu, executor_backend::host_async}) {
+    CAPTURE(static_cast<int>(backend));
+    auto& registry = group_registry::global();
+    auto link = registry.create_host_group(2);
+    REQUIRE(link);
+    test::threaded_system t;
+    caf::scoped_actor self{t.sys};
+    shard_spec sender, receiver;
+    for (auto* spec : {&sender, &receiver}) {
+      spec->boundaries = {{"h"}};
+      spec->backend = backend;
+      spec->limits.threads = 1;
+    }
+    sender.onnx_path = onnx.string();
+    sender.link_out = group_ticket{*link, 0, 2, "host", {}};
+    receiver.onnx_path = (dir.path / "missing.onnx").string();
+    receiver.stage = 1;
+    receiver.link_in = group_ticket{*link, 1, 2, "host", {}};
+    auto first = spawn_shard_executor(t.sys, sender);
+    auto second = spawn_shard_executor(t.sys, receiver);
+    std::mt19937 rng(std::random_device{}());
+    const tensor x = test::random_rows({2, 16}, rng);
+    auto me = caf::actor{self};
+    auto next = caf::actor_cast<caf::actor>(second);
+    // Whether a send came before the abort (the receiver fails the job) or after it (the
+    // sender fails it), each batch fails once with the load error; the second one shows that
+    // the sender did not stop.
+    for (int batch = 0; batch < 2; ++batch) {
+      CAPTURE(batch);
+      t.sys.spawn([=](caf::event_based_actor* a) {
+        stage_job job;
+        job.values = {x.clone()};
+        job.next_stages = {next};
+        job.merger = me;
+        a->send(first, atom::run_v, std::move(job));
+      });
+      self->receive(
+          [&](atom::merge, stage_job& job) {
+            REQUIRE(job.error);
+            CHECK(message_of(job.error).find("missing.onnx") != std::string::npos);
+          },
+          caf::after(60s) >> [&] { FAIL("the batch was not failed"); });
+    }
+    self->send_exit(first, caf::exit_reason::user_shutdown);
+    self->send_exit(second, caf::exit_reason::user_shutdown);
+    registry.release(*link);
+  }
+}
+
 TEST_CASE("a stage of a linked replica that throws: each request of the batch gets one error, "
           "the replica restarts with fresh links and serves the next batch") {
   test::temp_dir dir;
@@ -179,8 +233,8 @@ TEST_CASE("a stage of a linked replica that throws: each request of the batch ge
   CHECK(st->replicas.at(0).links == 1); // a fresh one
 }
 
-TEST_CASE("exchange links between GPU stages need a GPU per stage: on one GPU the load fails "
-          "saying so") {
+TEST_CASE("KIND_GPU stages with exchange links on one GPU fail at load: NCCL needs a GPU per "
+          "stage") {
   auto gpus = list_gpus();
   if (!gpus || gpus->size() != 1) {
     MESSAGE("needs exactly one GPU; skipped");
