@@ -150,6 +150,7 @@ struct pipeline_settings {
   int64_t batch = 8;
   std::vector<int64_t> micro_batches{0};
   std::vector<int> cores{0, 1};
+  std::vector<std::string> transports{"message"}; // stage_transport variants of K >= 2
   double seconds = 10;
 };
 
@@ -159,7 +160,7 @@ struct pipeline_settings {
 std::optional<double> pipeline_row(caf::actor_system& sys, const pipeline_settings& s,
                                    const planner::model_cost& cost,
                                    const planner::device_spec& device, int stages, int64_t micro,
-                                   double baseline) {
+                                   double baseline, bool exchange_links = false) {
   planner::device_pool pool;
   pool.devices_per_node = stages;
   pool.device = device;
@@ -184,6 +185,7 @@ std::optional<double> pipeline_row(caf::actor_system& sys, const pipeline_settin
   config.max_batch_size = s.batch;
   config.max_batches_in_flight = 2;
   config.parallelism.micro_batch = micro;
+  config.parallelism.exchange_links = exchange_links;
   dynamic_batching_config db;
   db.preferred_batch_size = {s.batch};
   db.max_queue_delay = std::chrono::microseconds(50000);
@@ -213,8 +215,9 @@ std::optional<double> pipeline_row(caf::actor_system& sys, const pipeline_settin
     busy += fmt::format("{}{:.0f}%", i ? "/" : "", 100 * r.stage_busy[i]);
   }
   const double speedup = baseline > 0 ? r.throughput / baseline : 1;
-  std::printf("| %d stage(s) on core(s) %s | %s | %.1f | %.1f | %+.0f%% | %.2fx | %s | %s | %s | %llu |\n",
+  std::printf("| %d stage(s) on core(s) %s%s | %s | %.1f | %.1f | %+.0f%% | %.2fx | %s | %s | %s | %llu |\n",
               stages, fmt::format("{}", fmt::join(ro.resources.cores, ",")).c_str(),
+              exchange_links ? ", exchange links" : "",
               micro > 0 ? std::to_string(micro).c_str() : "-", plan.replica_items_per_s,
               r.throughput, 100 * (plan.replica_items_per_s - r.throughput) / r.throughput,
               speedup, predicted_ms.c_str(), measured_ms.c_str(), busy.c_str(),
@@ -270,8 +273,10 @@ int pipeline_bench(const pipeline_settings& s) {
     return 1;
   for (int stages = 2; stages <= static_cast<int>(s.cores.size()); ++stages)
     for (int64_t micro : s.micro_batches)
-      if (!pipeline_row(sys, s, analysis->cost, device, stages, micro, *base))
-        return 1;
+      for (const auto& transport : s.transports)
+        if (!pipeline_row(sys, s, analysis->cost, device, stages, micro, *base,
+                          transport == "exchange"))
+          return 1;
   return 0;
 }
 
@@ -302,6 +307,11 @@ int main(int argc, char** argv) {
   app.add_option("--micro-batches", ps.micro_batches, "--pipeline: micro_batch variants (0: none)")
       ->delimiter(',');
   app.add_option("--cores", ps.cores, "--pipeline: one core per stage; stages 2..count")
+      ->delimiter(',');
+  app.add_option("--stage-transports", ps.transports,
+                 "--pipeline: message (tensors in the actor messages) and/or exchange (over "
+                 "exchange links) for 2 or more stages")
+      ->check(CLI::IsMember({"message", "exchange"}))
       ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   if (pipeline) {
