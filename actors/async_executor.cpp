@@ -192,6 +192,16 @@ void start_one(async_pointer self) {
   serve::linked_values linked{std::move(job.linked_types), std::move(job.linked_dims)};
   job.linked_types.clear();
   job.linked_dims.clear();
+  // What the message says went over the link must fit this stage before anything is received
+  // (host) or enqueued (GPU): a bogus message fails its job and leaves the link in step.
+  if (!linked.empty() || !linked.dims.empty()) {
+    const bool has_link = st.opened.links.in || st.spec.link_in.size > 1;
+    auto bad = has_link ? serve::check_linked_inputs(linked, st.opened.model->inputs())
+                        : make_error(errc::invalid_argument, "the job's values went over a "
+                                     "link, but this stage has no link from the previous one");
+    if (!bad)
+      return fail_job(self, std::move(job), to_error(bad.with_context(st.where)), st.rank());
+  }
   if (!linked.empty() && st.opened.links.in) {
     auto received = serve::receive_values(*st.opened.links.in, linked);
     if (!received)
@@ -251,9 +261,12 @@ void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::dura
       st.stopping = true;
       return self->quit(std::move(why));
     }
-    // A GPU stage with links stops too: whether its sends and receives still match the
-    // messages shows nowhere else, and its replica restarts with fresh links.
+    // A GPU stage with links stops too (whether its sends and receives still match the
+    // messages shows nowhere else, and its replica restarts with fresh links), unless a link
+    // was aborted: a stage that cannot load, as with a group, fails every batch instead.
     if (st.linked() && st.spec.backend == executor_backend::gpu) {
+      if (auto links = st.opened.model->link_status(); !links)
+        return fail_job(self, std::move(job), to_error(links.with_context(st.where)), st.rank());
       st.stopping = true;
       return self->quit(std::move(why));
     }

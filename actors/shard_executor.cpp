@@ -56,23 +56,14 @@ status load_stage(shard_state& st) {
   return status::ok();
 }
 
-/// The stage's inputs from its link, when the job says they went there. A failure leaves the
-/// link out of step with the messages (values not taken stay queued for the next job), so
-/// the executor stops and its replica restarts with fresh links.
-expected<bool> take_linked_inputs(shard_state& st, stage_job& job) {
-  const serve::linked_values what{std::move(job.linked_types), std::move(job.linked_dims)};
-  job.linked_types.clear();
-  job.linked_dims.clear();
-  if (what.empty())
-    return false;
+/// Whether a job's description of what went over the link can be received by this stage (it
+/// has a link from the previous stage, and the values fit its inputs): checked before
+/// anything is taken, so a bogus message fails only its job.
+status check_linked_job(const shard_state& st, const serve::linked_values& what) {
   if (!st.links.in)
     return make_error(errc::invalid_argument, "the job's values went over a link, but {} has "
                       "no link from the previous stage", st.where());
-  auto values = serve::receive_values(*st.links.in, what);
-  if (!values)
-    return values.error();
-  job.values = std::move(*values);
-  return true;
+  return serve::check_linked_inputs(what, st.model->inputs());
 }
 
 /// A send or receive over a link failed. An aborted link (a stage of the replica cannot load,
@@ -104,8 +95,18 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
       if (!st.load_error)
         return fail_job(self, std::move(job), to_error(st.load_error.with_context(st.where())),
                         rank);
-      if (auto taken = take_linked_inputs(st, job); !taken)
-        return link_failed(self, std::move(job), st.links.in.get(), taken.error(), rank);
+      if (!job.linked_types.empty() || !job.linked_dims.empty()) {
+        const serve::linked_values what{std::move(job.linked_types), std::move(job.linked_dims)};
+        job.linked_types.clear();
+        job.linked_dims.clear();
+        if (auto bad = check_linked_job(st, what); !bad)
+          return fail_job(self, std::move(job), to_error(bad.with_context(st.where())), rank);
+        // A receive that fails leaves the link out of step with the messages (see link_failed).
+        auto values = serve::receive_values(*st.links.in, what);
+        if (!values)
+          return link_failed(self, std::move(job), st.links.in.get(), values.error(), rank);
+        job.values = std::move(*values);
+      }
       const auto started = std::chrono::steady_clock::now();
       auto outputs = st.model->run(job.values);
       if (!outputs) {

@@ -111,6 +111,9 @@ public:
     (void)what;
     done(make_error(errc::unsupported, "this session takes no inputs over a stage link"));
   }
+  /// Why one of its stage links was aborted (a stage of the replica cannot load, or the
+  /// replica is being dropped), or ok.
+  virtual status link_status() const { return status::ok(); }
   /// Whether the runs enqueued from now on return device outputs (gpu_session_options::
   /// device_outputs), e.g. to time the same plans with and without the copy out.
   virtual void set_device_outputs(bool on) = 0;

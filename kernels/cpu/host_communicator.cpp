@@ -82,12 +82,17 @@ public:
 
   const contribution& slot(int rank) const { return slots_[static_cast<size_t>(rank)]; }
 
-  void post(int from, int to, tensor values) {
+  /// Queues a send; refused (with the abort's error) once the group is aborted, so an
+  /// aborted group's mailboxes never grow.
+  status post(int from, int to, tensor values) {
     {
       std::lock_guard lock(mutex_);
+      if (!aborted_.is_ok())
+        return aborted_;
       mailboxes_[{from, to}].push_back(message{std::move(values)});
     }
     changed_.notify_all();
+    return status::ok();
   }
 
   expected<tensor> take(int from, int to) {
@@ -108,6 +113,7 @@ public:
         return; // the first cause is the one every rank reports
       aborted_ = status{why.is_ok() ? errc::unavailable : why.code(),
                         fmt::format("collective aborted: {}", why.message())};
+      mailboxes_.clear(); // nobody takes them any more: every recv fails from now on
     }
     changed_.notify_all();
   }
@@ -281,8 +287,7 @@ public:
   status send(const tensor& values, int peer) override {
     TROUPE_TRY_STATUS(check_peer(peer, "send"));
     TROUPE_TRY_STATUS(require_host(values, "send"));
-    ex_->post(rank_, peer, values.clone()); // a copy: the caller may reuse values at once
-    return status::ok();
+    return ex_->post(rank_, peer, values.clone()); // a copy: the caller may reuse values at once
   }
 
   status recv(tensor& values, int peer) override {

@@ -131,7 +131,7 @@ public:
     if (!run)
       return run.error();
     TROUPE_TRY_STATUS(synced);
-    return outcome(*run->plan, run->slot, comm_.get());
+    return outcome(*run->plan, run->slot, comm_.get(), link_in_.get());
   }
 
   void run_async(std::vector<tensor> inputs, completion done) override {
@@ -154,18 +154,19 @@ public:
     struct pending {
       expected<enqueued> run;
       const communicator* comm;
+      const communicator* link_in;
       std::atomic<size_t>* in_flight;
       completion done;
       completion_worker* worker;
     };
-    auto* ctx = new pending{std::move(run), comm_.get(), &in_flight_, std::move(done),
-                            &completions_};
+    auto* ctx = new pending{std::move(run), comm_.get(), link_in_.get(), &in_flight_,
+                            std::move(done), &completions_};
     const auto fn = [](void* data) {
       std::shared_ptr<pending> c(static_cast<pending*>(data));
       c->worker->post([c] {
         expected<std::vector<tensor>> result = make_error(errc::internal, "not collected");
         try {
-          result = c->run ? outcome(*c->run->plan, c->run->slot, c->comm)
+          result = c->run ? outcome(*c->run->plan, c->run->slot, c->comm, c->link_in)
                           : expected<std::vector<tensor>>(c->run.error());
         } catch (const std::exception& e) { // e.g. no host memory for the outputs
           result = make_error(errc::resource_exhausted, "collecting a run's outputs: {}",
@@ -213,14 +214,30 @@ public:
 
 private:
   /// A finished run's outputs, or why they are garbage: the group was aborted (a rank is
-  /// gone), which releases collectives that would otherwise wait for it forever. No CUDA call.
+  /// gone), which releases collectives that would otherwise wait for it forever, or so was the
+  /// link its inputs came over. No CUDA call.
   static expected<std::vector<tensor>> outcome(const gpu::gpu_plan& plan, size_t slot,
-                                               const communicator* comm) {
+                                               const communicator* comm,
+                                               const communicator* link_in) {
     if (comm)
       if (auto why = comm->aborted(); !why)
         return why.with_context("the run's tensor-parallel group was aborted");
+    if (link_in)
+      if (auto why = link_in->aborted(); !why)
+        return why.with_context("the link from the previous stage was aborted");
     return plan.collect(slot);
   }
+
+public:
+  status link_status() const override {
+    for (const auto* link : {link_in_.get(), link_out_.get()})
+      if (link)
+        if (auto why = link->aborted(); !why)
+          return why;
+    return status::ok();
+  }
+
+private:
 
   /// A run on the stream: its plan and the plan's slot for it.
   struct enqueued {
@@ -296,6 +313,7 @@ private:
     TROUPE_TRY_STATUS(guard.status());
     if (plans_.size() >= options_.max_cached_plans) {
       TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
+      TROUPE_TRY_STATUS(wait_for_sends()); // their device outputs go with the plans
       recent_ = {}; // their slots go with them
       plans_.clear();
     }
@@ -337,10 +355,7 @@ private:
     held.clear();
     // The run two before may still be sending its outputs to the next stage (on the link's
     // stream, which waits for that stage to receive): they go only once sent.
-    if (sending_[ring]) {
-      sending_[ring] = false;
-      TROUPE_CUDA_TRY(cudaEventSynchronize(sent_[ring]));
-    }
+    TROUPE_TRY_STATUS(wait_for_send(ring));
     if (auto& before = recent_[ring]) {
       before->plan->release(before->slot);
       before.reset();
@@ -354,6 +369,19 @@ private:
       return slot.error();
     recent_[ring] = enqueued{*p, *slot, ring};
     return *recent_[ring];
+  }
+
+  /// Waits until the run at `ring` has sent its outputs over the link, if it sent any.
+  status wait_for_send(size_t ring) {
+    if (!sending_[ring])
+      return status::ok();
+    sending_[ring] = false;
+    return cuda::check(cudaEventSynchronize(sent_[ring]), "cudaEventSynchronize");
+  }
+  status wait_for_sends() {
+    for (size_t ring = 0; ring < sending_.size(); ++ring)
+      TROUPE_TRY_STATUS(wait_for_send(ring));
+    return status::ok();
   }
 
   /// Sends a run's device outputs to every rank of the next stage, on the link's stream once

@@ -37,6 +37,8 @@ public:
     (void)what;
     done(make_error(errc::unsupported, "this model takes no inputs over a stage link"));
   }
+  /// Why a stage link its session holds was aborted, or ok (also without links).
+  virtual status link_status() const { return status::ok(); }
 };
 
 /// Opens `g` (a whole model, a pipeline stage or a tensor-parallel rank) on one GPU

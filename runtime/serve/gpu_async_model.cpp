@@ -30,6 +30,7 @@ public:
     });
   }
   size_t max_in_flight() const override { return gpu_session::max_in_flight; }
+  status link_status() const override { return session_->link_status(); }
 
 private:
   std::unique_ptr<gpu_session> session_;

@@ -33,6 +33,26 @@ status check_linked(const linked_values& what, int64_t max_bytes) {
   return status::ok();
 }
 
+status check_linked_inputs(const linked_values& what, const std::vector<value_info>& inputs) {
+  TROUPE_TRY_STATUS(check_linked(what));
+  if (what.types.size() != inputs.size())
+    return make_error(errc::invalid_argument, "{} linked values for a stage of {} inputs",
+                      what.types.size(), inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto& want = inputs[i];
+    const auto type = static_cast<dtype>(what.types[i]);
+    const auto& dims = what.dims[i];
+    bool fits = type == want.type && dims.size() == want.dims.size();
+    for (size_t d = 0; fits && d < dims.size(); ++d)
+      fits = want.dims[d] < 0 || want.dims[d] == dims[d];
+    if (!fits)
+      return make_error(errc::invalid_argument, "linked value {} is {}{}, input '{}' is {}{}", i,
+                        to_string(type), to_string(dims), want.name, to_string(want.type),
+                        to_string(want.dims));
+  }
+  return status::ok();
+}
+
 status send_values(communicator& link, const std::vector<tensor>& values) {
   for (int peer = 1; peer < link.size(); ++peer)
     for (size_t i = 0; i < values.size(); ++i)

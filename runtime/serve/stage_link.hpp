@@ -10,6 +10,7 @@
 #include "kernels/communicator.hpp"
 #include "kernels/status.hpp"
 #include "kernels/tensor.hpp"
+#include "runtime/graph.hpp"
 
 namespace troupe::serve {
 
@@ -31,6 +32,11 @@ linked_values describe(const std::vector<tensor>& values);
 /// (the message may come from the network): known numeric dtypes, as many dims lists as
 /// dtypes, dims that are not negative, at most `max_bytes` per value.
 status check_linked(const linked_values& what, int64_t max_bytes = int64_t{8} << 30);
+
+/// check_linked, and that the values fit the receiving stage's `inputs`: as many, of their
+/// dtypes, ranks and fixed dims. Checked before anything is received, so a bogus message
+/// fails its job and leaves the link in step.
+status check_linked_inputs(const linked_values& what, const std::vector<value_info>& inputs);
 
 /// Sends every value, in order, to every receiver of the link (this is its rank 0).
 status send_values(communicator& link, const std::vector<tensor>& values);

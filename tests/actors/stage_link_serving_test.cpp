@@ -114,30 +114,54 @@ TEST_CASE("a linked stage sends its outputs over the link and only their dims in
     auto first = spawn_shard_executor(t.sys, spec_of(0));
     auto second = spawn_shard_executor(t.sys, spec_of(1));
     auto me = caf::actor{self};
-    t.sys.spawn([=](caf::event_based_actor* a) { // see async_executor_test: TSan and CAF
+    auto send_to = [&](auto target, stage_job job) {
+      t.sys.spawn([=, job = std::move(job)](caf::event_based_actor* a) mutable {
+        a->send(target, atom::run_v, std::move(job)); // see async_executor_test: TSan and CAF
+      });
+    };
+    auto through_both = [&] {
       stage_job job;
       job.values = {x.clone()};
       job.next_stages = {me};
       job.merger = me;
-      a->send(first, atom::run_v, std::move(job));
-    });
-    stage_job passed;
-    self->receive([&](atom::run, stage_job& job) { passed = std::move(job); },
-                  caf::after(60s) >> [&] { FAIL("stage 0 passed nothing on"); });
-    CHECK(passed.values.empty());
-    CHECK(passed.linked_types == std::vector<uint8_t>{static_cast<uint8_t>(dtype::f32)});
-    CHECK(passed.linked_dims == std::vector<std::vector<int64_t>>{{3, 32}});
-    CHECK_FALSE(passed.error);
-    t.sys.spawn([=, job = std::move(passed)](caf::event_based_actor* a) mutable {
-      a->send(second, atom::run_v, std::move(job));
-    });
-    self->receive(
-        [&](atom::merge, stage_job& job) {
-          REQUIRE_MESSAGE(!job.error, t.sys.render(job.error));
-          REQUIRE(job.values.size() == 1);
-          CHECK(relative_error(job.values[0], y) < 1e-6);
-        },
-        caf::after(60s) >> [&] { FAIL("stage 1 did not answer"); });
+      send_to(first, std::move(job));
+      stage_job passed;
+      self->receive([&](atom::run, stage_job& j) { passed = std::move(j); },
+                    caf::after(60s) >> [&] { FAIL("stage 0 passed nothing on"); });
+      CHECK(passed.values.empty());
+      CHECK(passed.linked_types == std::vector<uint8_t>{static_cast<uint8_t>(dtype::f32)});
+      CHECK(passed.linked_dims == std::vector<std::vector<int64_t>>{{3, 32}});
+      CHECK_FALSE(passed.error);
+      send_to(second, std::move(passed));
+      self->receive(
+          [&](atom::merge, stage_job& j) {
+            REQUIRE_MESSAGE(!j.error, t.sys.render(j.error));
+            REQUIRE(j.values.size() == 1);
+            CHECK(relative_error(j.values[0], y) < 1e-6);
+          },
+          caf::after(60s) >> [&] { FAIL("stage 1 did not answer"); });
+    };
+    through_both();
+    // A message that describes values the stage cannot take (int64 for its float input, or
+    // two values for one input) fails its job before anything is received: the link stays
+    // in step, and the next batch goes through.
+    for (auto bogus : {std::pair{std::vector<uint8_t>{static_cast<uint8_t>(dtype::i64)},
+                                 std::vector<std::vector<int64_t>>{{3, 32}}},
+                       std::pair{std::vector<uint8_t>{1, 1},
+                                 std::vector<std::vector<int64_t>>{{3, 32}, {3, 32}}}}) {
+      stage_job job;
+      job.merger = me;
+      job.linked_types = bogus.first;
+      job.linked_dims = bogus.second;
+      send_to(second, std::move(job));
+      self->receive(
+          [&](atom::merge, stage_job& j) {
+            REQUIRE(j.error);
+            CHECK(message_of(j.error).find("linked value") != std::string::npos);
+          },
+          caf::after(60s) >> [&] { FAIL("the bogus job was not failed"); });
+    }
+    through_both();
     self->send_exit(first, caf::exit_reason::user_shutdown);
     self->send_exit(second, caf::exit_reason::user_shutdown);
     registry.release(*link);

@@ -111,3 +111,23 @@ TEST_CASE("host group: an abort releases a rank blocked in recv from a rank that
   CHECK(st[0].code() == errc::unavailable);
   CHECK(st[0].message().find("peer stopped") != std::string::npos);
 }
+
+TEST_CASE("host group: after an abort a send is refused and queued sends are dropped, so an "
+          "aborted link does not keep what nobody will take") {
+  auto group = make_controlled_host_group(2);
+  const tensor t = tensor::from_vector<float>({2}, std::vector<float>{1, 2});
+  REQUIRE(group.ranks[0]->send(t, 1)); // queued before the abort
+  group.control->abort(status{errc::unavailable, "stage 1 cannot load"});
+  const auto refused = group.ranks[0]->send(t, 1);
+  CHECK(refused.code() == errc::unavailable);
+  CHECK(refused.message().find("stage 1 cannot load") != std::string::npos);
+  // After a reset the group works again and finds no message from before the abort: the
+  // first recv gets what is sent after it.
+  group.control->reset();
+  const tensor fresh = tensor::from_vector<float>({2}, std::vector<float>{5, 6});
+  REQUIRE(group.ranks[0]->send(fresh, 1));
+  tensor got = tensor::zeros(dtype::f32, {2});
+  REQUIRE(group.ranks[1]->recv(got, 0));
+  CHECK(got.values<float>()[0] == 5.0f);
+  CHECK(got.values<float>()[1] == 6.0f);
+}

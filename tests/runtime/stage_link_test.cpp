@@ -71,3 +71,26 @@ TEST_CASE("a linked-values description from a message is checked before it is al
   CHECK(serve::check_linked(ok, 64).code() == errc::ok);
   CHECK(serve::check_linked(ok, 31).code() == errc::invalid_argument); // 32 bytes > 31
 }
+
+TEST_CASE("linked values must fit the receiving stage's inputs: count, dtype, rank, fixed dims") {
+  const std::vector<value_info> inputs{{"h", dtype::f32, {-1, 32}}, {"mask", dtype::i64, {-1}}};
+  serve::linked_values fits;
+  fits.types = {static_cast<uint8_t>(dtype::f32), static_cast<uint8_t>(dtype::i64)};
+  fits.dims = {{5, 32}, {5}};
+  CHECK(serve::check_linked_inputs(fits, inputs)); // any batch size
+  auto fewer = fits;
+  fewer.types.pop_back();
+  fewer.dims.pop_back();
+  CHECK(serve::check_linked_inputs(fewer, inputs).message() ==
+        "1 linked values for a stage of 2 inputs");
+  auto wrong_type = fits;
+  wrong_type.types[1] = static_cast<uint8_t>(dtype::f32);
+  CHECK(serve::check_linked_inputs(wrong_type, inputs).message().find("input 'mask'") !=
+        std::string::npos);
+  auto wrong_width = fits;
+  wrong_width.dims[0] = {5, 31};
+  CHECK(serve::check_linked_inputs(wrong_width, inputs).code() == errc::invalid_argument);
+  auto wrong_rank = fits;
+  wrong_rank.dims[1] = {5, 1};
+  CHECK(serve::check_linked_inputs(wrong_rank, inputs).code() == errc::invalid_argument);
+}
