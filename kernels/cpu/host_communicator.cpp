@@ -113,7 +113,10 @@ public:
         return; // the first cause is the one every rank reports
       aborted_ = status{why.is_ok() ? errc::unavailable : why.code(),
                         fmt::format("collective aborted: {}", why.message())};
-      mailboxes_.clear(); // nobody takes them any more: every recv fails from now on
+      // Nobody takes them any more (every recv fails from now on). Emptied, not erased: a
+      // rank waiting in take() holds a reference to its mailbox.
+      for (auto& [route, box] : mailboxes_)
+        box.clear();
     }
     changed_.notify_all();
   }
