@@ -114,17 +114,25 @@ TEST_CASE("a linked stage sends its outputs over the link and only their dims in
     auto first = spawn_shard_executor(t.sys, spec_of(0));
     auto second = spawn_shard_executor(t.sys, spec_of(1));
     auto me = caf::actor{self};
-    auto send_to = [&](auto target, stage_job job) {
-      t.sys.spawn([=, job = std::move(job)](caf::event_based_actor* a) mutable {
-        a->send(target, atom::run_v, std::move(job)); // see async_executor_test: TSan and CAF
+    // Jobs are built inside an actor (see async_executor_test's send_jobs: TSan and CAF).
+    auto send_linked = [&](auto target, std::vector<uint8_t> types,
+                           std::vector<std::vector<int64_t>> dims) {
+      t.sys.spawn([=](caf::event_based_actor* a) {
+        stage_job job;
+        job.merger = me;
+        job.linked_types = types;
+        job.linked_dims = dims;
+        a->send(target, atom::run_v, std::move(job));
       });
     };
     auto through_both = [&] {
-      stage_job job;
-      job.values = {x.clone()};
-      job.next_stages = {me};
-      job.merger = me;
-      send_to(first, std::move(job));
+      t.sys.spawn([=](caf::event_based_actor* a) {
+        stage_job job;
+        job.values = {x.clone()};
+        job.next_stages = {me};
+        job.merger = me;
+        a->send(first, atom::run_v, std::move(job));
+      });
       stage_job passed;
       self->receive([&](atom::run, stage_job& j) { passed = std::move(j); },
                     caf::after(60s) >> [&] { FAIL("stage 0 passed nothing on"); });
@@ -132,7 +140,7 @@ TEST_CASE("a linked stage sends its outputs over the link and only their dims in
       CHECK(passed.linked_types == std::vector<uint8_t>{static_cast<uint8_t>(dtype::f32)});
       CHECK(passed.linked_dims == std::vector<std::vector<int64_t>>{{3, 32}});
       CHECK_FALSE(passed.error);
-      send_to(second, std::move(passed));
+      send_linked(second, passed.linked_types, passed.linked_dims);
       self->receive(
           [&](atom::merge, stage_job& j) {
             REQUIRE_MESSAGE(!j.error, t.sys.render(j.error));
@@ -149,11 +157,7 @@ TEST_CASE("a linked stage sends its outputs over the link and only their dims in
                                  std::vector<std::vector<int64_t>>{{3, 32}}},
                        std::pair{std::vector<uint8_t>{1, 1},
                                  std::vector<std::vector<int64_t>>{{3, 32}, {3, 32}}}}) {
-      stage_job job;
-      job.merger = me;
-      job.linked_types = bogus.first;
-      job.linked_dims = bogus.second;
-      send_to(second, std::move(job));
+      send_linked(second, bogus.first, bogus.second);
       self->receive(
           [&](atom::merge, stage_job& j) {
             REQUIRE(j.error);
