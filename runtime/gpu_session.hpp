@@ -100,8 +100,8 @@ public:
   /// until the device is done.
   virtual expected<std::vector<tensor>> run(std::span<const tensor> inputs) = 0;
   /// Enqueues the run and returns; `done` is called once, with the outputs or the error, from
-  /// a CUDA callback thread (it must not call CUDA and should only hand the result on), in
-  /// the order of the calls, errors found while enqueuing included. Only a run beyond
+  /// the session's completion thread (it should only hand the result on; it may destroy the
+  /// session), in the order of the calls, errors found while enqueuing included. Only a run beyond
   /// max_in_flight not yet completed is refused at once, from this call (`internal`).
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
   /// run_async of the inputs the previous stage sends over `link_in`, as `what` describes
