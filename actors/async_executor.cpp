@@ -167,15 +167,14 @@ void load(caf::blocking_actor*, shard_spec spec, std::shared_ptr<load_slot> slot
     caf::anon_send(caf::actor_cast<async_executor_actor>(strong), atom::loaded_v);
 }
 
-/// A send or receive over a host link failed: an aborted link fails the batch with the
-/// abort's reason (as an aborted group does); otherwise the link is out of step with the
-/// messages and the executor stops, so its replica restarts with fresh links.
-void link_failed(async_pointer self, stage_job&& job, const communicator& link,
+/// A job's link traffic failed (serve::on_link_failure says what that means). `link` is null
+/// for a GPU session's links, whose abort the session reports.
+void link_failed(async_pointer self, stage_job&& job, const communicator* link,
                  const status& why) {
   auto& st = self->state;
-  if (!link.aborted().is_ok())
-    return fail_job(self, std::move(job), to_error(link.aborted().with_context(st.where)),
-                    st.rank());
+  const status aborted = link ? link->aborted() : st.opened.model->link_status();
+  if (!aborted.is_ok())
+    return fail_job(self, std::move(job), to_error(aborted.with_context(st.where)), st.rank());
   st.stopping = true;
   self->quit(to_error(why.with_context(st.where)));
 }
@@ -193,19 +192,21 @@ void start_one(async_pointer self) {
   job.linked_types.clear();
   job.linked_dims.clear();
   // What the message says went over the link must fit this stage before anything is received
-  // (host) or enqueued (GPU): a bogus message fails its job and leaves the link in step.
+  // (host) or enqueued (GPU). Values that do not fit stay on the link, out of step.
   if (!linked.empty() || !linked.dims.empty()) {
-    const bool has_link = st.opened.links.in || st.spec.link_in.size > 1;
-    auto bad = has_link ? serve::check_linked_inputs(linked, st.opened.model->inputs())
-                        : make_error(errc::invalid_argument, "the job's values went over a "
-                                     "link, but this stage has no link from the previous one");
-    if (!bad)
-      return fail_job(self, std::move(job), to_error(bad.with_context(st.where)), st.rank());
+    if (!st.opened.links.in && st.spec.link_in.size <= 1) // nothing was sent to this stage
+      return fail_job(self, std::move(job),
+                      to_error(errc::invalid_argument,
+                               fmt::format("{}: the job's values went over a link, but the stage "
+                                           "has none from the previous stage", st.where)),
+                      st.rank());
+    if (auto bad = serve::check_linked_inputs(linked, st.opened.model->inputs()); !bad)
+      return link_failed(self, std::move(job), st.opened.links.in.get(), bad);
   }
   if (!linked.empty() && st.opened.links.in) {
     auto received = serve::receive_values(*st.opened.links.in, linked);
     if (!received)
-      return link_failed(self, std::move(job), *st.opened.links.in, received.error());
+      return link_failed(self, std::move(job), st.opened.links.in.get(), received.error());
     inputs = std::move(*received);
     linked = {};
   }
@@ -283,7 +284,7 @@ void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::dura
     // host link takes them now, buffered), the message says what went there.
     if (st.opened.links.out)
       if (auto sent = serve::send_values(*st.opened.links.out, job.values); !sent)
-        return link_failed(self, std::move(job), *st.opened.links.out, sent);
+        return link_failed(self, std::move(job), st.opened.links.out.get(), sent);
     auto what = serve::describe(job.values);
     job.values.clear();
     job.linked_types = std::move(what.types);

@@ -56,24 +56,13 @@ status load_stage(shard_state& st) {
   return status::ok();
 }
 
-/// Whether a job's description of what went over the link can be received by this stage (it
-/// has a link from the previous stage, and the values fit its inputs): checked before
-/// anything is taken, so a bogus message fails only its job.
-status check_linked_job(const shard_state& st, const serve::linked_values& what) {
-  if (!st.links.in)
-    return make_error(errc::invalid_argument, "the job's values went over a link, but {} has "
-                      "no link from the previous stage", st.where());
-  return serve::check_linked_inputs(what, st.model->inputs());
-}
 
-/// A send or receive over a link failed. An aborted link (a stage of the replica cannot load,
-/// or the replica is being dropped) fails the batch with the abort's reason, as an aborted
-/// group does; otherwise the link is out of step with the messages and the executor stops, so
-/// its replica restarts with fresh links.
+
+/// A job's link traffic failed (serve::on_link_failure says what that means).
 void link_failed(shard_executor_actor::stateful_pointer<shard_state> self, stage_job&& job,
                  const communicator* link, const status& why, uint32_t rank) {
   auto& st = self->state;
-  if (link && !link->aborted().is_ok())
+  if (serve::on_link_failure(link) == serve::link_failure::fail_job)
     return fail_job(self, std::move(job), to_error(link->aborted().with_context(st.where())),
                     rank);
   self->quit(to_error(why.with_context(st.where())));
@@ -99,9 +88,16 @@ shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_s
         const serve::linked_values what{std::move(job.linked_types), std::move(job.linked_dims)};
         job.linked_types.clear();
         job.linked_dims.clear();
-        if (auto bad = check_linked_job(st, what); !bad)
-          return fail_job(self, std::move(job), to_error(bad.with_context(st.where())), rank);
-        // A receive that fails leaves the link out of step with the messages (see link_failed).
+        if (!st.links.in) // nothing was sent to this stage: only the job fails
+          return fail_job(self, std::move(job),
+                          to_error(errc::invalid_argument,
+                                   fmt::format("{}: the job's values went over a link, but the "
+                                               "stage has none from the previous stage",
+                                               st.where())),
+                          rank);
+        // Values that do not fit this stage are not received: they stay on the link.
+        if (auto bad = serve::check_linked_inputs(what, st.model->inputs()); !bad)
+          return link_failed(self, std::move(job), st.links.in.get(), bad, rank);
         auto values = serve::receive_values(*st.links.in, what);
         if (!values)
           return link_failed(self, std::move(job), st.links.in.get(), values.error(), rank);

@@ -61,12 +61,14 @@ struct gpu_session_options {
 /// A model ready to run on one GPU: plans per input dims (weights uploaded once per session,
 /// activations in one device arena per plan), its own stream, pinned staging for the copies.
 /// Up to `max_in_flight` (two) runs at a time: `run_async` may be called again before the first
-/// callback, so the next batch's inputs are copied into pinned staging while the device runs
-/// the current one; callbacks come in the order of the calls. Inputs may be host tensors (copied in through pinned staging) or tensors on any GPU of this
-/// process, e.g. another session's device outputs (copied device to device, across GPUs as
-/// peer copies). The session keeps the device inputs and outputs of a run referenced until
-/// the run two after it is enqueued or the session is destroyed, so their blocks are never
-/// released on the CUDA callback thread nor reused while its copies are pending.
+/// completes, so the next batch's inputs are copied into pinned staging while the device runs
+/// the current one; completions come from the session's completion thread in the order of the
+/// calls. Inputs may be host tensors (copied in through pinned staging) or tensors on any GPU
+/// of this process, e.g. another session's device outputs (copied device to device, across
+/// GPUs as peer copies). The session keeps the device inputs and outputs of a run referenced
+/// until the run two after it is enqueued (and, over a stage link, until they are sent) or the
+/// session is destroyed, so their blocks are never reused while a copy or send of them is
+/// pending.
 class gpu_session {
 public:
   using completion = std::function<void(expected<std::vector<tensor>>)>;

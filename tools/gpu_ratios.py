@@ -124,11 +124,12 @@ def served(serving_log):
     lines = ["| model | precision | batch | served/raw (1-item requests) | "
              "served/raw (batch requests) | target |", "|---|---|---:|---:|---:|---|"]
     # A case measured twice (the GPU check's targets pass, then its full sweep) counts once:
-    # its later row, each row's served and raw figures being from the same moment.
+    # its later complete row, each row's served and raw figures being from the same moment.
     cases = {}
     for r in rows_of(serving_log, ["model", "precision", "batch", "raw items/s"]):
         raw = number(r["raw items/s"])
-        if raw is None:
+        if raw is None or (number(r["served items/s (1-item requests)"]) is None and
+                           number(r["served items/s (batch requests)"]) is None):
             continue
         key = (r["model"], r["precision"], r["batch"])
         cases.pop(key, None)

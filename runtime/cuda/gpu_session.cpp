@@ -145,6 +145,55 @@ public:
     if (run && link_out_)
       if (auto sent = send_outputs(*run); !sent)
         run = sent.with_context("sending the outputs over the link to the next stage");
+    complete_through_stream(std::move(run), std::move(done));
+  }
+
+  void run_async_received(serve::linked_values what, completion done) override {
+    if (auto st = admit(); !st)
+      return done(st); // nothing was received or enqueued
+    auto received = receive_inputs(what);
+    if (!received) // after the runs before it, in order, as any run's error
+      return complete_through_stream(received.error(), std::move(done));
+    in_flight_.fetch_sub(1); // run_async counts it again
+    run_async(std::move(*received), std::move(done));
+  }
+
+private:
+  /// A run on the stream: its plan and the plan's slot for it.
+  struct enqueued {
+    gpu::gpu_plan* plan;
+    size_t slot;
+    size_t ring; // its place among the runs in flight (held_inputs_, recent_, sent_)
+  };
+
+  /// Receives the inputs `what` describes from the previous stage, on the stream, into fresh
+  /// blocks for it; the run copies them into its arena and the session keeps them until the
+  /// run two after this one.
+  expected<std::vector<tensor>> receive_inputs(const serve::linked_values& what) {
+    if (!link_in_)
+      return make_error(errc::invalid_argument,
+                        "{}: inputs over a link, but the session has no link_in", graph_.source);
+    TROUPE_TRY_STATUS(serve::check_linked(what, static_cast<int64_t>(options_.max_value_bytes)));
+    cuda::device_guard guard(options_.device);
+    TROUPE_TRY_STATUS(guard.status());
+    std::vector<tensor> received;
+    for (size_t i = 0; i < what.types.size(); ++i) {
+      const auto type = static_cast<dtype>(what.types[i]);
+      const size_t bytes = static_cast<size_t>(numel_of(what.dims[i])) * size_of(type);
+      auto block = cuda::allocate_device(options_.device, std::max<size_t>(bytes, 1), ctx_.stream);
+      if (!block)
+        return block.error();
+      tensor t = tensor::wrap(type, what.dims[i], std::move(*block));
+      TROUPE_TRY_STATUS(
+          link_in_->recv(t, 0).with_context(fmt::format("receiving input {} over the link", i)));
+      received.push_back(std::move(t));
+    }
+    return received;
+  }
+
+  /// Hands an admitted run (or the error that stopped it) to `done` once the stream has got
+  /// there: after every run enqueued before it.
+  void complete_through_stream(expected<enqueued> run, completion done) {
     // The host function runs on CUDA's callback thread once the stream got there. That
     // thread must not call CUDA and holds up every other host function of the process while
     // it runs, so it only queues the run for this session's completion worker, which copies
@@ -185,33 +234,6 @@ public:
     }
   }
 
-  void run_async_received(serve::linked_values what, completion done) override {
-    if (!link_in_)
-      return done(make_error(errc::invalid_argument,
-                             "{}: inputs over a link, but the session has no link_in",
-                             graph_.source));
-    if (auto st = serve::check_linked(what, static_cast<int64_t>(options_.max_value_bytes)); !st)
-      return done(st);
-    cuda::device_guard guard(options_.device);
-    if (!guard.status())
-      return done(guard.status());
-    // Fresh blocks for this stream, received into on it; the run copies them into its arena
-    // and the session keeps them until the run two after this one.
-    std::vector<tensor> received;
-    for (size_t i = 0; i < what.types.size(); ++i) {
-      const auto type = static_cast<dtype>(what.types[i]);
-      const size_t bytes = static_cast<size_t>(numel_of(what.dims[i])) * size_of(type);
-      auto block = cuda::allocate_device(options_.device, std::max<size_t>(bytes, 1), ctx_.stream);
-      if (!block)
-        return done(block.error());
-      tensor t = tensor::wrap(type, what.dims[i], std::move(*block));
-      if (auto st = link_in_->recv(t, 0); !st)
-        return done(st.with_context(fmt::format("receiving input {} over the link", i)));
-      received.push_back(std::move(t));
-    }
-    run_async(std::move(received), std::move(done));
-  }
-
 private:
   /// A finished run's outputs, or why they are garbage: the group was aborted (a rank is
   /// gone), which releases collectives that would otherwise wait for it forever, or so was the
@@ -239,12 +261,6 @@ public:
 
 private:
 
-  /// A run on the stream: its plan and the plan's slot for it.
-  struct enqueued {
-    gpu::gpu_plan* plan;
-    size_t slot;
-    size_t ring; // its place among the runs in flight (held_inputs_, recent_, sent_)
-  };
 
   /// Counts a run in, or refuses it when max_in_flight are not completed yet (their slots
   /// would be overwritten).

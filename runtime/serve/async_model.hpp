@@ -25,8 +25,9 @@ public:
   virtual const std::vector<value_info>& inputs() const = 0;
   virtual const std::vector<value_info>& outputs() const = 0;
   /// Starts a run and returns; `done` is called exactly once with the outputs or the error
-  /// (bad inputs included), from the model's own thread or, when the run cannot start, from
-  /// this call. `done` should only hand the result on.
+  /// (bad inputs included), from the model's own threads (the GPU model submits from one and
+  /// completes on another) or, when the host model's run cannot start, from this call. `done`
+  /// should only hand the result on.
   virtual void run_async(std::vector<tensor> inputs, completion done) = 0;
   /// How many runs may be started and not completed yet (at least 1).
   virtual size_t max_in_flight() const = 0;

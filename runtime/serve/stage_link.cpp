@@ -53,6 +53,11 @@ status check_linked_inputs(const linked_values& what, const std::vector<value_in
   return status::ok();
 }
 
+link_failure on_link_failure(const communicator* link) {
+  return link && !link->aborted().is_ok() ? link_failure::fail_job
+                                          : link_failure::restart_replica;
+}
+
 status send_values(communicator& link, const std::vector<tensor>& values) {
   for (int peer = 1; peer < link.size(); ++peer)
     for (size_t i = 0; i < values.size(); ++i)

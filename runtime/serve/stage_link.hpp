@@ -38,6 +38,14 @@ status check_linked(const linked_values& what, int64_t max_bytes = int64_t{8} <<
 /// fails its job and leaves the link in step.
 status check_linked_inputs(const linked_values& what, const std::vector<value_info>& inputs);
 
+/// What a stage does when a job's link traffic fails (a send, a receive, or a description that
+/// does not fit, whose values then stay unreceived): on an aborted link (a stage of the replica
+/// cannot load, or the replica is being dropped) it fails the job with the abort's reason, as
+/// with an aborted group; otherwise the link is out of step with the messages, and the
+/// executor stops so its replica restarts with fresh links.
+enum class link_failure { fail_job, restart_replica };
+link_failure on_link_failure(const communicator* link);
+
 /// Sends every value, in order, to every receiver of the link (this is its rank 0).
 status send_values(communicator& link, const std::vector<tensor>& values);
 

@@ -94,3 +94,12 @@ TEST_CASE("linked values must fit the receiving stage's inputs: count, dtype, ra
   wrong_rank.dims[1] = {5, 1};
   CHECK(serve::check_linked_inputs(wrong_rank, inputs).code() == errc::invalid_argument);
 }
+
+TEST_CASE("a failed send or receive fails only the job on an aborted link, else restarts the "
+          "replica") {
+  auto group = make_controlled_host_group(2);
+  CHECK(serve::on_link_failure(group.ranks[0].get()) == serve::link_failure::restart_replica);
+  CHECK(serve::on_link_failure(nullptr) == serve::link_failure::restart_replica);
+  group.control->abort(status{errc::unavailable, "stage 1 cannot load"});
+  CHECK(serve::on_link_failure(group.ranks[0].get()) == serve::link_failure::fail_job);
+}

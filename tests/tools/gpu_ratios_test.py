@@ -107,6 +107,12 @@ class GpuRatiosTest(unittest.TestCase):
         served = row_of(gpu_ratios.served(SERVING + later), "| resnet50 |")
         self.assertEqual(len(served), 1)  # the later row: 1000 and 1600 of 2000
         self.assertIn("| 0.50x | 0.80x | >= 0.85x: MISSED |", served[0])
+        # A later row whose serving failed (raw figure, error instead of served ones) does
+        # not replace a complete one.
+        failed = SERVING.replace("| 1500 | 0.75 | 1800 | 0.90 |", "| error: no memory | | | |")
+        served = row_of(gpu_ratios.served(SERVING + failed), "| resnet50 |")
+        self.assertEqual(len(served), 1)
+        self.assertIn("| 0.75x | 0.90x | >= 0.85x: met |", served[0])
 
     def test_command_line_prints_both_sections(self):
         with tempfile.TemporaryDirectory() as d:
