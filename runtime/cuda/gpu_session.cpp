@@ -234,7 +234,6 @@ private:
     }
   }
 
-private:
   /// A finished run's outputs, or why they are garbage: the group was aborted (a rank is
   /// gone), which releases collectives that would otherwise wait for it forever, or so was the
   /// link its inputs came over. No CUDA call.
