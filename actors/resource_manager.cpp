@@ -379,18 +379,19 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
   record.request = req;
   const auto& chosen = std::get<0>(planned);
   // NCCL has no send/recv between two ranks on one GPU: each link's ends need GPUs of their own.
-  const size_t stages = req.stage_bytes.size();
   if (req.exchange_links)
-    for (const auto& devices : chosen)
-      for (size_t s = 0; s + 1 < stages; ++s)
-        for (size_t q = 0; q < ranks; ++q)
-          if (devices.at(s * ranks) == devices.at((s + 1) * ranks + q))
-            return to_error(errc::invalid_argument,
-                            fmt::format("model {} version {}: stage_transport exchange links "
-                                        "stage {} to stage {}, both on cuda:{}; NCCL sends "
-                                        "only between different GPUs (give the replica more "
-                                        "GPUs, or use stage_transport message)",
-                                        req.model, req.version, s, s + 1, devices[s * ranks]));
+    for (const auto& shards : chosen) {
+      std::vector<int32_t> gpus;
+      for (size_t at : shards)
+        gpus.push_back(st.gpu_loads[at].index);
+      if (auto s = serve::link_within_one_gpu(gpus, req.stage_bytes.size(), ranks))
+        return to_error(errc::invalid_argument,
+                        fmt::format("model {} version {}: stage_transport exchange links "
+                                    "stage {} to stage {}, both on cuda:{}; NCCL sends only "
+                                    "between different GPUs (give the replica more GPUs, or "
+                                    "use stage_transport message)",
+                                    req.model, req.version, *s, *s + 1, gpus[*s * ranks]));
+    }
   for (size_t r = 0; r < chosen.size(); ++r) {
     replica_record rep;
     rep.slot = static_cast<uint32_t>(r);

@@ -43,4 +43,13 @@ place_gpu_replicas(std::vector<gpu_load> gpus, const std::vector<std::vector<int
   return result;
 }
 
+std::optional<size_t> link_within_one_gpu(std::span<const int32_t> shard_gpus, size_t stages,
+                                          size_t ranks) {
+  for (size_t s = 0; s + 1 < stages; ++s)
+    for (size_t q = 0; q < ranks; ++q)
+      if (shard_gpus[s * ranks] == shard_gpus[(s + 1) * ranks + q])
+        return s;
+  return std::nullopt;
+}
+
 } // namespace troupe::serve

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <variant>
 #include <vector>
@@ -28,5 +29,11 @@ struct gpu_load {
 std::variant<std::vector<std::vector<size_t>>, int64_t>
 place_gpu_replicas(std::vector<gpu_load> gpus, const std::vector<std::vector<int32_t>>& allowed,
                    int64_t instances, std::span<const uint64_t> shard_bytes);
+
+/// With exchange links, the first stage s whose link (its rank 0 to every rank of stage s + 1)
+/// would join two shards on one GPU, which NCCL cannot send between; none when every link
+/// spans distinct GPUs. `shard_gpus` holds one replica's shards, stage by stage: [s * ranks + r].
+std::optional<size_t> link_within_one_gpu(std::span<const int32_t> shard_gpus, size_t stages,
+                                          size_t ranks);
 
 } // namespace troupe::serve

@@ -55,3 +55,20 @@ TEST_CASE("GPU placement says how many replicas fit when memory runs out") {
   REQUIRE(std::holds_alternative<int64_t>(listed));
   CHECK(std::get<int64_t>(listed) == 1);
 }
+
+TEST_CASE("a stage link may not join two shards on one GPU: the first such stage is named") {
+
+  const std::vector<int32_t> spread{0, 1, 2};
+  CHECK_FALSE(link_within_one_gpu(spread, 3, 1));
+  const std::vector<int32_t> shared{0, 1, 0};     // stages 0 and 2 share a GPU: not linked
+  CHECK_FALSE(link_within_one_gpu(shared, 3, 1));
+  const std::vector<int32_t> neighbours{0, 1, 1}; // stage 1 to stage 2 on cuda:1
+  CHECK(link_within_one_gpu(neighbours, 3, 1) == size_t{1});
+  // Two ranks per stage: stage 0's rank 0 sends to both ranks of stage 1.
+  const std::vector<int32_t> ranks_ok{0, 1, 2, 3};
+  CHECK_FALSE(link_within_one_gpu(ranks_ok, 2, 2));
+  const std::vector<int32_t> rank_on_sender{0, 1, 1, 0}; // stage 1 rank 1 on the sender's GPU
+  CHECK(link_within_one_gpu(rank_on_sender, 2, 2) == size_t{0});
+  const std::vector<int32_t> one_stage{0, 0};
+  CHECK_FALSE(link_within_one_gpu(one_stage, 1, 2)); // no link at all
+}
