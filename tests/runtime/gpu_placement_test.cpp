@@ -57,7 +57,6 @@ TEST_CASE("GPU placement says how many replicas fit when memory runs out") {
 }
 
 TEST_CASE("a stage link may not join two shards on one GPU: the first such stage is named") {
-
   const std::vector<int32_t> spread{0, 1, 2};
   CHECK_FALSE(link_within_one_gpu(spread, 3, 1));
   const std::vector<int32_t> shared{0, 1, 0};     // stages 0 and 2 share a GPU: not linked
