@@ -309,16 +309,22 @@ status conv_forward(cudnnHandle_t handle, conv_algo_cache& cache, const conv_par
   if (cached && algo.workspace <= workspace_size)
     candidates.push_back(algo);
   expected<std::vector<conv_algo_cache::entry>> found = std::vector<conv_algo_cache::entry>{};
+  bool timed = false;
   if (!cached && cache.search() == conv_search::exhaustive) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int returned = 0;
-    TROUPE_CUDA_TRY(cudnnFindConvolutionForwardAlgorithmEx(
-        handle, d.x.get(), x, d.w.get(), w, d.conv.get(), d.y.get(), y,
-        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, workspace, limit));
-    found = usable(handle, d, p.type, perf, returned, limit);
-  } else {
-    found = heuristic_candidates(handle, d, p.type, limit);
+    // A search that fails (or finds nothing usable) leaves the choice to the heuristics: a
+    // slower algorithm beats a failed run.
+    if (cudnnFindConvolutionForwardAlgorithmEx(handle, d.x.get(), x, d.w.get(), w, d.conv.get(),
+                                               d.y.get(), y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                               &returned, perf, workspace,
+                                               limit) == CUDNN_STATUS_SUCCESS) {
+      found = usable(handle, d, p.type, perf, returned, limit);
+      timed = found.has_value();
+    }
   }
+  if (!timed)
+    found = heuristic_candidates(handle, d, p.type, limit);
   if (found)
     for (const auto& e : *found)
       if (candidates.empty() || e.algo != candidates.front().algo || e.math != candidates.front().math)
