@@ -360,7 +360,7 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
   for (uint64_t bytes : req.stage_bytes)
     shard_bytes.insert(shard_bytes.end(), ranks, bytes);
   auto planned = serve::place_gpu_replicas(st.gpu_loads, req.instance_gpus, req.instances,
-                                           shard_bytes);
+                                           shard_bytes, req.exchange_links ? ranks : 0);
   if (auto* fits = std::get_if<int64_t>(&planned)) {
     std::string free;
     for (const auto& g : st.gpu_loads)

@@ -9,7 +9,8 @@ namespace troupe::serve {
 
 std::variant<std::vector<std::vector<size_t>>, int64_t>
 place_gpu_replicas(std::vector<gpu_load> gpus, const std::vector<std::vector<int32_t>>& allowed,
-                   int64_t instances, std::span<const uint64_t> shard_bytes) {
+                   int64_t instances, std::span<const uint64_t> shard_bytes,
+                   size_t linked_ranks) {
   std::vector<std::vector<size_t>> result;
   for (int64_t r = 0; r < instances; ++r) {
     const auto* mine =
@@ -20,8 +21,13 @@ place_gpu_replicas(std::vector<gpu_load> gpus, const std::vector<std::vector<int
     std::vector<size_t> chosen;
     for (uint64_t bytes : shard_bytes) {
       size_t best = gpus.size();
+      // With links, a shard past the first stage receives from the previous stage's rank 0.
+      const size_t shard = chosen.size();
+      const size_t sender = linked_ranks > 0 && shard >= linked_ranks
+                                ? chosen[(shard / linked_ranks - 1) * linked_ranks]
+                                : gpus.size();
       const auto key = [&](size_t i) {
-        return std::make_tuple(own[i], gpus[i].shards,
+        return std::make_tuple(i == sender, own[i], gpus[i].shards,
                                std::numeric_limits<uint64_t>::max() - gpus[i].free());
       };
       for (size_t i = 0; i < gpus.size(); ++i) {

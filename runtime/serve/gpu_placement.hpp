@@ -26,9 +26,13 @@ struct gpu_load {
 /// (so a replica's stages and ranks get distinct GPUs while there are enough), then the fewest
 /// shards, then the most free memory, that still holds it; GPUs are shared otherwise. Returns
 /// per replica the position in `gpus` of each shard's GPU, or how many replicas would fit.
+/// `linked_ranks` > 0: the replica's stages, of that many ranks each, are joined by exchange
+/// links, and a shard of stage s + 1 avoids the GPU of stage s's rank 0 (its sender) before
+/// anything else, since NCCL cannot send within one GPU.
 std::variant<std::vector<std::vector<size_t>>, int64_t>
 place_gpu_replicas(std::vector<gpu_load> gpus, const std::vector<std::vector<int32_t>>& allowed,
-                   int64_t instances, std::span<const uint64_t> shard_bytes);
+                   int64_t instances, std::span<const uint64_t> shard_bytes,
+                   size_t linked_ranks = 0);
 
 /// With exchange links, the first stage s whose link (its rank 0 to every rank of stage s + 1)
 /// would join two shards on one GPU, which NCCL cannot send between; none when every link

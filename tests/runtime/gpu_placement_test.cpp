@@ -71,3 +71,26 @@ TEST_CASE("a stage link may not join two shards on one GPU: the first such stage
   const std::vector<int32_t> one_stage{0, 0};
   CHECK_FALSE(link_within_one_gpu(one_stage, 1, 2)); // no link at all
 }
+
+TEST_CASE("with stage links, a stage's shards avoid the GPU of the previous stage's rank 0") {
+  // 2 stages x 2 ranks on 3 GPUs: filling by balance alone puts stage 1's rank 1 back on
+  // cuda:0, where stage 0's rank 0 sends from.
+  std::vector<gpu_load> gpus{{0, 10 * gib}, {1, 10 * gib}, {2, 10 * gib}};
+  const std::vector<uint64_t> shards{gib, gib, gib, gib};
+  auto as_gpus = [&](const std::vector<size_t>& positions) {
+    std::vector<int32_t> out;
+    for (size_t p : positions)
+      out.push_back(gpus[p].index);
+    return out;
+  };
+  auto balanced = place_gpu_replicas(gpus, {}, 1, shards);
+  REQUIRE(std::holds_alternative<std::vector<std::vector<size_t>>>(balanced));
+  const auto plain = as_gpus(std::get<0>(balanced).at(0));
+  CHECK(plain == std::vector<int32_t>{0, 1, 2, 0});
+  CHECK(link_within_one_gpu(plain, 2, 2) == size_t{0});
+  auto linked = place_gpu_replicas(gpus, {}, 1, shards, 2);
+  REQUIRE(std::holds_alternative<std::vector<std::vector<size_t>>>(linked));
+  const auto spread = as_gpus(std::get<0>(linked).at(0));
+  CHECK(spread == std::vector<int32_t>{0, 1, 2, 1});
+  CHECK_FALSE(link_within_one_gpu(spread, 2, 2));
+}
