@@ -1,5 +1,6 @@
 // resource_manager: CPU devices as core sets and the listed GPUs, replica placement by memory,
-// executor supervision (a tensor-parallel stage is supervised as one group of ranks).
+// the groups and stage links replicas need, executor supervision (a tensor-parallel stage is
+// supervised as one group of ranks, a replica whose stages are linked as a whole).
 #include <algorithm>
 #include <functional>
 #include <limits>
