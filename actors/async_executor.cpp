@@ -262,14 +262,17 @@ void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::dura
       st.stopping = true;
       return self->quit(std::move(why));
     }
-    // A GPU stage with links stops too (whether its sends and receives still match the
-    // messages shows nowhere else, and its replica restarts with fresh links), unless a link
-    // was aborted: a stage that cannot load, as with a group, fails every batch instead.
+    // A GPU stage whose send or receive failed stops too: its link is out of step with the
+    // messages, and its replica restarts with fresh links. An aborted link (a stage that
+    // cannot load) fails every batch instead, as with a group; any other failed run (a data
+    // error) sent and received in step, and fails only its batch.
     if (st.linked() && st.spec.backend == executor_backend::gpu) {
       if (auto links = st.opened.model->link_status(); !links)
         return fail_job(self, std::move(job), to_error(links.with_context(st.where)), st.rank());
-      st.stopping = true;
-      return self->quit(std::move(why));
+      if (!st.opened.model->links_in_step()) {
+        st.stopping = true;
+        return self->quit(std::move(why));
+      }
     }
     return fail_job(self, std::move(job), std::move(why), st.rank());
   }

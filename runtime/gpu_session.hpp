@@ -116,6 +116,9 @@ public:
   /// Why one of its stage links was aborted (a stage of the replica cannot load, or the
   /// replica is being dropped), or ok.
   virtual status link_status() const { return status::ok(); }
+  /// Whether every send and receive over its links so far was enqueued: false once one failed,
+  /// which leaves a link out of step with the messages (the stage must restart).
+  virtual bool links_in_step() const { return true; }
   /// Whether the runs enqueued from now on return device outputs (gpu_session_options::
   /// device_outputs), e.g. to time the same plans with and without the copy out.
   virtual void set_device_outputs(bool on) = 0;

@@ -56,11 +56,11 @@ public:
     cuda::device_guard guard(options_.device);
     if (ctx_.stream)
       cudaStreamSynchronize(ctx_.stream);
-    if (link_stream_)
-      cudaStreamSynchronize(link_stream_); // the last sends (an aborted link ends them)
     // Every host function has run, so every completion is queued: they run before the plans
     // they read go (here, when a completion is what destroys this session).
     completions_.finish();
+    if (link_stream_)
+      cudaStreamSynchronize(link_stream_); // the last sends (an aborted link ends them)
     for (auto& held : held_inputs_)
       held.clear(); // their copies are done
     plans_.clear();
@@ -68,12 +68,9 @@ public:
     comm_.reset(); // after the plans, before the stream it enqueues on
     link_in_.reset();
     link_out_.reset();
-    for (size_t i = 0; i < gpu_session::max_in_flight; ++i) {
-      if (written_[i])
-        cudaEventDestroy(written_[i]);
-      if (sent_[i])
-        cudaEventDestroy(sent_[i]);
-    }
+    for (auto* event : sent_)
+      if (event)
+        cudaEventDestroy(event);
     if (link_stream_)
       cudaStreamDestroy(link_stream_);
     if (ctx_.lt)
@@ -140,11 +137,6 @@ public:
     // Even a run that fails while being enqueued completes through the stream: part of it
     // may be enqueued already, and the runs before it must complete first, in order.
     auto run = enqueue(inputs);
-    // A stage with a link sends its outputs to the next stage's ranks (see send_outputs; the
-    // blocks stay referenced until they are sent and the run two after this one starts).
-    if (run && link_out_)
-      if (auto sent = send_outputs(*run); !sent)
-        run = sent.with_context("sending the outputs over the link to the next stage");
     complete_through_stream(std::move(run), std::move(done));
   }
 
@@ -152,8 +144,10 @@ public:
     if (auto st = admit(); !st)
       return done(st); // nothing was received or enqueued
     auto received = receive_inputs(what);
-    if (!received) // after the runs before it, in order, as any run's error
+    if (!received) { // after the runs before it, in order, as any run's error
+      links_in_step_ = false; // some receive may be enqueued, or none: the link is out of step
       return complete_through_stream(received.error(), std::move(done));
+    }
     in_flight_.fetch_sub(1); // run_async counts it again
     run_async(std::move(*received), std::move(done));
   }
@@ -200,16 +194,22 @@ private:
     // the outputs out of pinned staging (or references the device outputs the plan keeps)
     // and hands the result on. The run counts as completed before `done`, which may start
     // the next, or destroy this session (the worker then finishes on the spot).
+    // A stage with a link to the next stage sends a run's outputs from its completion, once
+    // the run has succeeded (a run that fails sends nothing, so the link stays in step with
+    // the messages), and before `done`, which passes on the message telling the next stage
+    // to receive them.
     struct pending {
       expected<enqueued> run;
       const communicator* comm;
       const communicator* link_in;
+      cuda_session* sender; // with a link to the next stage
       std::atomic<size_t>* in_flight;
       completion done;
       completion_worker* worker;
     };
-    auto* ctx = new pending{std::move(run), comm_.get(), link_in_.get(), &in_flight_,
-                            std::move(done), &completions_};
+    auto* ctx = new pending{std::move(run), comm_.get(), link_in_.get(),
+                            link_out_ ? this : nullptr, &in_flight_, std::move(done),
+                            &completions_};
     const auto fn = [](void* data) {
       std::shared_ptr<pending> c(static_cast<pending*>(data));
       c->worker->post([c] {
@@ -217,11 +217,16 @@ private:
         try {
           result = c->run ? outcome(*c->run->plan, c->run->slot, c->comm, c->link_in)
                           : expected<std::vector<tensor>>(c->run.error());
+          if (result && c->sender)
+            if (auto sent = c->sender->send_outputs(*c->run); !sent) {
+              c->sender->links_in_step_ = false;
+              result = sent.with_context("sending the outputs over the link to the next stage");
+            }
         } catch (const std::exception& e) { // e.g. no host memory for the outputs
           result = make_error(errc::resource_exhausted, "collecting a run's outputs: {}",
                               e.what());
         }
-        c->in_flight->fetch_sub(1);
+        c->in_flight->fetch_sub(1); // after the sends: the run two later waits for them
         c->done(std::move(result));
       });
     };
@@ -250,6 +255,7 @@ private:
   }
 
 public:
+  bool links_in_step() const override { return links_in_step_; }
   status link_status() const override {
     for (const auto* link : {link_in_.get(), link_out_.get()})
       if (link)
@@ -308,10 +314,8 @@ private:
     link_in_ = std::move(*in);
     if (options_.link_out.size > 1) {
       TROUPE_CUDA_TRY(cudaStreamCreateWithFlags(&link_stream_, cudaStreamNonBlocking));
-      for (size_t i = 0; i < gpu_session::max_in_flight; ++i) {
-        TROUPE_CUDA_TRY(cudaEventCreateWithFlags(&written_[i], cudaEventDisableTiming));
-        TROUPE_CUDA_TRY(cudaEventCreateWithFlags(&sent_[i], cudaEventDisableTiming));
-      }
+      for (auto& event : sent_)
+        TROUPE_CUDA_TRY(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
     }
     auto out = gpu::join_group(options_.link_out, options_.device, link_stream_);
     if (!out)
@@ -386,11 +390,11 @@ private:
     return *recent_[ring];
   }
 
-  /// Waits until the run at `ring` has sent its outputs over the link, if it sent any.
+  /// Waits until the run at `ring` has sent its outputs over the link, if it sent any (the
+  /// completion thread marks the sends before the run counts as completed).
   status wait_for_send(size_t ring) {
-    if (!sending_[ring])
+    if (!sending_[ring].exchange(false))
       return status::ok();
-    sending_[ring] = false;
     return cuda::check(cudaEventSynchronize(sent_[ring]), "cudaEventSynchronize");
   }
   status wait_for_sends() {
@@ -399,13 +403,13 @@ private:
     return status::ok();
   }
 
-  /// Sends a run's device outputs to every rank of the next stage, on the link's stream once
-  /// the run has written them: not on the compute stream, where a send that waits for the next
-  /// stage to receive would hold up the run's completion callback, and so the message that
-  /// tells that stage to receive (deadlock).
+  /// Sends a finished run's device outputs to every rank of the next stage, from its
+  /// completion, on the link's stream: not on the compute stream, where a send that waits for
+  /// the next stage to receive would hold up the runs behind it and their completions, one of
+  /// which tells that stage to receive (deadlock).
   status send_outputs(const enqueued& run) {
-    TROUPE_CUDA_TRY(cudaEventRecord(written_[run.ring], ctx_.stream));
-    TROUPE_CUDA_TRY(cudaStreamWaitEvent(link_stream_, written_[run.ring], 0));
+    cuda::device_guard guard(options_.device);
+    TROUPE_TRY_STATUS(guard.status());
     TROUPE_TRY_STATUS(serve::send_values(*link_out_, run.plan->device_outputs_of(run.slot)));
     TROUPE_CUDA_TRY(cudaEventRecord(sent_[run.ring], link_stream_));
     sending_[run.ring] = true;
@@ -422,8 +426,9 @@ private:
   std::unique_ptr<cuda::nccl_communicator> comm_; // null without a group
   std::unique_ptr<cuda::nccl_communicator> link_in_, link_out_; // null without links
   cudaStream_t link_stream_ = nullptr; // link_out_'s sends (with link_out only)
-  std::array<cudaEvent_t, gpu_session::max_in_flight> written_{}, sent_{}; // per ring place
-  std::array<bool, gpu_session::max_in_flight> sending_{};
+  std::array<cudaEvent_t, gpu_session::max_in_flight> sent_{}; // per ring place
+  std::array<std::atomic<bool>, gpu_session::max_in_flight> sending_{};
+  std::atomic<bool> links_in_step_{true}; // false once a send or receive failed
   int devices_ = 0;                               // visible GPUs
   std::array<std::vector<tensor>, gpu_session::max_in_flight> held_inputs_; // device inputs
   uint64_t runs_ = 0;                             // enqueued so far

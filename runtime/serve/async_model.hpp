@@ -40,6 +40,8 @@ public:
   }
   /// Why a stage link its session holds was aborted, or ok (also without links).
   virtual status link_status() const { return status::ok(); }
+  /// Whether its session's links are still in step with the messages (gpu_session).
+  virtual bool links_in_step() const { return true; }
 };
 
 /// Opens `g` (a whole model, a pipeline stage or a tensor-parallel rank) on one GPU

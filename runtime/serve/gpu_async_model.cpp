@@ -42,6 +42,7 @@ public:
   }
   size_t max_in_flight() const override { return gpu_session::max_in_flight; }
   status link_status() const override { return session_->link_status(); }
+  bool links_in_step() const override { return session_->links_in_step(); }
 
 private:
   /// `done` as a completion that calls it only the first time: a run that throws while being
