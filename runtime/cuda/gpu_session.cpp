@@ -332,6 +332,9 @@ private:
     TROUPE_TRY_STATUS(guard.status());
     if (plans_.size() >= options_.max_cached_plans) {
       TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
+      // The runs are done on the device, but their completions (which read the plans and
+      // send the outputs) may still be queued for the completion thread.
+      completions_.drain();
       TROUPE_TRY_STATUS(wait_for_sends()); // their device outputs go with the plans
       recent_ = {}; // their slots go with them
       plans_.clear();

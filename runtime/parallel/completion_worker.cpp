@@ -3,6 +3,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 
 namespace troupe {
@@ -56,6 +57,21 @@ void completion_worker::post(job j) {
     state_->jobs.push_back(std::move(j));
   }
   state_->wake.notify_one();
+}
+
+void completion_worker::drain() {
+  if (on_worker_thread() || !thread_.joinable())
+    return;
+  auto ran = std::make_shared<std::promise<void>>();
+  auto done = ran->get_future();
+  {
+    std::lock_guard lock(state_->mutex);
+    if (state_->stopping)
+      return;
+    state_->jobs.push_back([ran] { ran->set_value(); });
+  }
+  state_->wake.notify_one();
+  done.wait();
 }
 
 void completion_worker::finish() {

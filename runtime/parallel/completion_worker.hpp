@@ -24,6 +24,10 @@ public:
   /// jobs report their own errors.
   void post(job j);
 
+  /// Returns once every job posted before this call has run: the caller may then drop what
+  /// they read. On the worker thread itself (a job) and after finish(), it returns at once.
+  void drain();
+
   /// Runs every job posted so far, then stops the thread. From another thread it waits for
   /// the worker to run them; from a job on the worker itself (the job's owner being
   /// destroyed by that job) it runs the queued ones right here, then leaves the thread to end

@@ -3,6 +3,7 @@
 // rest of the queue itself instead of waiting for its own thread.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -83,4 +84,22 @@ TEST_CASE("a job that destroys its worker runs the jobs queued behind it on the 
   CHECK(got == std::vector<int>{0, 1, 2, 3}); // the queued two ran inside the reset
   CHECK(rest_thread == first_thread);
   CHECK(worker == nullptr);
+}
+
+TEST_CASE("drain returns once the jobs posted before it have run") {
+  completion_worker worker;
+  std::promise<void> release;
+  std::atomic<bool> second_ran{false};
+  worker.post([f = release.get_future().share()] { f.wait(); }); // holds the queue
+  worker.post([&] { second_ran = true; });
+  bool seen = false;
+  std::thread drainer([&] {
+    worker.drain();
+    seen = second_ran.load(); // drain may return only after the second job
+  });
+  release.set_value();
+  drainer.join();
+  CHECK(seen);
+  worker.finish();
+  worker.drain(); // after finish: returns at once
 }
