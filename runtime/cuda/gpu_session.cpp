@@ -232,10 +232,14 @@ private:
     };
     if (auto st = cuda::check(cudaLaunchHostFunc(ctx_.stream, fn, ctx), "cudaLaunchHostFunc");
         !st) {
-      std::unique_ptr<pending> c(ctx);
-      (void)cudaStreamSynchronize(ctx_.stream); // what was enqueued is done before `done`
-      in_flight_.fetch_sub(1);
-      c->done(st);
+      std::shared_ptr<pending> c(ctx);
+      // What was enqueued is done, and the completions before this one are queued: this one
+      // goes behind them, in order.
+      (void)cudaStreamSynchronize(ctx_.stream);
+      completions_.post([c, st] {
+        c->in_flight->fetch_sub(1);
+        c->done(st);
+      });
     }
   }
 
