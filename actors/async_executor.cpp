@@ -103,22 +103,9 @@ expected<opened_model> open_model(const shard_spec& spec) {
     options.device_outputs = hands_on_device(spec);
     options.channels_last = spec.channels_last;
     options.benchmark_convolutions = spec.benchmark_convolutions;
-    if (spec.group.size > 1) {
-      auto group = nccl_group_of(spec.group);
-      if (!group)
-        return group.error();
-      options.group = std::move(*group);
-    }
-    // Exchange links: the session receives its inputs and sends its outputs on its streams.
-    for (auto [ticket, into] : {std::pair{&spec.link_in, &options.link_in},
-                                std::pair{&spec.link_out, &options.link_out}}) {
-      if (ticket->size <= 1)
-        continue;
-      auto link = nccl_group_of(*ticket);
-      if (!link)
-        return link.error();
-      *into = std::move(*link);
-    }
+    // Its group, and its links: the session receives its inputs and sends its outputs on
+    // its streams.
+    TROUPE_TRY_STATUS(nccl_groups_of(spec, options));
     auto model = open_gpu_model(std::move(*part), std::move(options));
     if (!model)
       return model.error();

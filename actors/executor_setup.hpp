@@ -47,6 +47,22 @@ inline expected<gpu_group_ticket> nccl_group_of(const group_ticket& ticket) {
   return out;
 }
 
+/// The NCCL tickets of a GPU executor's group and links (those of more than one rank) put
+/// into the session's options.
+inline status nccl_groups_of(const shard_spec& spec, gpu_session_options& options) {
+  for (auto [ticket, into] : {std::pair{&spec.group, &options.group},
+                              std::pair{&spec.link_in, &options.link_in},
+                              std::pair{&spec.link_out, &options.link_out}}) {
+    if (ticket->size <= 1)
+      continue;
+    auto nccl = nccl_group_of(*ticket);
+    if (!nccl)
+      return nccl.error();
+    *into = std::move(*nccl);
+  }
+  return status::ok();
+}
+
 /// Fails every collective (or send and recv) of the group `ticket` joins, waiting or later.
 inline void abort_group(const group_ticket& ticket, const status& why) {
   if (ticket.size <= 1)

@@ -291,14 +291,13 @@ void assign_tickets(const model_record& model, replica_record& rep, const replic
       rep.groups[s] = t.stages.tickets.at(first + s * ranks).group;
   }
   if (model.link_groups() > 0) {
-    const size_t size = 1 + ranks, first = r * (stages - 1) * size;
-    rep.links.assign(stages - 1, 0);
-    for (size_t s = 0; s + 1 < stages; ++s) {
-      const size_t link = first + s * size;
-      rep.links[s] = t.links.tickets.at(link).group;
-      rep.specs.at(s * ranks).link_out = t.links.tickets.at(link);
-      for (size_t q = 0; q < ranks; ++q)
-        rep.specs.at((s + 1) * ranks + q).link_in = t.links.tickets.at(link + 1 + q);
+    rep.links.clear();
+    size_t ticket = r * model.link_groups() * serve::link_size(static_cast<int>(ranks));
+    for (const auto& link : serve::replica_links(stages, ranks)) {
+      rep.links.push_back(t.links.tickets.at(ticket).group);
+      rep.specs.at(link.sender).link_out = t.links.tickets.at(ticket++);
+      for (size_t receiver : link.receivers)
+        rep.specs.at(receiver).link_in = t.links.tickets.at(ticket++);
     }
   }
 }

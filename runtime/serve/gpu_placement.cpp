@@ -1,5 +1,6 @@
 // gpu_placement: greedy placement of the shards of GPU replicas.
 #include "runtime/serve/gpu_placement.hpp"
+#include "runtime/serve/stage_link.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -51,9 +52,10 @@ place_gpu_replicas(std::vector<gpu_load> gpus, const std::vector<std::vector<int
 
 std::optional<size_t> link_within_one_gpu(std::span<const int32_t> shard_gpus, size_t stages,
                                           size_t ranks) {
-  for (size_t s = 0; s + 1 < stages; ++s)
-    for (size_t q = 0; q < ranks; ++q)
-      if (shard_gpus[s * ranks] == shard_gpus[(s + 1) * ranks + q])
+  const auto links = replica_links(stages, ranks);
+  for (size_t s = 0; s < links.size(); ++s)
+    for (size_t receiver : links[s].receivers)
+      if (shard_gpus[links[s].sender] == shard_gpus[receiver])
         return s;
   return std::nullopt;
 }

@@ -5,6 +5,17 @@
 
 namespace troupe::serve {
 
+std::vector<link_ends> replica_links(size_t stages, size_t ranks) {
+  std::vector<link_ends> out;
+  for (size_t s = 0; s + 1 < stages; ++s) {
+    link_ends link{s * ranks, {}};
+    for (size_t q = 0; q < ranks; ++q)
+      link.receivers.push_back((s + 1) * ranks + q);
+    out.push_back(std::move(link));
+  }
+  return out;
+}
+
 linked_values describe(const std::vector<tensor>& values) {
   linked_values out;
   for (const auto& v : values) {

@@ -18,6 +18,14 @@ namespace troupe::serve {
 /// of the next stage (the receivers, link ranks 1..ranks).
 inline int link_size(int receiver_ranks) { return 1 + receiver_ranks; }
 
+/// The shards (stage by stage: [s * ranks + r]) a replica's link after stage s joins: the
+/// sender is stage s's rank 0, the receivers are stage s + 1's ranks (link ranks 1..ranks).
+struct link_ends {
+  size_t sender;
+  std::vector<size_t> receivers;
+};
+std::vector<link_ends> replica_links(size_t stages, size_t ranks);
+
 /// What the message says about the values that went over the link, value by value.
 struct linked_values {
   std::vector<uint8_t> types;              // dtype codes

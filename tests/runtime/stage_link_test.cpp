@@ -103,3 +103,14 @@ TEST_CASE("a failed send or receive fails only the job on an aborted link, else 
   group.control->abort(status{errc::unavailable, "stage 1 cannot load"});
   CHECK(serve::on_link_failure(group.ranks[0].get()) == serve::link_failure::fail_job);
 }
+
+TEST_CASE("a replica's links join each stage's rank 0 to every rank of the next stage") {
+  const auto links = serve::replica_links(3, 2); // shards [s * 2 + r]
+  REQUIRE(links.size() == 2);
+  CHECK(links[0].sender == 0);
+  CHECK(links[0].receivers == std::vector<size_t>{2, 3});
+  CHECK(links[1].sender == 2);
+  CHECK(links[1].receivers == std::vector<size_t>{4, 5});
+  CHECK(serve::replica_links(1, 4).empty());
+  CHECK(serve::replica_links(2, 1).at(0).receivers == std::vector<size_t>{1});
+}
