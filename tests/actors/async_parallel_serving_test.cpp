@@ -2,7 +2,7 @@
 // executor (the GPU executor's actor path, here over its host implementation) answer like the
 // unsplit session; a failing rank fails its batch once and its group comes back, one that cannot
 // load releases the others; KIND_GPU with stages or ranks needs a GPU; on a GPU, 2 KIND_GPU
-// stages answer like the CPU session.
+// stages (and, on two GPUs, 2 stages joined by exchange links) answer like the CPU session.
 #include <doctest/doctest.h>
 
 #include <map>
@@ -181,7 +181,8 @@ TEST_CASE("KIND_GPU with pipeline stages, tensor parallelism or a manual cut fai
   CHECK((*rt)->models().empty());
 }
 
-TEST_CASE("seed_cnn as 2 KIND_GPU pipeline stages on GPU 0 answers like the CPU session") {
+TEST_CASE("seed_cnn as 2 KIND_GPU pipeline stages on GPU 0, and with exchange links (NCCL "
+          "send/recv) on two GPUs, answers like the CPU session") {
   auto gpus = list_gpus();
   if (!gpus || gpus->empty()) {
     MESSAGE("no usable GPU here; skipped");
@@ -198,27 +199,39 @@ TEST_CASE("seed_cnn as 2 KIND_GPU pipeline stages on GPU 0 answers like the CPU 
   test::threaded_system t;
   auto rt = embedded_runtime::start(t.sys);
   REQUIRE(rt);
-  for (int64_t micro : {0, 4}) {
-    CAPTURE(micro);
-    auto config = one_batch_config(2, 1, micro, 8);
-    config.precision = gpu_precision::fp32;
-    config.instance_groups.push_back(instance_group{"gpu", 1, instance_kind::gpu, {0}});
-    auto h = (*rt)->load_model("seed_cnn", micro + 1, *onnx, config);
-    REQUIRE_MESSAGE(h, t.sys.render(h.error()));
-    CHECK(h->plan.stages == 2);
-    auto st = (*rt)->status();
-    REQUIRE(st);
-    bool found = false;
-    for (const auto& rep : st->replicas)
-      if (rep.version == micro + 1) {
-        found = true;
-        CHECK(rep.kind == "cuda");
-        CHECK(rep.devices == std::vector<int32_t>{0, 0});
+  for (bool linked : {false, true}) {
+    CAPTURE(linked);
+    if (linked && gpus->size() < 2) {
+      MESSAGE("exchange links need two GPUs; that variant skipped");
+      continue;
+    }
+    for (int64_t micro : {0, 4}) {
+      CAPTURE(micro);
+      const int64_t version = micro + 1 + (linked ? 10 : 0);
+      auto config = one_batch_config(2, 1, micro, 8);
+      config.precision = gpu_precision::fp32;
+      config.parallelism.exchange_links = linked;
+      config.instance_groups.push_back(instance_group{
+          "gpu", 1, instance_kind::gpu, linked ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0}});
+      auto h = (*rt)->load_model("seed_cnn", version, *onnx, config);
+      REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+      if (!linked) {
+        CHECK(h->plan.stages == 2);
+        auto st = (*rt)->status();
+        REQUIRE(st);
+        bool found = false;
+        for (const auto& rep : st->replicas)
+          if (rep.version == version) {
+            found = true;
+            CHECK(rep.kind == "cuda");
+            CHECK(rep.devices == std::vector<int32_t>{0, 0});
+          }
+        CHECK(found);
       }
-    CHECK(found);
-    const std::vector<int64_t> rows{3, 1, 4};
-    check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows, want,
-                  1e-4, t.sys);
-    (void)(*rt)->unload_model("seed_cnn", micro + 1);
+      const std::vector<int64_t> rows{3, 1, 4};
+      check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows,
+                    want, 1e-4, t.sys);
+      (void)(*rt)->unload_model("seed_cnn", version);
+    }
   }
 }

@@ -78,37 +78,46 @@ TEST_CASE("resnet18 served as 1, 2 and 3 stages, with and without micro-batches,
 }
 
 TEST_CASE("a stage that throws while a micro-batched batch runs: each request gets one "
-          "unavailable reply, the restarted replica serves the next batch") {
+          "unavailable reply, the restarted replica serves the next batch, also with exchange "
+          "links between the stages") {
   test::temp_dir dir;
   auto onnx = dir.path / "mlp.onnx";
   test::write_mlp_onnx(onnx);
-  test::threaded_system t;
-  auto rt = test::start_on_two_devices(t.sys);
-  REQUIRE(rt);
-  load_options lo;
-  lo.boundaries = {{"h"}};
-  lo.fault_after_batches = 2; // stage 0 throws on the second micro-batch
-  auto h = (*rt)->load_model("mlp", 1, onnx, test::one_batch_config(1, 1, 1, 3), lo);
-  REQUIRE(h);
-  CHECK(h->plan.chosen_by == "manual");
   std::mt19937 rng(std::random_device{}());
   const tensor batch = test::random_rows({3, 16}, rng);
-  auto failed = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 1, 1}));
-  for (auto& r : failed) {
-    REQUIRE_FALSE(r);
-    CHECK(errc_of(r.error()) == errc::unavailable);
-  }
-  auto ok = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2}));
   const auto want = test::session_outputs(onnx, batch);
-  REQUIRE(ok[0]);
-  REQUIRE(ok[1]);
-  CHECK(relative_error(ok[0]->outputs.at(0), want.at(0).slice_rows(0, 1)) < 1e-5);
-  CHECK(relative_error(ok[1]->outputs.at(0), want.at(0).slice_rows(1, 3)) < 1e-5);
-  auto ms = (*rt)->status(*h);
-  REQUIRE(ms);
-  CHECK(ms->failed == 3);
-  CHECK(ms->completed == 2);
-  CHECK((*rt)->status()->replicas.at(0).restarts == 1);
+  for (bool linked : {false, true}) {
+    CAPTURE(linked);
+    test::threaded_system t;
+    auto rt = test::start_on_two_devices(t.sys);
+    REQUIRE(rt);
+    load_options lo;
+    lo.boundaries = {{"h"}};
+    lo.fault_after_batches = 2; // stage 0 throws on the second micro-batch (after the first
+                                // went on, over the link when linked)
+    auto config = test::one_batch_config(1, 1, 1, 3);
+    config.parallelism.exchange_links = linked;
+    auto h = (*rt)->load_model("mlp", 1, onnx, config, lo);
+    REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+    CHECK(h->plan.chosen_by == "manual");
+    auto failed = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 1, 1}));
+    for (auto& r : failed) {
+      REQUIRE_FALSE(r);
+      CHECK(errc_of(r.error()) == errc::unavailable);
+    }
+    auto ok = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2}));
+    REQUIRE(ok[0]);
+    REQUIRE(ok[1]);
+    CHECK(relative_error(ok[0]->outputs.at(0), want.at(0).slice_rows(0, 1)) < 1e-5);
+    CHECK(relative_error(ok[1]->outputs.at(0), want.at(0).slice_rows(1, 3)) < 1e-5);
+    auto ms = (*rt)->status(*h);
+    REQUIRE(ms);
+    CHECK(ms->failed == 3);
+    CHECK(ms->completed == 2);
+    const auto replica = (*rt)->status()->replicas.at(0);
+    CHECK(replica.restarts == 1);
+    CHECK(replica.links == (linked ? 1u : 0u)); // a fresh link after the restart
+  }
 }
 
 // -- the merger on the deterministic scheduler, with fake stages -----------------------------

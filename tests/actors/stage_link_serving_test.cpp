@@ -1,8 +1,9 @@
 // stage_link_serving_test: with parallelism.stage_transport exchange, a replica's stages hand
 // their activations over exchange links (send/recv on the host communicator here, NCCL between
 // GPUs) and the messages carry only what went there; answers equal the unsplit session, on the
-// detached and the asynchronous executors, with tensor-parallel ranks and micro-batches; a stage
-// that dies restarts its whole replica with fresh links.
+// detached and the asynchronous executors, with tensor-parallel ranks and micro-batches; bad
+// descriptions and a stage that cannot load fail what they should. (A stage that dies and its
+// replica's restart: pipeline_test; linked GPU stages: async_parallel_serving_test.)
 #include <doctest/doctest.h>
 
 #include "actors/embedded_runtime.hpp"
@@ -16,6 +17,21 @@ using namespace troupe;
 using namespace std::chrono_literals;
 
 namespace {
+
+/// Stage `stage` of an MLP cut after "h" (`onnx`), on `backend`, linked over host group `link`:
+/// stage 0 sends (link rank 0), stage 1 receives (link rank 1).
+shard_spec linked_stage(const std::string& onnx, int stage, executor_backend backend,
+                        uint64_t link) {
+  shard_spec spec;
+  spec.onnx_path = onnx;
+  spec.boundaries = {{"h"}};
+  spec.stage = stage;
+  spec.backend = backend;
+  spec.limits.threads = 1;
+  (stage == 0 ? spec.link_out : spec.link_in) =
+      group_ticket{link, stage == 0 ? 0 : 1, 2, "host", {}};
+  return spec;
+}
 
 model_config linked_config(int64_t stages, int64_t ranks, int64_t micro, int64_t max_batch) {
   auto c = test::one_batch_config(stages, ranks, micro, max_batch);
@@ -95,24 +111,11 @@ TEST_CASE("a linked stage sends its outputs over the link and only their dims in
     REQUIRE(link);
     test::threaded_system t;
     caf::scoped_actor self{t.sys};
-    auto spec_of = [&](int stage) {
-      shard_spec spec;
-      spec.onnx_path = onnx.string();
-      spec.boundaries = cut;
-      spec.stage = stage;
-      spec.backend = backend;
-      spec.limits.threads = 1;
-      if (stage == 0)
-        spec.link_out = group_ticket{*link, 0, 2, "host", {}};
-      else
-        spec.link_in = group_ticket{*link, 1, 2, "host", {}};
-      return spec;
-    };
     // Stage 0 hands its job on to this test (as the next stage): values empty, dims in the
     // message. The test passes that job on to stage 1, whose answer reaches the test as the
     // merger.
-    auto first = spawn_shard_executor(t.sys, spec_of(0));
-    auto second = spawn_shard_executor(t.sys, spec_of(1));
+    auto first = spawn_shard_executor(t.sys, linked_stage(onnx.string(), 0, backend, *link));
+    auto second = spawn_shard_executor(t.sys, linked_stage(onnx.string(), 1, backend, *link));
     auto me = caf::actor{self};
     // Jobs are built inside an actor (see async_executor_test's send_jobs: TSan and CAF).
     auto send_linked = [&](auto target, std::vector<uint8_t> types,
@@ -188,19 +191,9 @@ TEST_CASE("a linked stage that cannot load aborts its link: the batch fails with
     REQUIRE(link);
     test::threaded_system t;
     caf::scoped_actor self{t.sys};
-    shard_spec sender, receiver;
-    for (auto* spec : {&sender, &receiver}) {
-      spec->boundaries = {{"h"}};
-      spec->backend = backend;
-      spec->limits.threads = 1;
-    }
-    sender.onnx_path = onnx.string();
-    sender.link_out = group_ticket{*link, 0, 2, "host", {}};
-    receiver.onnx_path = (dir.path / "missing.onnx").string();
-    receiver.stage = 1;
-    receiver.link_in = group_ticket{*link, 1, 2, "host", {}};
-    auto first = spawn_shard_executor(t.sys, sender);
-    auto second = spawn_shard_executor(t.sys, receiver);
+    auto first = spawn_shard_executor(t.sys, linked_stage(onnx.string(), 0, backend, *link));
+    auto second = spawn_shard_executor(
+        t.sys, linked_stage((dir.path / "missing.onnx").string(), 1, backend, *link));
     std::mt19937 rng(std::random_device{}());
     const tensor x = test::random_rows({2, 16}, rng);
     auto me = caf::actor{self};
@@ -230,41 +223,6 @@ TEST_CASE("a linked stage that cannot load aborts its link: the batch fails with
   }
 }
 
-TEST_CASE("a stage of a linked replica that throws: each request of the batch gets one error, "
-          "the replica restarts with fresh links and serves the next batch") {
-  test::temp_dir dir;
-  auto onnx = dir.path / "mlp.onnx";
-  test::write_mlp_onnx(onnx);
-  test::threaded_system t;
-  auto rt = test::start_on_two_devices(t.sys);
-  REQUIRE(rt);
-  load_options lo;
-  lo.boundaries = {{"h"}};
-  lo.fault_after_batches = 2; // stage 0 throws on the second micro-batch, after the first
-                              // went over the link
-  auto h = (*rt)->load_model("mlp", 1, onnx, linked_config(1, 1, 1, 3), lo);
-  REQUIRE_MESSAGE(h, t.sys.render(h.error()));
-  REQUIRE(h->plan.stages == 2);
-  std::mt19937 rng(std::random_device{}());
-  const tensor batch = test::random_rows({3, 16}, rng);
-  auto failed = test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 1, 1}));
-  for (auto& r : failed) {
-    REQUIRE_FALSE(r);
-    CHECK(errc_of(r.error()) == errc::unavailable);
-  }
-  const auto want = test::session_outputs(onnx, batch);
-  test::check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, {1, 2})),
-                      {1, 2}, want, 1e-5, t.sys);
-  auto ms = (*rt)->status(*h);
-  REQUIRE(ms);
-  CHECK(ms->failed == 3);
-  CHECK(ms->completed == 2);
-  auto st = (*rt)->status();
-  REQUIRE(st);
-  CHECK(st->replicas.at(0).restarts == 1);
-  CHECK(st->replicas.at(0).links == 1); // a fresh one
-}
-
 TEST_CASE("KIND_GPU stages with exchange links on one GPU fail at load: NCCL needs a GPU per "
           "stage") {
   auto gpus = list_gpus();
@@ -286,35 +244,4 @@ TEST_CASE("KIND_GPU stages with exchange links on one GPU fail at load: NCCL nee
   REQUIRE_FALSE(h);
   CHECK(errc_of(h.error()) == errc::invalid_argument);
   CHECK(message_of(h.error()).find("both on cuda:0") != std::string::npos);
-}
-
-TEST_CASE("seed_cnn as 2 KIND_GPU stages on two GPUs with exchange links (NCCL send/recv) "
-          "answers like the CPU session") {
-  auto gpus = list_gpus();
-  if (!gpus || gpus->size() < 2) {
-    MESSAGE("needs two GPUs; skipped");
-    return;
-  }
-  auto onnx = test::seed_cnn_path();
-  if (!onnx) {
-    MESSAGE("seed_cnn.onnx not exported (tools/export_models.py); skipped");
-    return;
-  }
-  std::mt19937 rng(std::random_device{}());
-  const tensor batch = test::random_rows({8, 1, 28, 28}, rng);
-  const auto want = test::session_outputs(*onnx, batch);
-  test::threaded_system t;
-  auto rt = embedded_runtime::start(t.sys);
-  REQUIRE(rt);
-  for (int64_t micro : {0, 4}) {
-    CAPTURE(micro);
-    auto config = linked_config(2, 1, micro, 8);
-    config.instance_groups.push_back(instance_group{"gpu", 1, instance_kind::gpu, {0, 1}});
-    auto h = (*rt)->load_model("seed_cnn", micro + 1, *onnx, config);
-    REQUIRE_MESSAGE(h, t.sys.render(h.error()));
-    const std::vector<int64_t> rows{3, 1, 4};
-    test::check_replies(test::infer_all(t.sys, h->batcher, test::requests_of(batch, rows)), rows,
-                        want, 1e-4, t.sys);
-    (void)(*rt)->unload_model("seed_cnn", micro + 1);
-  }
 }
