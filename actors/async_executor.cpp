@@ -160,7 +160,7 @@ void link_failed(async_pointer self, stage_job&& job, const communicator* link,
                  const status& why) {
   auto& st = self->state;
   const status aborted = link ? link->aborted() : st.opened.model->link_status();
-  if (!aborted.is_ok())
+  if (serve::on_link_failure(aborted, false) == serve::link_failure::fail_job)
     return fail_job(self, std::move(job), to_error(aborted.with_context(st.where)), st.rank());
   st.stopping = true;
   self->quit(to_error(why.with_context(st.where)));
@@ -254,9 +254,11 @@ void finish(async_pointer self, stage_job&& job, std::chrono::steady_clock::dura
     // cannot load) fails every batch instead, as with a group; any other failed run (a data
     // error) sent and received in step, and fails only its batch.
     if (st.linked() && st.spec.backend == executor_backend::gpu) {
-      if (auto links = st.opened.model->link_status(); !links)
-        return fail_job(self, std::move(job), to_error(links.with_context(st.where)), st.rank());
-      if (!st.opened.model->links_in_step()) {
+      const status aborted = st.opened.model->link_status();
+      if (!aborted.is_ok())
+        why = to_error(aborted.with_context(st.where));
+      if (serve::on_link_failure(aborted, st.opened.model->links_in_step()) ==
+          serve::link_failure::restart_replica) {
         st.stopping = true;
         return self->quit(std::move(why));
       }

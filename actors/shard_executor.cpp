@@ -62,9 +62,9 @@ status load_stage(shard_state& st) {
 void link_failed(shard_executor_actor::stateful_pointer<shard_state> self, stage_job&& job,
                  const communicator* link, const status& why, uint32_t rank) {
   auto& st = self->state;
-  if (serve::on_link_failure(link) == serve::link_failure::fail_job)
-    return fail_job(self, std::move(job), to_error(link->aborted().with_context(st.where())),
-                    rank);
+  const status aborted = link ? link->aborted() : status::ok();
+  if (serve::on_link_failure(aborted, false) == serve::link_failure::fail_job)
+    return fail_job(self, std::move(job), to_error(aborted.with_context(st.where())), rank);
   self->quit(to_error(why.with_context(st.where())));
 }
 

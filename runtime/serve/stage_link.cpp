@@ -64,9 +64,9 @@ status check_linked_inputs(const linked_values& what, const std::vector<value_in
   return status::ok();
 }
 
-link_failure on_link_failure(const communicator* link) {
-  return link && !link->aborted().is_ok() ? link_failure::fail_job
-                                          : link_failure::restart_replica;
+link_failure on_link_failure(const status& links_aborted, bool in_step) {
+  return !links_aborted.is_ok() || in_step ? link_failure::fail_job
+                                           : link_failure::restart_replica;
 }
 
 status send_values(communicator& link, const std::vector<tensor>& values) {

@@ -46,13 +46,15 @@ status check_linked(const linked_values& what, int64_t max_bytes = int64_t{8} <<
 /// fails its job and leaves the link in step.
 status check_linked_inputs(const linked_values& what, const std::vector<value_info>& inputs);
 
-/// What a stage does when a job's link traffic fails (a send, a receive, or a description that
-/// does not fit, whose values then stay unreceived): on an aborted link (a stage of the replica
-/// cannot load, or the replica is being dropped) it fails the job with the abort's reason, as
-/// with an aborted group; otherwise the link is out of step with the messages, and the
-/// executor stops so its replica restarts with fresh links.
+/// What a linked stage does with a failed job, given why its links were aborted (ok: they
+/// were not) and whether every send and receive so far went through (`in_step`). On an
+/// aborted link (a stage of the replica cannot load, or the replica is being dropped) it fails
+/// the job with the abort's reason, as with an aborted group; with links in step (a data error
+/// after the traffic went through) it fails the job; otherwise (a send, a receive, or a
+/// description that does not fit, whose values then stay unreceived) the link is out of step
+/// with the messages, and the executor stops so its replica restarts with fresh links.
 enum class link_failure { fail_job, restart_replica };
-link_failure on_link_failure(const communicator* link);
+link_failure on_link_failure(const status& links_aborted, bool in_step);
 
 /// Sends every value, in order, to every receiver of the link (this is its rank 0).
 status send_values(communicator& link, const std::vector<tensor>& values);

@@ -96,12 +96,14 @@ TEST_CASE("linked values must fit the receiving stage's inputs: count, dtype, ra
 }
 
 TEST_CASE("a failed send or receive fails only the job on an aborted link, else restarts the "
-          "replica") {
+          "replica; a failed run with its links in step fails only the job") {
   auto group = make_controlled_host_group(2);
-  CHECK(serve::on_link_failure(group.ranks[0].get()) == serve::link_failure::restart_replica);
-  CHECK(serve::on_link_failure(nullptr) == serve::link_failure::restart_replica);
+  CHECK(serve::on_link_failure(group.ranks[0]->aborted(), false) ==
+        serve::link_failure::restart_replica);
+  CHECK(serve::on_link_failure(status::ok(), false) == serve::link_failure::restart_replica);
+  CHECK(serve::on_link_failure(status::ok(), true) == serve::link_failure::fail_job);
   group.control->abort(status{errc::unavailable, "stage 1 cannot load"});
-  CHECK(serve::on_link_failure(group.ranks[0].get()) == serve::link_failure::fail_job);
+  CHECK(serve::on_link_failure(group.ranks[0]->aborted(), false) == serve::link_failure::fail_job);
 }
 
 TEST_CASE("a replica's links join each stage's rank 0 to every rank of the next stage") {
