@@ -164,6 +164,19 @@ expected<std::vector<conv_algo_cache::entry>> heuristic_candidates(cudnnHandle_t
   return usable(handle, d, type, perf, returned, limit);
 }
 
+/// The usable candidates cudnnFindConvolutionForwardAlgorithmEx times on real buffers (it
+/// overwrites y), fastest first; an error when the search fails.
+expected<std::vector<conv_algo_cache::entry>>
+timed_candidates(cudnnHandle_t handle, const conv_descriptors& d, dtype type, const void* x,
+                 const void* w, void* y, void* workspace, size_t limit) {
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int returned = 0;
+  TROUPE_CUDA_TRY(cudnnFindConvolutionForwardAlgorithmEx(
+      handle, d.x.get(), x, d.w.get(), w, d.conv.get(), d.y.get(), y,
+      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, workspace, limit));
+  return usable(handle, d, type, perf, returned, limit);
+}
+
 /// cuDNN 9 reports "not supported" as a family of codes (3000 and the 30xx details).
 bool not_supported(cudnnStatus_t code) {
   return CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED;
@@ -308,22 +321,12 @@ status conv_forward(cudnnHandle_t handle, conv_algo_cache& cache, const conv_par
   std::vector<conv_algo_cache::entry> candidates;
   if (cached && algo.workspace <= workspace_size)
     candidates.push_back(algo);
-  expected<std::vector<conv_algo_cache::entry>> found = std::vector<conv_algo_cache::entry>{};
-  bool timed = false;
-  if (!cached && cache.search() == conv_search::exhaustive) {
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int returned = 0;
-    // A search that fails (or finds nothing usable) leaves the choice to the heuristics: a
-    // slower algorithm beats a failed run.
-    if (cudnnFindConvolutionForwardAlgorithmEx(handle, d.x.get(), x, d.w.get(), w, d.conv.get(),
-                                               d.y.get(), y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                               &returned, perf, workspace,
-                                               limit) == CUDNN_STATUS_SUCCESS) {
-      found = usable(handle, d, p.type, perf, returned, limit);
-      timed = found.has_value();
-    }
-  }
-  if (!timed)
+  // A search that fails (or finds nothing usable) leaves the choice to the heuristics: a
+  // slower algorithm beats a failed run.
+  auto found = !cached && cache.search() == conv_search::exhaustive
+                   ? timed_candidates(handle, d, p.type, x, w, y, workspace, limit)
+                   : make_error(errc::unsupported, "not searched");
+  if (!found)
     found = heuristic_candidates(handle, d, p.type, limit);
   if (found)
     for (const auto& e : *found)
