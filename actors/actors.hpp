@@ -14,6 +14,7 @@
 #include "runtime/config/model_config.hpp"
 #include "runtime/gpu_precision.hpp"
 #include "runtime/graph.hpp"
+#include "runtime/serve/restart_backoff.hpp"
 
 namespace troupe {
 
@@ -28,6 +29,9 @@ using batcher_actor = caf::typed_actor<
     caf::reacts_to<atom::lost, uint32_t, std::string>,
     // A supervised replica was restarted: swap in its new route, fail what the old one held.
     caf::reacts_to<atom::restarted, replica_route>,
+    // A supervised replica will not come back (slot, why: its restart gave up). Once no
+    // replica is left, what is queued and what comes is answered `unavailable` with why.
+    caf::reacts_to<atom::gone, uint32_t, std::string>,
     // The batcher's one timer (queue delay, request deadlines); stale generations are ignored.
     caf::reacts_to<atom::tick, uint64_t>,
     // Queue length, batches in flight and the reply counters.
@@ -78,6 +82,9 @@ using resource_manager_actor = caf::typed_actor<
     caf::reacts_to<atom::retire, std::string, int64_t>,
     // Devices (cores, memory used) and replicas (placement, restarts).
     caf::replies_to<atom::status>::with<runtime_status>,
+    // Internal (its own delayed message): tries again to get the groups of a restart
+    // (model, version, slot, stage or 0 for a linked replica, the restart's epoch).
+    caf::reacts_to<atom::restart, std::string, int64_t, uint32_t, uint32_t, uint64_t>,
     // Stops every executor and merger it spawned, then quits.
     caf::replies_to<atom::shutdown>::with<caf::ok_atom>>;
 
@@ -141,6 +148,10 @@ struct resource_options {
   int cpu_devices = 1;            // disjoint core sets over `cores`
   std::vector<int> cores;         // empty: every core this process may use
   uint64_t memory_per_device = 0; // 0: physical memory divided by the devices
+  /// A restart whose groups the exchange refuses is tried again after these waits, then the
+  /// replica is reported down (status, and its batcher answers `unavailable`).
+  serve::restart_backoff restart_backoff;
+  uint32_t refuse_restart_groups = 0; // test only: refuse this many restarts' group requests
 };
 
 /// Errors when the devices cannot be built (more devices than cores).

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <unordered_map>
 
 #include <caf/event_based_actor.hpp>
@@ -32,6 +33,7 @@ struct batcher_state {
     bool alive = true;
   };
   std::vector<replica_entry> replicas; // by credit index
+  std::map<uint32_t, std::string> gone; // slots whose restart gave up -> why
   std::unordered_map<caf::actor_addr, size_t> replica_of; // monitored actor -> credit index
 
   struct queued {
@@ -366,6 +368,20 @@ uint32_t live_replicas(const batcher_state& st) {
       std::count_if(st.replicas.begin(), st.replicas.end(), [](auto& r) { return r.alive; }));
 }
 
+/// Why no replica can serve any more (every slot's restart gave up); empty while one can.
+std::string no_replica_left(const batcher_state& st) {
+  if (st.replicas.empty())
+    return {};
+  for (const auto& r : st.replicas)
+    if (!st.gone.count(r.route.slot))
+      return {};
+  std::string why = fmt::format("model {} has no replica left:", st.options.model);
+  for (const auto& [slot, reason] : st.gone)
+    why += fmt::format(" replica {}: {};", slot, reason);
+  why.pop_back();
+  return why;
+}
+
 model_status snapshot(const batcher_state& st) {
   model_status s = st.counters;
   s.queued = st.queue->size();
@@ -404,6 +420,10 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
         return to_error(errc::unavailable,
                         fmt::format("model {} is {}", st.options.model,
                                     st.stopping ? "shutting down" : "being unloaded"));
+      }
+      if (auto why = no_replica_left(st); !why.empty()) {
+        ++st.counters.rejected;
+        return to_error(errc::unavailable, why);
       }
       auto rows = check_inputs(st, req);
       if (!rows) {
@@ -448,6 +468,28 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
           mark_replica_down(self, i, "restarted by its supervisor");
       add_replica(self, std::move(route));
       pump(self);
+    },
+    [self](atom::gone, uint32_t slot, std::string& why) {
+      auto& st = self->state;
+      st.gone.emplace(slot, std::move(why));
+      for (size_t i = 0; i < st.replicas.size(); ++i)
+        if (st.replicas[i].alive && st.replicas[i].route.slot == slot)
+          mark_replica_down(self, i, st.gone.at(slot));
+      const auto none_left = no_replica_left(st);
+      if (none_left.empty())
+        return pump(self);
+      // Nothing will serve what waits: answer it now (in serving order), not at its deadline.
+      std::vector<uint64_t> queued;
+      st.queue->for_each_in_order([&](const pending_request& r) {
+        queued.push_back(r.id);
+        return true;
+      });
+      for (uint64_t id : queued) {
+        st.queue->remove(id);
+        ++st.counters.failed;
+        answer_queued(self, id, to_error(errc::unavailable, none_left));
+      }
+      check_drained(self);
     },
     [self](atom::tick, uint64_t generation) {
       auto& st = self->state;

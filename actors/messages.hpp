@@ -287,12 +287,14 @@ struct replica_status {
   uint32_t tensor_parallel = 1;
   std::string kind = "cpu"; // "cuda": devices are CUDA ordinals
   uint32_t links = 0;       // exchange links between its stages (stage_transport: exchange)
+  std::string state = "serving"; // or "restarting" (an executor is down), "down" (for good)
+  std::string error = {};        // why it is down
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_status& x) {
   return f(caf::meta::type_name("replica_status"), x.model, x.version, x.slot, x.devices,
-           x.restarts, x.tensor_parallel, x.kind, x.links);
+           x.restarts, x.tensor_parallel, x.kind, x.links, x.state, x.error);
 }
 
 /// A batcher's counters: every accepted request ends in exactly one of completed,

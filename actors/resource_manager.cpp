@@ -13,6 +13,7 @@
 #include "actors/actors.hpp"
 #include "kernels/gpu_devices.hpp"
 #include "runtime/serve/gpu_placement.hpp"
+#include "runtime/serve/restart_backoff.hpp"
 #include "runtime/serve/stage_link.hpp"
 
 namespace troupe {
@@ -37,8 +38,21 @@ struct replica_record {
   std::vector<uint64_t> groups;    // the group of each stage (tensor parallelism only)
   std::vector<uint64_t> links;     // the link after each stage but the last (exchange links)
   uint64_t restarts = 0;
-  uint64_t epoch = 0; // bumped by every group restart, so a late ticket reply is dropped
+  /// A restart that needs groups, per stage (tensor parallelism) or [0] (a linked replica,
+  /// restarted whole): its epoch, bumped by each restart so a late reply or retry is dropped,
+  /// and how many of its group requests in a row were refused.
+  struct rejoin {
+    uint64_t epoch = 0;
+    uint32_t failures = 0;
+  };
+  std::vector<rejoin> rejoins;
+  std::string down; // why the replica is down for good (its restart gave up); empty: it is not
 };
+
+/// Whether some executor of the replica is stopped and waits for its restart.
+bool restarting(const replica_record& r) {
+  return std::any_of(r.stages.begin(), r.stages.end(), [](const caf::actor& a) { return !a; });
+}
 
 struct model_record {
   placement_request request;
@@ -62,6 +76,8 @@ struct resource_state {
   std::map<std::pair<std::string, int64_t>, model_record> models;
   // executor -> (model, slot, stage): who to restart when it goes down
   std::map<caf::actor_addr, std::tuple<std::pair<std::string, int64_t>, uint32_t, size_t>> owners;
+  serve::restart_backoff backoff;     // between a restart's refused group requests
+  uint32_t refuse_restart_groups = 0; // test only: restarts' group requests still to refuse
   bool stopping = false;
 };
 
@@ -414,86 +430,143 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
   return start_model(self, key);
 }
 
-/// A tensor-parallel stage lost a rank: the other ranks are stopped (after their group is
-/// aborted, so none stays blocked), and the stage's ranks start again in a fresh group.
-void restart_stage_group(rm_pointer self, const std::pair<std::string, int64_t>& key,
-                         uint32_t slot, size_t index, const std::string& why) {
+/// The restart in progress of `unit` (a tensor-parallel stage, or 0 for a linked replica),
+/// if `epoch` is still its current one: a late reply or retry for an older restart, a
+/// retired model or a stopping manager finds none.
+replica_record::rejoin* current_rejoin(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                                       uint32_t slot, size_t unit, uint64_t epoch) {
   auto& st = self->state;
+  auto it = st.models.find(key);
+  if (st.stopping || it == st.models.end())
+    return nullptr;
+  auto& replica = it->second.replicas.at(slot);
+  if (unit >= replica.rejoins.size() || replica.rejoins[unit].epoch != epoch)
+    return nullptr;
+  return &replica.rejoins[unit];
+}
+
+/// Starts a restart of `unit` of a replica: a new epoch, so replies to an earlier one are
+/// dropped, and no failures yet.
+uint64_t begin_rejoin(model_record& model, replica_record& replica, size_t unit) {
+  replica.rejoins.resize(std::max(replica.rejoins.size(), model.stages()));
+  auto& r = replica.rejoins.at(unit);
+  r.failures = 0;
+  ++replica.restarts;
+  return ++r.epoch;
+}
+
+/// A restart's groups were refused: try again after the backoff's wait, or give up and
+/// report the replica down, to its status and to its batcher (which stops waiting for it).
+void on_rejoin_refused(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                       uint32_t slot, size_t unit, uint64_t epoch, const caf::error& why) {
+  auto* r = current_rejoin(self, key, slot, unit, epoch);
+  if (!r)
+    return;
+  auto& st = self->state;
+  ++r->failures;
+  if (auto wait = st.backoff.wait_after(r->failures)) {
+    self->delayed_send(self, *wait, atom::restart_v, key.first, key.second, slot,
+                       static_cast<uint32_t>(unit), epoch);
+    return;
+  }
   auto& model = st.models.at(key);
   auto& replica = model.replicas.at(slot);
-  const size_t ranks = model.ranks(), stage = index / ranks;
-  drop_group(self, replica.groups.at(stage),
-             fmt::format("stage {} rank {} stopped: {}", stage, index % ranks, why));
-  for (size_t r = 0; r < ranks; ++r)
-    if (stage * ranks + r != index)
-      stop_executor(self, replica.stages.at(stage * ranks + r));
-  replica.groups[stage] = 0;
-  ++replica.restarts;
-  const uint64_t epoch = ++replica.epoch;
-  group_request req{group_kind(model), static_cast<int32_t>(ranks), 1};
+  replica.down = fmt::format("its restart could not get its groups in {} tries: {}",
+                             r->failures, self->system().render(why));
+  if (model.request.owner)
+    self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::gone_v, slot,
+               replica.down);
+}
+
+/// The groups a restart asks for are refused, as the exchange would, while the test-only
+/// count of injected refusals lasts.
+bool refuse_injected(rm_pointer self, const std::pair<std::string, int64_t>& key, uint32_t slot,
+                     size_t unit, uint64_t epoch) {
+  auto& st = self->state;
+  if (st.refuse_restart_groups == 0)
+    return false;
+  --st.refuse_restart_groups;
+  on_rejoin_refused(self, key, slot, unit, epoch,
+                    to_error(errc::unavailable, "the exchange refused the groups (injected)"));
+  return true;
+}
+
+/// Asks for the fresh group of a tensor-parallel stage whose ranks were stopped, and starts
+/// them in it.
+void rejoin_stage_group(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                        uint32_t slot, size_t stage, uint64_t epoch) {
+  if (refuse_injected(self, key, slot, stage, epoch))
+    return;
+  auto& st = self->state;
+  auto& model = st.models.at(key);
+  group_request req{group_kind(model), static_cast<int32_t>(model.ranks()), 1};
   self->request(st.exchange, caf::infinite, atom::group_v, req)
       .then(
           [self, key, slot, stage, epoch](group_tickets& t) {
             auto& st = self->state;
-            auto it = st.models.find(key);
-            if (st.stopping || it == st.models.end() || it->second.replicas.at(slot).epoch != epoch) {
+            auto* r = current_rejoin(self, key, slot, stage, epoch);
+            if (!r) {
               if (!t.tickets.empty())
                 self->send(st.exchange, atom::release_v, t.tickets.front().group);
               return;
             }
-            auto& model = it->second;
+            r->failures = 0;
+            auto& model = st.models.at(key);
             auto& replica = model.replicas.at(slot);
             const size_t ranks = model.ranks();
             replica.groups[stage] = t.tickets.at(0).group;
-            for (size_t r = 0; r < ranks; ++r) {
-              auto& spec = replica.specs.at(stage * ranks + r);
+            for (size_t q = 0; q < ranks; ++q) {
+              auto& spec = replica.specs.at(stage * ranks + q);
               spec.fault_after_batches = -1;
-              spec.group = t.tickets.at(r);
-              replica.stages[stage * ranks + r] = spawn_stage(self, spec);
-              st.owners[replica.stages[stage * ranks + r].address()] = {key, slot,
-                                                                        stage * ranks + r};
+              spec.group = t.tickets.at(q);
+              replica.stages[stage * ranks + q] = spawn_stage(self, spec);
+              st.owners[replica.stages[stage * ranks + q].address()] = {key, slot,
+                                                                        stage * ranks + q};
             }
-            if (model.request.owner)
+            // The batcher takes the route once no stage of the replica is still restarting.
+            if (model.request.owner && !restarting(replica))
               self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
                          route_of(model, replica));
           },
-          [](caf::error&) {
-            // The exchange is gone (shutdown): the stage stays down and the batcher, which
-            // saw its executors stop, sends it nothing.
+          [self, key, slot, stage, epoch](caf::error& err) {
+            on_rejoin_refused(self, key, slot, stage, epoch, err);
           });
 }
 
-/// A replica whose stages are joined by exchange links lost an executor: its links (and stage
-/// groups) cannot take a new member, so every executor of the replica is stopped (after its
-/// groups are aborted, so none stays blocked in a send, a recv or a collective) and the
-/// replica starts again with fresh groups.
-void restart_linked_replica(rm_pointer self, const std::pair<std::string, int64_t>& key,
-                            uint32_t slot, size_t index, const std::string& why) {
-  auto& st = self->state;
-  auto& model = st.models.at(key);
+/// A tensor-parallel stage lost a rank: the other ranks are stopped (after their group is
+/// aborted, so none stays blocked), and the stage's ranks start again in a fresh group.
+void restart_stage_group(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                         uint32_t slot, size_t index, const std::string& why) {
+  auto& model = self->state.models.at(key);
   auto& replica = model.replicas.at(slot);
-  const auto reason = fmt::format("executor {} of the replica stopped: {}", index, why);
-  for (uint64_t g : replica.groups)
-    drop_group(self, g, reason);
-  for (uint64_t g : replica.links)
-    drop_group(self, g, reason);
-  replica.groups.clear();
-  replica.links.clear();
-  for (size_t i = 0; i < replica.stages.size(); ++i)
-    if (i != index)
-      stop_executor(self, replica.stages[i]);
-  ++replica.restarts;
-  const uint64_t epoch = ++replica.epoch;
+  const size_t ranks = model.ranks(), stage = index / ranks;
+  drop_group(self, replica.groups.at(stage),
+             fmt::format("stage {} rank {} stopped: {}", stage, index % ranks, why));
+  for (size_t r = 0; r < ranks; ++r) {
+    if (stage * ranks + r != index)
+      stop_executor(self, replica.stages.at(stage * ranks + r));
+    replica.stages.at(stage * ranks + r) = caf::actor{};
+  }
+  replica.groups[stage] = 0;
+  rejoin_stage_group(self, key, slot, stage, begin_rejoin(model, replica, stage));
+}
+
+/// Asks for the fresh stage groups and links of a linked replica whose executors were all
+/// stopped, and starts them with those.
+void rejoin_linked_replica(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                           uint32_t slot, uint64_t epoch) {
+  if (refuse_injected(self, key, slot, 0, epoch))
+    return;
+  auto& model = self->state.models.at(key);
   request_groups(self, model, 1, [self, key, slot, epoch](caf::expected<replica_tickets> t) {
     auto& st = self->state;
     if (!t)
-      return; // the exchange is gone (shutdown): the replica stays down, as a stage would
-    auto it = st.models.find(key);
-    if (st.stopping || it == st.models.end() || it->second.replicas.at(slot).epoch != epoch) {
-      release_tickets(self, *t);
-      return;
-    }
-    auto& model = it->second;
+      return on_rejoin_refused(self, key, slot, 0, epoch, t.error());
+    auto* r = current_rejoin(self, key, slot, 0, epoch);
+    if (!r)
+      return release_tickets(self, *t);
+    r->failures = 0;
+    auto& model = st.models.at(key);
     auto& replica = model.replicas.at(slot);
     assign_tickets(model, replica, *t, 0);
     for (size_t i = 0; i < replica.specs.size(); ++i) {
@@ -507,10 +580,37 @@ void restart_linked_replica(rm_pointer self, const std::pair<std::string, int64_
   });
 }
 
+/// A replica whose stages are joined by exchange links lost an executor: its links (and stage
+/// groups) cannot take a new member, so every executor of the replica is stopped (after its
+/// groups are aborted, so none stays blocked in a send, a recv or a collective) and the
+/// replica starts again with fresh groups.
+void restart_linked_replica(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                            uint32_t slot, size_t index, const std::string& why) {
+  auto& model = self->state.models.at(key);
+  auto& replica = model.replicas.at(slot);
+  const auto reason = fmt::format("executor {} of the replica stopped: {}", index, why);
+  for (uint64_t g : replica.groups)
+    drop_group(self, g, reason);
+  for (uint64_t g : replica.links)
+    drop_group(self, g, reason);
+  replica.groups.clear();
+  replica.links.clear();
+  for (size_t i = 0; i < replica.stages.size(); ++i) {
+    if (i != index)
+      stop_executor(self, replica.stages[i]);
+    replica.stages[i] = caf::actor{};
+  }
+  rejoin_linked_replica(self, key, slot, begin_rejoin(model, replica, 0));
+}
+
 resource_manager_actor::behavior_type resource_manager(rm_pointer self,
                                                        std::vector<device_info> devices,
-                                                       std::vector<gpu_device> gpus) {
+                                                       std::vector<gpu_device> gpus,
+                                                       serve::restart_backoff backoff,
+                                                       uint32_t refuse_restart_groups) {
   self->state.devices = std::move(devices);
+  self->state.backoff = backoff;
+  self->state.refuse_restart_groups = refuse_restart_groups;
   // Replicas may use a GPU's free memory when it was measured, else its total.
   for (const auto& g : gpus)
     self->state.gpu_loads.push_back(
@@ -606,6 +706,15 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       st.models.emplace(key, std::move(record));
       return start_model(self, key);
     },
+    [self](atom::restart, std::string& model, int64_t version, uint32_t slot, uint32_t unit,
+           uint64_t epoch) {
+      const auto key = std::make_pair(std::move(model), version);
+      if (!current_rejoin(self, key, slot, unit, epoch))
+        return;
+      if (self->state.models.at(key).linked())
+        return rejoin_linked_replica(self, key, slot, epoch);
+      rejoin_stage_group(self, key, slot, unit, epoch);
+    },
     [self](atom::retire, std::string& model, int64_t version) {
       auto& st = self->state;
       auto it = st.models.find({model, version});
@@ -631,10 +740,11 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       }
       for (const auto& [key, m] : st.models)
         for (const auto& r : m.replicas)
-          out.replicas.push_back(replica_status{key.first, key.second, r.slot, r.devices,
-                                                r.restarts, static_cast<uint32_t>(m.ranks()),
-                                                m.on_gpu() ? "cuda" : "cpu",
-                                                static_cast<uint32_t>(r.links.size())});
+          out.replicas.push_back(replica_status{
+              key.first, key.second, r.slot, r.devices, r.restarts,
+              static_cast<uint32_t>(m.ranks()), m.on_gpu() ? "cuda" : "cpu",
+              static_cast<uint32_t>(r.links.size()),
+              !r.down.empty() ? "down" : restarting(r) ? "restarting" : "serving", r.down});
       return out;
     },
     [self](atom::shutdown) {
@@ -695,7 +805,8 @@ caf::expected<resource_manager_actor> spawn_resource_manager(caf::actor_system& 
   // answer on machines without a GPU or a CUDA build.
   auto gpus = list_gpus();
   return sys.spawn(resource_manager, std::move(devices),
-                   gpus ? std::move(*gpus) : std::vector<gpu_device>{});
+                   gpus ? std::move(*gpus) : std::vector<gpu_device>{}, options.restart_backoff,
+                   options.refuse_restart_groups);
 }
 
 } // namespace troupe

@@ -176,6 +176,9 @@ TEST_CASE("tensor-parallel fields and group tickets round-trip: ids and bytes, n
   CHECK(pg.exchange_links);
   CHECK(round_trip(t.sys, replica_status{"m", 1, 0, {0}, 0, 1, "cuda"}).kind == "cuda");
   CHECK(round_trip(t.sys, replica_status{"m", 1, 0, {0, 1}, 0, 1, "cpu", 1}).links == 1);
+  auto down = round_trip(t.sys, replica_status{"m", 1, 0, {0}, 1, 2, "cpu", 0, "down", "why"});
+  CHECK(down.state == "down");
+  CHECK(down.error == "why");
 
   auto gr = round_trip(t.sys, group_request{"nccl", 4, 3});
   CHECK(gr.kind == "nccl");
