@@ -39,7 +39,7 @@ struct replica_record {
   std::vector<uint64_t> links;     // the link after each stage but the last (exchange links)
   uint64_t restarts = 0;
   /// A restart that needs groups, per stage (tensor parallelism) or [0] (a linked replica,
-  /// restarted whole): its epoch, bumped by each restart so a late reply or retry is dropped,
+  /// restarted whole): its epoch, new for each restart so a late reply or retry is dropped,
   /// and how many of its group requests in a row were refused.
   struct rejoin {
     uint64_t epoch = 0;
@@ -78,6 +78,7 @@ struct resource_state {
   std::map<caf::actor_addr, std::tuple<std::pair<std::string, int64_t>, uint32_t, size_t>> owners;
   serve::restart_backoff backoff;     // between a restart's refused group requests
   uint32_t refuse_restart_groups = 0; // test only: restarts' group requests still to refuse
+  uint64_t last_epoch = 0;            // of the latest restart that needs groups
   bool stopping = false;
 };
 
@@ -446,13 +447,16 @@ replica_record::rejoin* current_rejoin(rm_pointer self, const std::pair<std::str
 }
 
 /// Starts a restart of `unit` of a replica: a new epoch, so replies to an earlier one are
-/// dropped, and no failures yet.
-uint64_t begin_rejoin(model_record& model, replica_record& replica, size_t unit) {
+/// dropped, and no failures yet. Epochs are unique in the manager, so a retry still pending
+/// for a model retired and loaded again never matches a restart of the new one.
+uint64_t begin_rejoin(rm_pointer self, model_record& model, replica_record& replica,
+                      size_t unit) {
   replica.rejoins.resize(std::max(replica.rejoins.size(), model.stages()));
   auto& r = replica.rejoins.at(unit);
   r.failures = 0;
+  r.epoch = ++self->state.last_epoch;
   ++replica.restarts;
-  return ++r.epoch;
+  return r.epoch;
 }
 
 /// A restart's groups were refused: try again after the backoff's wait, or give up and
@@ -548,7 +552,7 @@ void restart_stage_group(rm_pointer self, const std::pair<std::string, int64_t>&
     replica.stages.at(stage * ranks + r) = caf::actor{};
   }
   replica.groups[stage] = 0;
-  rejoin_stage_group(self, key, slot, stage, begin_rejoin(model, replica, stage));
+  rejoin_stage_group(self, key, slot, stage, begin_rejoin(self, model, replica, stage));
 }
 
 /// Asks for the fresh stage groups and links of a linked replica whose executors were all
@@ -600,7 +604,7 @@ void restart_linked_replica(rm_pointer self, const std::pair<std::string, int64_
       stop_executor(self, replica.stages[i]);
     replica.stages[i] = caf::actor{};
   }
-  rejoin_linked_replica(self, key, slot, begin_rejoin(model, replica, 0));
+  rejoin_linked_replica(self, key, slot, begin_rejoin(self, model, replica, 0));
 }
 
 resource_manager_actor::behavior_type resource_manager(rm_pointer self,
