@@ -30,7 +30,10 @@ __device__ __forceinline__ float apply(unary_op op, float x, float lo, float hi)
   case unary_op::sqrt: return sqrtf(x);
   case unary_op::neg: return -x;
   case unary_op::abs: return fabsf(x);
-  case unary_op::clip: return x < lo ? lo : (x > hi ? hi : x); // NaN stays NaN
+  case unary_op::clip: { // min(max(x, lo), hi), as ONNX: hi when lo > hi; NaN stays NaN
+    const float raised = x < lo ? lo : x;
+    return raised > hi ? hi : raised;
+  }
   case unary_op::erf: return erff(x);
   case unary_op::gelu_erf: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
   case unary_op::gelu_tanh: {

@@ -689,14 +689,15 @@ TEST_CASE("every reference model on the GPU in channels-last matches the CPU ses
   }
 }
 
-TEST_CASE("NaN passes through Relu, Clip, Max, Min and ReduceMax on the GPU as on the CPU" *
-          doctest::test_suite("gpu")) {
+TEST_CASE("NaN passes through Relu, Clip, Max, Min and ReduceMax on the GPU as on the CPU; "
+          "Clip with min above max gives max" * doctest::test_suite("gpu")) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   graph g = make_graph({{"a", {2, 4}}, {"b", {2, 4}}},
                        {make("Relu", {"a"}, {"r"}), make("Clip", {"a", "lo", "hi"}, {"c"}),
                         make("Max", {"a", "b"}, {"mx"}), make("Min", {"a", "b"}, {"mn"}),
-                        make("ReduceMax", {"a", "ax"}, {"rm"})},
-                       {"r", "c", "mx", "mn", "rm"},
+                        make("ReduceMax", {"a", "ax"}, {"rm"}),
+                        make("Clip", {"a", "hi", "lo"}, {"inverted"})}, // min 6, max 0: 0
+                       {"r", "c", "mx", "mn", "rm", "inverted"},
                        {{"lo", tensor::scalar(0.0f)}, {"hi", tensor::scalar(6.0f)},
                         {"ax", ints({1}, {1})}});
   // NaN in either operand of Max and Min, on either side; row 1 of `a` has no NaN.
