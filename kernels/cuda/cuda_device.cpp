@@ -66,15 +66,35 @@ status enable_peer_access(int reader, int owner) {
   return status::ok();
 }
 
+bool thread_has_context() {
+  // The driver's cuCtxGetCurrent, found through the runtime, so nothing links libcuda.
+  using get_current_fn = int (*)(void**);
+  static const get_current_fn get_current = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      (void)cudaGetLastError();
+      return get_current_fn{nullptr};
+    }
+    return reinterpret_cast<get_current_fn>(fn);
+  }();
+  void* context = nullptr;
+  return !get_current || get_current(&context) != 0 || context != nullptr;
+}
+
 device_guard::device_guard(int index) {
   status_ = check(cudaGetDevice(&previous_), "cudaGetDevice");
-  if (status_ && previous_ != index)
-    status_ = check(cudaSetDevice(index), "cudaSetDevice");
+  if (!status_ || previous_ == index)
+    return;
+  restore_ = thread_has_context();
+  status_ = check(cudaSetDevice(index), "cudaSetDevice");
 }
 
 device_guard::~device_guard() {
   int now = -1;
-  if (status_ && cudaGetDevice(&now) == cudaSuccess && now != previous_)
+  if (restore_ && status_ && cudaGetDevice(&now) == cudaSuccess && now != previous_)
     (void)cudaSetDevice(previous_);
 }
 

@@ -22,8 +22,14 @@ expected<int> device_count();
 /// between GPUs without it still work, staged by the driver. Errors only for bad indices.
 status enable_peer_access(int reader, int owner);
 
+/// Whether the calling thread has a current CUDA context. A thread that never used CUDA has
+/// none, and making any device current would create that device's context (since CUDA 12,
+/// hundreds of MB on it). True when the driver cannot be asked.
+bool thread_has_context();
+
 /// Makes `index` the calling thread's current device for its scope and restores the previous
-/// one after; check `status()` before relying on it.
+/// one after, if the thread had one (a thread without a context keeps `index`: restoring the
+/// default device 0 would open a context there); check `status()` before relying on it.
 class device_guard {
 public:
   explicit device_guard(int index);
@@ -34,6 +40,7 @@ public:
 
 private:
   int previous_ = -1;
+  bool restore_ = false;
   troupe::status status_;
 };
 

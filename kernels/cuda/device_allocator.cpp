@@ -23,18 +23,24 @@ public:
   }
 
   expected<void*> allocate(size_t bytes) override {
+    void* block = nullptr;
+    if (pinned_) {
+      // Portable staging memory serves every device: allocated in the context of the
+      // thread's device (a session's), never by switching to a device this process may not
+      // use, which would open a context there.
+      device_guard on{thread_has_context() ? current_device() : index_};
+      TROUPE_TRY_STATUS(on.status());
+      TROUPE_CUDA_TRY(cudaHostAlloc(&block, bytes, cudaHostAllocPortable));
+      return block;
+    }
     device_guard on{index_};
     TROUPE_TRY_STATUS(on.status());
-    void* block = nullptr;
-    if (pinned_)
-      TROUPE_CUDA_TRY(cudaHostAlloc(&block, bytes, cudaHostAllocPortable));
-    else
-      TROUPE_CUDA_TRY(cudaMalloc(&block, bytes));
+    TROUPE_CUDA_TRY(cudaMalloc(&block, bytes));
     return block;
   }
 
   void deallocate(void* block) override {
-    device_guard on{index_};
+    device_guard on{pinned_ && thread_has_context() ? current_device() : index_};
     (void)(pinned_ ? cudaFreeHost(block) : cudaFree(block));
   }
 
@@ -96,7 +102,12 @@ public:
   }
 
 private:
-  int index_;
+  static int current_device() {
+    int device = 0;
+    return cudaGetDevice(&device) == cudaSuccess ? device : 0;
+  }
+
+  int index_; // pinned: the device whose context a thread without one uses
   bool pinned_;
   std::vector<event_handle> idle_events_;
 };
@@ -150,7 +161,12 @@ expected<block_cache*> pinned_cache() {
     auto count = device_count();
     if (!count)
       return count.error();
-    cache = new block_cache(make_cuda_backend(0, true), device{});
+    // A thread without a context frees (or allocates) staging memory in the context of the
+    // device the first user had current: one this process uses, not device 0 as such.
+    int home = 0;
+    if (thread_has_context() && cudaGetDevice(&home) != cudaSuccess)
+      home = 0;
+    cache = new block_cache(make_cuda_backend(home, true), device{});
   }
   return cache;
 }

@@ -56,9 +56,11 @@ public:
     cuda::device_guard guard(options_.device);
     if (ctx_.stream)
       cudaStreamSynchronize(ctx_.stream);
-    // Every host function has run, so every completion is queued: they run before the plans
-    // they read go (here, when a completion is what destroys this session).
-    completions_.finish();
+    // Every callback has run, so every completion is queued: they run before the plans they
+    // read go (here, when a completion is what destroys this session). A callback that comes
+    // later still (a failed device) finds the worker, which it shares, finished: its run is
+    // dropped, and nothing of this session is touched.
+    completions_->finish();
     if (link_stream_)
       cudaStreamSynchronize(link_stream_); // the last sends (an aborted link ends them)
     for (auto& held : held_inputs_)
@@ -84,7 +86,9 @@ public:
   const std::vector<value_info>& inputs() const override { return graph_.inputs; }
   const std::vector<value_info>& outputs() const override { return graph_.outputs; }
   int device_index() const override { return options_.device; }
-  void set_device_outputs(bool on) override { options_.device_outputs = on; }
+  // A stage that sends its outputs over a link keeps them on the device, whatever is asked:
+  // it sends from there (create refuses the combination outright).
+  void set_device_outputs(bool on) override { options_.device_outputs = on || link_out_; }
   gpu_precision precision() const override { return options_.precision; }
 
   status validate(std::span<const tensor> inputs) const override {
@@ -122,7 +126,7 @@ public:
 
   expected<std::vector<tensor>> run(std::span<const tensor> inputs) override {
     TROUPE_TRY_STATUS(admit());
-    auto run = enqueue(inputs);
+    auto run = guarded([&] { return enqueue(inputs); });
     const status synced = cuda::check(cudaStreamSynchronize(ctx_.stream), "cudaStreamSynchronize");
     in_flight_.fetch_sub(1);
     if (!run)
@@ -136,14 +140,18 @@ public:
       return done(st); // nothing was enqueued
     // Even a run that fails while being enqueued completes through the stream: part of it
     // may be enqueued already, and the runs before it must complete first, in order.
-    auto run = enqueue(inputs);
+    auto run = guarded([&] { return enqueue(inputs); });
     complete_through_stream(std::move(run), std::move(done));
   }
 
   void run_async_received(serve::linked_values what, completion done) override {
-    if (auto st = admit(); !st)
-      return done(st); // nothing was received or enqueued
-    auto received = receive_inputs(what);
+    if (auto st = admit(); !st) {
+      // Nothing was received, but the previous stage sent: what waits on the link is this
+      // run's, and the next receive would take it for its own.
+      links_in_step_ = false;
+      return done(st);
+    }
+    auto received = guarded([&] { return receive_inputs(what); });
     if (!received) { // after the runs before it, in order, as any run's error
       links_in_step_ = false; // some receive may be enqueued, or none: the link is out of step
       return complete_through_stream(received.error(), std::move(done));
@@ -153,6 +161,17 @@ public:
   }
 
 private:
+  /// What `f` returns, or an error for what it threw (no host memory for a new plan, say):
+  /// an admitted run must reach its completion, which alone counts it out.
+  template <class F>
+  static auto guarded(F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const std::exception& e) {
+      return make_error(errc::resource_exhausted, "enqueuing a run: {}", e.what());
+    }
+  }
+
   /// A run on the stream: its plan and the plan's slot for it.
   struct enqueued {
     gpu::gpu_plan* plan;
@@ -188,9 +207,11 @@ private:
   /// Hands an admitted run (or the error that stopped it) to `done` once the stream has got
   /// there: after every run enqueued before it.
   void complete_through_stream(expected<enqueued> run, completion done) {
-    // The host function runs on CUDA's callback thread once the stream got there. That
-    // thread must not call CUDA and holds up every other host function of the process while
-    // it runs, so it only queues the run for this session's completion worker, which copies
+    // The callback runs on CUDA's callback thread once the stream got there, or with the
+    // error once the device failed (a host function, cudaLaunchHostFunc, would then never
+    // run, and the run would never complete). That thread must not call CUDA and holds up
+    // every other callback of the process while it runs, so it only queues the run for this
+    // session's completion worker, which copies
     // the outputs out of pinned staging (or references the device outputs the plan keeps)
     // and hands the result on. The run counts as completed before `done`, which may start
     // the next, or destroy this session (the worker then finishes on the spot).
@@ -205,18 +226,27 @@ private:
       cuda_session* sender; // with a link to the next stage
       std::atomic<size_t>* in_flight;
       completion done;
-      completion_worker* worker;
+      std::shared_ptr<completion_worker> worker;
+      cudaError_t device = cudaSuccess; // what the stream reported to the callback
     };
     auto* ctx = new pending{std::move(run), comm_.get(), link_in_.get(),
                             link_out_ ? this : nullptr, &in_flight_, std::move(done),
-                            &completions_};
-    const auto fn = [](void* data) {
+                            completions_};
+    const auto fn = [](cudaStream_t, cudaError_t device, void* data) {
       std::shared_ptr<pending> c(static_cast<pending*>(data));
-      c->worker->post([c] {
+      c->device = device;
+      // The job holds the only reference: what `done` captured is released on the worker,
+      // never here (releasing device blocks calls CUDA).
+      auto worker = c->worker;
+      worker->post([c = std::move(c)] {
         expected<std::vector<tensor>> result = make_error(errc::internal, "not collected");
         try {
-          result = c->run ? outcome(*c->run->plan, c->run->slot, c->comm, c->link_in)
-                          : expected<std::vector<tensor>>(c->run.error());
+          if (c->device != cudaSuccess)
+            result = make_error(errc::unavailable, "the GPU failed while the run was in "
+                                "flight: {}", cudaGetErrorString(c->device));
+          else
+            result = c->run ? outcome(*c->run->plan, c->run->slot, c->comm, c->link_in)
+                            : expected<std::vector<tensor>>(c->run.error());
           if (result && c->sender)
             if (auto sent = c->sender->send_outputs(*c->run); !sent) {
               c->sender->links_in_step_ = false;
@@ -230,13 +260,14 @@ private:
         c->done(std::move(result));
       });
     };
-    if (auto st = cuda::check(cudaLaunchHostFunc(ctx_.stream, fn, ctx), "cudaLaunchHostFunc");
+    if (auto st = cuda::check(cudaStreamAddCallback(ctx_.stream, fn, ctx, 0),
+                              "cudaStreamAddCallback");
         !st) {
       std::shared_ptr<pending> c(ctx);
       // What was enqueued is done, and the completions before this one are queued: this one
       // goes behind them, in order.
       (void)cudaStreamSynchronize(ctx_.stream);
-      completions_.post([c, st] {
+      completions_->post([c, st] {
         c->in_flight->fetch_sub(1);
         c->done(st);
       });
@@ -334,11 +365,13 @@ private:
       return it->second.get();
     cuda::device_guard guard(options_.device);
     TROUPE_TRY_STATUS(guard.status());
-    if (plans_.size() >= options_.max_cached_plans) {
+    // Not from a completion (a run started by `done`): completions queued behind it still
+    // read the plans, so the cache grows past its bound there rather than freeing them.
+    if (plans_.size() >= options_.max_cached_plans && !completions_->on_worker_thread()) {
       TROUPE_CUDA_TRY(cudaStreamSynchronize(ctx_.stream));
       // The runs are done on the device, but their completions (which read the plans and
       // send the outputs) may still be queued for the completion thread.
-      completions_.drain();
+      completions_->drain();
       TROUPE_TRY_STATUS(wait_for_sends()); // their device outputs go with the plans
       recent_ = {}; // their slots go with them
       plans_.clear();
@@ -417,10 +450,12 @@ private:
   status send_outputs(const enqueued& run) {
     cuda::device_guard guard(options_.device);
     TROUPE_TRY_STATUS(guard.status());
-    TROUPE_TRY_STATUS(serve::send_values(*link_out_, run.plan->device_outputs_of(run.slot)));
+    const status sent = serve::send_values(*link_out_, run.plan->device_outputs_of(run.slot));
+    // Marked even when a later value failed: the sends enqueued before it still read the
+    // outputs, which go only once they are done.
     TROUPE_CUDA_TRY(cudaEventRecord(sent_[run.ring], link_stream_));
     sending_[run.ring] = true;
-    return status::ok();
+    return sent;
   }
 
   graph graph_;
@@ -442,7 +477,8 @@ private:
   std::array<std::optional<enqueued>, gpu_session::max_in_flight> recent_; // the latest runs
   std::atomic<size_t> in_flight_{0};              // runs admitted and not completed
   std::map<std::vector<shape>, std::unique_ptr<gpu::gpu_plan>> plans_;
-  completion_worker completions_; // run_async's completions, in order
+  // run_async's completions, in order; shared with the callbacks in flight
+  std::shared_ptr<completion_worker> completions_ = std::make_shared<completion_worker>();
 };
 
 expected<std::unique_ptr<gpu_session>> session_from_graph(graph g, gpu_session_options options) {
