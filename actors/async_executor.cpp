@@ -137,7 +137,14 @@ expected<opened_model> open_model(const shard_spec& spec) {
 /// a thread of its own and stalls no scheduler thread; the actor system waits for it at exit.
 void load(caf::blocking_actor*, shard_spec spec, std::shared_ptr<load_slot> slot,
           caf::weak_actor_ptr executor) {
-  auto opened = open_model(spec);
+  // A throw would end this actor without a word, and the executor would wait for `loaded`
+  // forever: it becomes the load error.
+  expected<opened_model> opened = make_error(errc::internal, "not opened");
+  try {
+    opened = open_model(spec);
+  } catch (const std::exception& e) {
+    opened = make_error(errc::resource_exhausted, "opening the model: {}", e.what());
+  }
   // A rank that cannot load would leave the others waiting in their first collective (a host
   // group) or in joining (an NCCL group): it aborts its group, so every batch fails on every
   // rank (as a stage that cannot load does).

@@ -26,6 +26,7 @@ struct batcher_state {
   std::optional<batch_former> former;
   credit_pool credits;
   bool preserve_ordering = false;
+  bool items_vary = false; // requests batch together only with the same item shape
   reorder_buffer order;
 
   struct replica_entry {
@@ -182,7 +183,8 @@ void dispatch(batcher_pointer self, batch_plan plan) {
     auto it = st.waiting.find(id);
     queue_us.push_back(
         std::chrono::duration_cast<std::chrono::microseconds>(now - it->second.admitted).count());
-    job.rows.push_back(std::max<int64_t>(1, job.batched ? it->second.request.inputs[0].dim(0) : 1));
+    const auto& in = it->second.request.inputs;
+    job.rows.push_back(std::max<int64_t>(1, job.batched && !in.empty() ? in[0].dim(0) : 1));
     st.running.emplace(id, std::move(it->second.promise));
     st.waiting.erase(it);
   }
@@ -298,6 +300,28 @@ void pump(batcher_pointer self) {
   check_drained(self);
 }
 
+/// Whether requests may differ in more than their rows: some input of a batched model has a
+/// dynamic non-batch dim, or no known rank. Their item shapes then decide what batches
+/// together.
+bool items_vary(const batcher_options& o) {
+  if (o.config.max_batch_size <= 0)
+    return false;
+  return std::any_of(o.inputs.begin(), o.inputs.end(), [](const value_info& v) {
+    return v.dims.empty() || std::any_of(v.dims.begin() + 1, v.dims.end(),
+                                         [](int64_t d) { return d < 0; });
+  });
+}
+
+/// The rank and non-batch dims of every input, in order.
+std::vector<int64_t> item_shape_of(const infer_request& req) {
+  std::vector<int64_t> out;
+  for (const auto& t : req.inputs) {
+    out.push_back(static_cast<int64_t>(t.rank()));
+    out.insert(out.end(), t.dims().begin() + 1, t.dims().end());
+  }
+  return out;
+}
+
 /// Rows of the request, or an error when its inputs do not match the model.
 expected<int64_t> check_inputs(const batcher_state& st, const infer_request& req) {
   const auto& want = st.options.inputs;
@@ -317,8 +341,14 @@ expected<int64_t> check_inputs(const batcher_state& st, const infer_request& req
     if (!ok || (batched && t.rank() < 1))
       return make_error(errc::invalid_argument, "input '{}' has shape {}, model expects {}",
                         want[i].name, to_string(t.dims()), to_string(want[i].dims));
-    if (!t.defined() || !t.buffer() || t.buffer()->bytes() < t.offset() + t.nbytes())
-      return make_error(errc::invalid_argument, "input '{}' has no data", want[i].name);
+    auto bytes = checked_bytes(t.dims(), size_of(t.type()));
+    if (!bytes)
+      return make_error(errc::invalid_argument, "input '{}' has shape {}: {}", want[i].name,
+                        to_string(t.dims()), bytes.error().message());
+    if (!t.defined() || !t.buffer() || t.where().type != device::kind::cpu ||
+        t.buffer()->bytes() < t.offset() + static_cast<size_t>(*bytes))
+      return make_error(errc::invalid_argument, "input '{}' has no data in host memory",
+                        want[i].name);
     if (batched) {
       if (i == 0)
         rows = t.dim(0);
@@ -395,6 +425,7 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
   auto& st = self->state;
   st.preserve_ordering =
       options.config.dynamic_batching && options.config.dynamic_batching->preserve_ordering;
+  st.items_vary = items_vary(options);
   st.counters.model = options.model;
   st.counters.version = options.version;
   st.options = std::move(options);
@@ -434,6 +465,8 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
       p.id = st.next_id++;
       p.priority = req.priority;
       p.rows = *rows;
+      if (st.items_vary)
+        p.item_shape = item_shape_of(req);
       if (req.timeout_us > 0)
         p.timeout = microseconds{req.timeout_us};
       if (auto admitted = st.queue->admit(p, now_of(self)); !admitted) {

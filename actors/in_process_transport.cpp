@@ -2,6 +2,8 @@
 // requests to the batchers, no network), for measuring the serving core alone.
 #include "actors/in_process_transport.hpp"
 
+#include <limits>
+
 namespace troupe {
 
 in_process_transport::in_process_transport(caf::actor_system& sys, embedded_runtime& runtime,
@@ -34,9 +36,13 @@ void in_process_transport::submit(load::load_request request, load::reply_callba
   req.priority = request.priority;
   req.timeout_us = request.timeout_us;
   req.correlation_id = request.id;
-  const auto deadline = request.timeout_us > 0
-                            ? caf::duration{std::chrono::microseconds(request.timeout_us + 1000000)}
-                            : caf::duration{caf::infinite};
+  // A second past the request's own timeout (no limit when that would overflow).
+  constexpr int64_t grace_us = 1000000;
+  const auto deadline =
+      request.timeout_us > 0 && request.timeout_us < std::numeric_limits<int64_t>::max() / 1000 -
+                                                         grace_us
+          ? caf::duration{std::chrono::microseconds(request.timeout_us + grace_us)}
+          : caf::duration{caf::infinite};
   sys_.spawn([batcher = it->second.batcher, req = std::move(req), done = std::move(done),
               deadline](caf::event_based_actor* self) mutable {
     self->request(batcher, deadline, atom::infer_v, std::move(req))

@@ -50,6 +50,9 @@ std::vector<int64_t> cut_rows(int64_t total, int64_t micro) {
 /// One output of the batch from the micro-batches' pieces, rows concatenated once.
 expected<tensor> concat_rows(const pending_batch& b, size_t output) {
   const auto& first = b.parts.front().at(output);
+  if (first.rank() < 1)
+    return make_error(errc::internal, "output {} has no batch dimension (shape {}) and cannot "
+                      "be concatenated from micro-batches", output, to_string(first.dims()));
   shape dims = first.dims();
   int64_t total = 0;
   for (size_t m = 0; m < b.parts.size(); ++m) {

@@ -438,9 +438,10 @@ replica_record::rejoin* current_rejoin(rm_pointer self, const std::pair<std::str
                                        uint32_t slot, size_t unit, uint64_t epoch) {
   auto& st = self->state;
   auto it = st.models.find(key);
-  if (st.stopping || it == st.models.end())
+  // A retry may outlive its model, which may be loaded again with fewer replicas.
+  if (st.stopping || it == st.models.end() || slot >= it->second.replicas.size())
     return nullptr;
-  auto& replica = it->second.replicas.at(slot);
+  auto& replica = it->second.replicas[slot];
   if (unit >= replica.rejoins.size() || replica.rejoins[unit].epoch != epoch)
     return nullptr;
   return &replica.rejoins[unit];

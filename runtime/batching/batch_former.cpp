@@ -72,13 +72,19 @@ std::optional<batch_plan> batch_former::form(request_queue& queue, steady_time n
   size_t preferred_count = 0;
   int64_t preferred_rows = 0;
   std::optional<steady_time> oldest;
+  const std::vector<int64_t>* item_shape = nullptr; // the batch's, from its first request
   queue.for_each_in_order([&](const pending_request& r) {
     if (queue.timed_out(r, now))
       return true;
-    if (!plan.ids.empty() && (unbatched || plan.rows + r.rows > cap_)) {
+    // A request of another item shape cannot share the batch's tensors; it closes the batch
+    // (taking it out of order would starve it behind a stream of the other shape).
+    if (!plan.ids.empty() &&
+        (unbatched || plan.rows + r.rows > cap_ || r.item_shape != *item_shape)) {
       full = true; // the batch cannot grow: waiting gains nothing
       return false;
     }
+    if (plan.ids.empty())
+      item_shape = &r.item_shape;
     plan.ids.push_back(r.id);
     plan.rows += r.rows;
     if (!oldest || r.enqueued < *oldest)

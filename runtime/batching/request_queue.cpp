@@ -90,7 +90,11 @@ status request_queue::admit(pending_request r, steady_time now) {
       (timeout.count() == 0 || *r.timeout < timeout))
     timeout = *r.timeout;
   r.enqueued = now;
-  r.deadline = timeout.count() > 0 ? std::optional<steady_time>(now + timeout) : std::nullopt;
+  // A timeout past what the clock can count (INT64_MAX us, a client's "no limit") is no
+  // deadline: `now + timeout` would wrap into the past and time the request out at once.
+  const auto room = std::chrono::duration_cast<microseconds>(steady_time::max() - now);
+  r.deadline = timeout.count() > 0 && timeout < room ? std::optional<steady_time>(now + timeout)
+                                                     : std::nullopt;
   r.sequence = next_sequence_++;
   if (r.deadline) {
     auto& deadlines =

@@ -20,6 +20,9 @@ struct pending_request {
   uint64_t id = 0;
   uint32_t priority = 0; // 0 = the default level; 1 is the highest
   int64_t rows = 1;      // size of the batch dimension of the request's inputs
+  /// Requests are batched only with requests whose item shape is equal (the rank and the
+  /// non-batch dims of every input): empty for a model whose inputs fix those dims.
+  std::vector<int64_t> item_shape;
   /// Timeout the client asked for; honoured only where the level allows an override, and
   /// only when it is shorter than the level's default.
   std::optional<microseconds> timeout;

@@ -73,11 +73,25 @@ public:
 
 private:
   void loop(graph g, session_options options, std::promise<status>& built) {
-    auto s = session::from_graph(std::move(g), options);
-    if (!s) {
-      built.set_value(s.error());
+    // Nothing may escape a plain thread (std::terminate): what a build or a run throws (no
+    // memory for a plan, say) becomes its error.
+    std::unique_ptr<session> opened;
+    try {
+      auto st = build(std::move(g), options, opened);
+      built.set_value(st);
+      if (!st)
+        return;
+    } catch (const std::exception& e) {
+      built.set_value(make_error(errc::resource_exhausted, "opening the model: {}", e.what()));
       return;
     }
+    serve(*opened);
+  }
+
+  status build(graph g, const session_options& options, std::unique_ptr<session>& out) {
+    auto s = session::from_graph(std::move(g), options);
+    if (!s)
+      return s.error();
     // Compiled once for batch 1 (as session::open does), so an unsupported operator fails
     // the load, not the first request.
     std::vector<shape> dims;
@@ -86,11 +100,13 @@ private:
       for (auto& d : dims.back())
         d = d < 0 ? 1 : d;
     }
-    if (auto p = (*s)->plan_for(dims); !p) {
-      built.set_value(p.error());
-      return;
-    }
-    built.set_value(status::ok());
+    if (auto p = (*s)->plan_for(dims); !p)
+      return p.error();
+    out = std::move(*s);
+    return status::ok();
+  }
+
+  void serve(session& s) {
     for (;;) {
       std::pair<std::vector<tensor>, completion> job;
       {
@@ -103,7 +119,12 @@ private:
         pending_.pop_front();
       }
       show_handover_to_tsan();
-      auto outputs = (*s)->run(job.first);
+      expected<std::vector<tensor>> outputs = make_error(errc::internal, "not run");
+      try {
+        outputs = s.run(job.first);
+      } catch (const std::exception& e) {
+        outputs = make_error(errc::resource_exhausted, "running the model: {}", e.what());
+      }
       show_handover_to_tsan();
       {
         // Completed before `done`, which may start the next run at once.

@@ -80,6 +80,7 @@ struct reply_log {
     int64_t queue_us = 0;
     int64_t batch_rows = 0;
     int64_t infer_us = 0;
+    shape dims{}; // of the first output on success
   };
   std::vector<entry> entries; // in the order replies arrived
   const entry* find(int tag) const {
@@ -122,12 +123,13 @@ struct fixture : test::deterministic_system {
     run();
   }
 
-  void start(model_config config, int replicas = 1, bool hold = true) {
+  void start(model_config config, int replicas = 1, bool hold = true,
+             shape input_dims = {-1, 2}) {
     batcher_options o;
     o.model = "echo";
     o.config = std::move(config);
-    o.inputs = {value_info{"x", dtype::f32, {-1, 2}}};
-    o.outputs = {value_info{"y", dtype::f32, {-1, 2}}};
+    o.inputs = {value_info{"x", dtype::f32, input_dims}};
+    o.outputs = {value_info{"y", dtype::f32, input_dims}};
     auto b = spawn_batcher(sys, o);
     REQUIRE(b);
     batcher = *b;
@@ -149,7 +151,12 @@ struct fixture : test::deterministic_system {
 
   /// Sends a request of `rows` rows whose values are all `tag`, from its own client actor.
   void send(int tag, int64_t rows = 1, uint32_t priority = 0, int64_t timeout_us = 0) {
-    tensor x = tensor::empty(dtype::f32, {rows, 2});
+    send_shaped(tag, {rows, 2}, priority, timeout_us);
+  }
+
+  /// As send, with an input of shape `dims` (its rows first).
+  void send_shaped(int tag, shape dims, uint32_t priority = 0, int64_t timeout_us = 0) {
+    tensor x = tensor::empty(dtype::f32, dims);
     for (auto& v : x.values<float>())
       v = static_cast<float>(tag);
     infer_request req{{x}, priority, timeout_us, static_cast<uint64_t>(tag)};
@@ -161,7 +168,8 @@ struct fixture : test::deterministic_system {
               [=](infer_response& r) {
                 log->entries.push_back(
                     {tag, std::nullopt, r.outputs.at(0).values<float>()[0], r.outputs[0].dim(0),
-                     r.correlation_id, r.queue_us, r.batch_rows, r.compute_infer_us});
+                     r.correlation_id, r.queue_us, r.batch_rows, r.compute_infer_us,
+                     r.outputs[0].dims()});
               },
               [=](caf::error& e) { log->entries.push_back({tag, errc_of(e), 0, 0}); });
     });
@@ -465,4 +473,50 @@ TEST_CASE_FIXTURE(fixture, "lost fails the batch its replica held and holds new 
   CHECK(replies->find(2)->value == 2.0f);
   release(); // the old replica's late answer to batch 1 is ignored: one reply per request
   CHECK(replies->count(1) == 1);
+}
+
+TEST_CASE_FIXTURE(fixture, "requests whose dynamic non-batch dims differ never share a batch: "
+                           "another shape closes the batch, and each reply has its own shape") {
+  start(batching_config(8, {4}, 1000us), 1, false, {-1, -1});
+  send_shaped(1, {1, 2});
+  send_shaped(2, {2, 2});
+  CHECK(stage_log->batches.empty()); // 3 rows of one shape: waits for a fuller batch
+  send_shaped(3, {1, 64});           // another shape: the first batch goes as it is
+  REQUIRE(stage_log->batches.size() == 1);
+  CHECK(stage_log->batches[0] == std::vector<int64_t>{1, 2});
+  send_shaped(4, {1, 2}); // behind 3, which now heads the queue with its own shape
+  advance(1000us);
+  REQUIRE(stage_log->batches.size() == 3);
+  CHECK(stage_log->batches[1] == std::vector<int64_t>{1});
+  CHECK(stage_log->batches[2] == std::vector<int64_t>{1});
+  for (auto [tag, dims] : {std::pair{1, shape{1, 2}}, std::pair{2, shape{2, 2}},
+                           std::pair{3, shape{1, 64}}, std::pair{4, shape{1, 2}}}) {
+    CAPTURE(tag);
+    auto* e = replies->find(tag);
+    REQUIRE(e);
+    REQUIRE_FALSE(e->error);
+    CHECK(e->dims == dims);
+    CHECK(e->value == static_cast<float>(tag));
+  }
+}
+
+TEST_CASE_FIXTURE(fixture, "an input in device memory is refused at admission: the batcher "
+                           "builds batches in host memory") {
+  start(batching_config(8, {4}, 1000us), 1, false);
+  std::vector<float> data(4, 1.0f);
+  auto on_gpu = storage::borrow(data.data(), data.size() * sizeof(float),
+                                device{device::kind::cuda, 0});
+  infer_request req{{tensor::wrap(dtype::f32, {2, 2}, on_gpu)}, 0, 0, 9};
+  auto log = replies;
+  auto b = batcher;
+  sys.spawn([=](caf::event_based_actor* self) {
+    self->request(b, caf::infinite, atom::infer_v, req)
+        .then([=](infer_response&) { log->entries.push_back({9, std::nullopt}); },
+              [=](caf::error& e) { log->entries.push_back({9, errc_of(e)}); });
+  });
+  run();
+  REQUIRE(replies->entries.size() == 1);
+  CHECK(replies->entries[0].error == errc::invalid_argument);
+  CHECK(stage_log->batches.empty());
+  CHECK(status().rejected == 1);
 }

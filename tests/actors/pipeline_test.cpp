@@ -124,10 +124,10 @@ TEST_CASE("a stage that throws while a micro-batched batch runs: each request ge
 
 namespace {
 
-enum class stage_mode { echo, fail_micro_1, quit_on_micro_1 };
+enum class stage_mode { echo, fail_micro_1, quit_on_micro_1, scalar };
 
 /// A stage that passes its inputs on as outputs (adding 1 to every value), records 10 µs, and
-/// in the failing modes errors or stops on micro-batch 1.
+/// in the failing modes errors or stops on micro-batch 1; `scalar` answers a rank-0 output.
 shard_executor_actor::behavior_type fake_stage(shard_executor_actor::pointer self,
                                                stage_mode mode) {
   return {
@@ -140,6 +140,10 @@ shard_executor_actor::behavior_type fake_stage(shard_executor_actor::pointer sel
         return self->send(merger, atom::merge_v, std::move(job));
       }
       for (auto& v : job.values) {
+        if (mode == stage_mode::scalar) {
+          v = tensor::scalar(1.0f);
+          continue;
+        }
         tensor out = tensor::empty(v.type(), v.dims());
         auto src = v.values<float>();
         auto dst = out.values<float>();
@@ -231,4 +235,13 @@ TEST_CASE_FIXTURE(merger_fixture, "the merger answers a batch once with unavaila
   run_batch({stage_mode::quit_on_micro_1, stage_mode::echo}, {2, 2}, 1);
   REQUIRE(answers.size() == 1);
   CHECK(errc_of(answers[0].error) == errc::unavailable);
+}
+
+TEST_CASE_FIXTURE(merger_fixture, "micro-batches whose output has no batch dimension fail their "
+                                  "batch with an error instead of being concatenated") {
+  run_batch({stage_mode::scalar}, {1, 1}, 1);
+  REQUIRE(answers.size() == 1);
+  CHECK(errc_of(answers[0].error) == errc::internal);
+  CHECK(sys.render(answers[0].error).find("no batch dimension") != std::string::npos);
+  CHECK(answers[0].replies.empty());
 }

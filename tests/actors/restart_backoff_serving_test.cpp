@@ -183,3 +183,24 @@ TEST_CASE("two tensor-parallel stages of one replica that lose a rank together b
   CHECK(replica.state == "serving");
   self->send(rt->resource_manager(), atom::retire_v, std::string{"mlp"}, int64_t{1});
 }
+
+TEST_CASE("a restart retry for a replica that no longer exists is dropped; the manager serves on") {
+  test::temp_dir dir;
+  auto onnx = dir.path / "mlp.onnx";
+  test::write_mlp_onnx(onnx);
+  test::threaded_system t;
+  auto rt = start_refusing(t.sys, 0, 8);
+  auto h = rt->load_model("mlp", 1, onnx, test::one_batch_config(1, 2, 0, 2));
+  REQUIRE_MESSAGE(h, t.sys.render(h.error()));
+  // As a retry still pending when its model was unloaded and loaded again with one replica.
+  for (uint32_t slot : {0u, 5u})
+    caf::anon_send(rt->resource_manager(), atom::restart_v, std::string{"mlp"}, int64_t{1}, slot,
+                   uint32_t{0}, uint64_t{12345});
+  caf::anon_send(rt->resource_manager(), atom::restart_v, std::string{"gone"}, int64_t{3},
+                 uint32_t{0}, uint32_t{0}, uint64_t{1});
+  auto st = rt->status();
+  REQUIRE_MESSAGE(st, t.sys.render(st.error()));
+  REQUIRE(st->replicas.size() == 1);
+  CHECK(st->replicas[0].state == "serving");
+  CHECK(st->replicas[0].restarts == 0);
+}

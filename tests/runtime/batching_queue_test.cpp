@@ -1,6 +1,8 @@
 // Tests for request_queue: priority levels, queue policy, timeouts and the batcher's timer.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "runtime/batching/request_queue.hpp"
 
 using namespace troupe;
@@ -187,4 +189,22 @@ TEST_CASE("next_deadline is the earlier of the first timeout and the oldest requ
   CHECK(!q.cancel(2));
   CHECK(*q.next_deadline() == at(120));
   CHECK(q.expire(at(80)).empty()); // the cancelled request is not reported
+}
+
+TEST_CASE("a timeout too long for the clock is no deadline, not one in the past") {
+  request_queue_options o;
+  o.default_policy.allow_timeout_override = true; // no default timeout: the request's counts
+  auto q = make(o);
+  CHECK(q.admit(req(1, 0, 1, std::numeric_limits<int64_t>::max()), at(5)).is_ok());
+  CHECK(q.admit(req(2, 0, 1, 1000), at(5)).is_ok());
+  CHECK_FALSE(q.find(1)->deadline);
+  REQUIRE(q.find(2)->deadline);
+  CHECK(*q.find(2)->deadline == at(1005));
+  CHECK(q.expire(at(1005)) == std::vector<uint64_t>{2});
+  CHECK(order_of(q) == std::vector<uint64_t>{1});
+  request_queue_options d; // the same as a level's default timeout
+  d.default_policy.default_timeout = microseconds{std::numeric_limits<int64_t>::max()};
+  auto q2 = make(d);
+  CHECK(q2.admit(req(3), at(5)).is_ok());
+  CHECK_FALSE(q2.find(3)->deadline);
 }
