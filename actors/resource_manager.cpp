@@ -168,6 +168,17 @@ caf::actor spawn_stage(rm_pointer self, const shard_spec& spec) {
   return a;
 }
 
+/// The owner entry of a replica's merger, in place of an executor index.
+constexpr size_t merger_index = std::numeric_limits<size_t>::max();
+
+/// Spawns (or replaces) the merger of a replica, supervised like its executors.
+void spawn_replica_merger(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                          replica_record& rep) {
+  rep.merger = caf::actor_cast<caf::actor>(spawn_merger(self->system()));
+  self->monitor(rep.merger);
+  self->state.owners[rep.merger.address()] = {key, rep.slot, merger_index};
+}
+
 replica_route route_of(const model_record& m, const replica_record& r) {
   return replica_route{r.slot, r.stages, r.merger, r.devices, static_cast<uint32_t>(m.ranks())};
 }
@@ -210,14 +221,13 @@ void stop_replica(rm_pointer self, model_record& m, replica_record& r) {
     dev.used -= std::min(dev.used, bytes);
     --dev.stages;
   }
-  if (r.merger)
-    self->send_exit(r.merger, caf::exit_reason::user_shutdown);
+  stop_executor(self, r.merger);
 }
 
 /// Spawns the executors of a placed replica whose specs (and tickets) are complete.
 void spawn_replica(rm_pointer self, const std::pair<std::string, int64_t>& key,
                    replica_record& rep) {
-  rep.merger = caf::actor_cast<caf::actor>(spawn_merger(self->system()));
+  spawn_replica_merger(self, key, rep);
   rep.stages.clear();
   for (size_t i = 0; i < rep.specs.size(); ++i) {
     rep.stages.push_back(spawn_stage(self, rep.specs[i]));
@@ -634,6 +644,22 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
     auto& model = st.models.at(key);
     // First the batcher, then the abort that fails the batches in flight: their answers reach
     // the batcher after this, so a request sent on such an answer waits for the new route.
+    auto& replica = model.replicas.at(slot);
+    if (stage == merger_index) {
+      // The merger held only batches in flight (the batcher fails them on its own DOWN): a
+      // new one serves the same executors.
+      if (model.request.owner)
+        self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::lost_v, slot,
+                   fmt::format("merger stopped: {}", self->system().render(msg.reason)));
+      spawn_replica_merger(self, key, replica);
+      ++replica.restarts;
+      // A replica whose executors are still restarting gets its route when they are back;
+      // one that is down for good gets none.
+      if (model.request.owner && !restarting(replica) && replica.down.empty())
+        self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
+                   route_of(model, replica));
+      return;
+    }
     if (model.request.owner)
       self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::lost_v, slot,
                  fmt::format("executor {} stopped: {}", stage, self->system().render(msg.reason)));
@@ -641,7 +667,6 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
       return restart_linked_replica(self, key, slot, stage, self->system().render(msg.reason));
     if (model.ranks() > 1)
       return restart_stage_group(self, key, slot, stage, self->system().render(msg.reason));
-    auto& replica = model.replicas.at(slot);
     auto& spec = replica.specs.at(stage);
     spec.fault_after_batches = -1;
     replica.stages[stage] = spawn_stage(self, spec);

@@ -71,7 +71,14 @@ void link_failed(shard_executor_actor::stateful_pointer<shard_state> self, stage
 shard_executor_actor::behavior_type
 shard_executor(shard_executor_actor::stateful_pointer<shard_state> self, shard_spec spec) {
   self->state.spec = std::move(spec);
-  self->state.load_error = load_stage(self->state);
+  // A throw here would end the executor before it answers anything, and its supervisor would
+  // start it again at once, in a loop: it becomes the load error every batch fails with.
+  try {
+    self->state.load_error = load_stage(self->state);
+  } catch (const std::exception& e) {
+    self->state.load_error =
+        make_error(errc::resource_exhausted, "loading the stage: {}", e.what());
+  }
   // A rank that cannot load would leave the others waiting in their first collective: it
   // aborts the group, so every batch fails on every rank (as a stage that cannot load does).
   if (!self->state.load_error)

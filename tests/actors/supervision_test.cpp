@@ -1,8 +1,8 @@
-// restart_backoff_serving_test: a replica restart that needs groups (a tensor-parallel stage,
-// a replica with exchange links) and is refused them is tried again after the backoff and
-// serves again; refused past its retries, the replica is reported down and its batcher
-// answers `unavailable` at once instead of holding requests; two stages of one replica that
-// restart together both come back.
+// supervision_test: a replica restart that needs groups (a tensor-parallel stage, a replica
+// with exchange links) and is refused them is tried again after the backoff and serves again;
+// refused past its retries, the replica is reported down and its batcher answers
+// `unavailable` at once instead of holding requests; two stages of one replica that restart
+// together both come back; a stale retry is dropped; a replica's merger is restarted too.
 #include <doctest/doctest.h>
 
 #include <set>
@@ -203,4 +203,51 @@ TEST_CASE("a restart retry for a replica that no longer exists is dropped; the m
   REQUIRE(st->replicas.size() == 1);
   CHECK(st->replicas[0].state == "serving");
   CHECK(st->replicas[0].restarts == 0);
+}
+
+TEST_CASE("a replica whose merger stops gets a new merger for the same executors, and a batch "
+          "runs through it") {
+  test::temp_dir dir;
+  auto onnx = dir.path / "mlp.onnx";
+  test::write_mlp_onnx(onnx);
+  test::threaded_system t;
+  auto rt = start_refusing(t.sys, 0, 8);
+  caf::scoped_actor self{t.sys};
+  placement_request req;
+  req.model = "mlp";
+  req.onnx_path = onnx.string();
+  req.stage_bytes = {1024};
+  req.max_batch_size = 4;
+  req.owner = caf::actor{self}; // stands in for the batcher: gets lost and restarted
+  placement placed;
+  self->request(rt->resource_manager(), caf::infinite, atom::place_v, req)
+      .receive([&](placement& p) { placed = std::move(p); },
+               [&](caf::error& e) { FAIL(t.sys.render(e)); });
+  REQUIRE(placed.replicas.size() == 1);
+  const auto before = placed.replicas[0];
+  self->send_exit(before.merger, caf::exit_reason::user_shutdown);
+  std::string why;
+  replica_route after;
+  self->receive([&](atom::lost, uint32_t, const std::string& w) { why = w; },
+                caf::after(30s) >> [&] { FAIL("no lost"); });
+  CHECK(why.find("merger stopped") != std::string::npos);
+  self->receive([&](atom::restarted, const replica_route& r) { after = r; },
+                caf::after(30s) >> [&] { FAIL("no restarted"); });
+  REQUIRE(after.merger);
+  CHECK(after.merger != before.merger);
+  CHECK(after.stages == before.stages); // the executors kept running
+  CHECK(rt->status()->replicas.at(0).restarts == 1);
+  std::mt19937 rng(std::random_device{}());
+  const tensor x = test::random_rows({2, 16}, rng);
+  const auto want = test::session_outputs(onnx, x);
+  batch_job job{1, 0, {x}, {1, 1}, after.stages, true, 0};
+  self->request(caf::actor_cast<merger_actor>(after.merger), caf::infinite, atom::run_v, job)
+      .receive(
+          [&](batch_done& d) {
+            REQUIRE_FALSE(d.error);
+            REQUIRE(d.replies.size() == 2);
+            CHECK(relative_error(d.replies[1].outputs.at(0), want.at(0).slice_rows(1, 2)) < 1e-5);
+          },
+          [&](caf::error& e) { FAIL(t.sys.render(e)); });
+  self->send(rt->resource_manager(), atom::retire_v, std::string{"mlp"}, int64_t{1});
 }
