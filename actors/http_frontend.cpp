@@ -113,7 +113,8 @@ struct http_frontend::core : std::enable_shared_from_this<http_frontend::core> {
 
   // -- management (management thread, or start/stop) -----------------------------------------
 
-  void post_job(std::function<void()> job);
+  /// Queues a job for the management thread; false once that thread has closed (stop).
+  bool post_job(std::function<void()> job);
   void run_jobs();
   status load_model(const std::string& name);
   status unload_model(const std::string& name);
@@ -273,9 +274,13 @@ void http_frontend::core::handle(const http::request_view& req, http::responder 
     case endpoint::repository_unload:
       if (stopping.load())
         return reply.send(serve::error_response(errc::unavailable, "the server is stopping"));
-      return post_job([self = shared_from_this(), r = *route, reply]() mutable {
-        self->management(r, std::move(reply));
-      });
+      // stop() may close the queue after the check above: a job it would never run is
+      // answered here instead of when the server is long gone.
+      if (!post_job([self = shared_from_this(), r = *route, reply]() mutable {
+            self->management(r, std::move(reply));
+          }))
+        return reply.send(serve::error_response(errc::unavailable, "the server is stopping"));
+      return;
   }
 }
 
@@ -375,7 +380,14 @@ void http_frontend::core::complete(uint64_t ticket, caf::expected<infer_response
   if (result->batch_rows > 0)
     metrics.batch(*m.metrics, result->batch_rows, result->stage_devices, result->stage_us);
   const auto encode_start = clock_type::now();
-  auto body = serve::encode_reply(p.plan, result->outputs, m.sig);
+  // Runs on a bridge actor: a throw (no memory for a huge JSON reply) would end the bridge,
+  // and with it the answers to every request it carries.
+  expected<kserve::encoded_body> body = make_error(errc::internal, "not encoded");
+  try {
+    body = serve::encode_reply(p.plan, result->outputs, m.sig);
+  } catch (const std::exception& e) {
+    body = make_error(errc::resource_exhausted, "encoding the reply: {}", e.what());
+  }
   if (!body) {
     metrics.failed(m.metrics->name, m.metrics->version, to_string(body.error().code()));
     return finish(serve::error_response(errc::internal, body.error().message()));
@@ -417,10 +429,13 @@ void http_frontend::core::answer_remaining() {
 
 // -- management --------------------------------------------------------------------------------
 
-void http_frontend::core::post_job(std::function<void()> job) {
+bool http_frontend::core::post_job(std::function<void()> job) {
   std::lock_guard lock(jobs_mutex);
+  if (jobs_closed)
+    return false;
   jobs.push_back(std::move(job));
   jobs_ready.notify_one();
+  return true;
 }
 
 void http_frontend::core::run_jobs() {
@@ -434,7 +449,12 @@ void http_frontend::core::run_jobs() {
       job = std::move(jobs.front());
       jobs.pop_front();
     }
-    job();
+    // A job that throws must not end the process: its responder goes with it, which answers
+    // the request 500.
+    try {
+      job();
+    } catch (const std::exception&) {
+    }
   }
 }
 
@@ -665,7 +685,8 @@ std::string http_frontend::core::repository_index() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(config.model_repository, ec)) {
     const auto n = e.path().filename().string();
-    if (e.is_directory() && is_valid_model_name(n) && n[0] != '.')
+    std::error_code dir_ec; // an entry that cannot be examined is skipped, not a throw
+    if (e.is_directory(dir_ec) && is_valid_model_name(n) && n[0] != '.')
       names.insert(n);
   }
   std::shared_lock lock(table_mutex);

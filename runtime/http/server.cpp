@@ -158,7 +158,7 @@ class session : public std::enable_shared_from_this<session> {
 public:
   session(std::shared_ptr<server::impl> core, socket_type socket)
       : core_(std::move(core)), socket_(std::move(socket)), read_timer_(socket_.get_executor()),
-        write_timer_(socket_.get_executor()) {
+        write_timer_(socket_.get_executor()), buffer_(read_buffer_limit(core_->options)) {
     chunk_callback_ = [this](uint64_t, std::string_view, error_code& ec) {
       if (++chunks_ > core_->options.max_chunks) {
         too_many_chunks_ = true;
@@ -322,6 +322,13 @@ private:
     wait_for_request();
   }
 
+  /// What the read buffer may hold: a whole header, or a chunk-size line or trailer of that
+  /// size, plus room for the body bytes the parser consumes as they come.
+  static size_t read_buffer_limit(const server_options& o) {
+    return o.max_header_bytes + chunk_line_room;
+  }
+  static constexpr size_t chunk_line_room = size_t{64} << 10;
+
   void on_read_error(error_code ec) {
     read_timer_.cancel();
     reading_ = false;
@@ -345,6 +352,10 @@ private:
     } else if (ec == bhttp::error::body_limit) {
       reject(frontend_condition::body_too_large,
              "body larger than " + std::to_string(core_->options.max_body_bytes) + " bytes");
+    } else if (ec == bhttp::error::buffer_overflow) {
+      reject(frontend_condition::body_too_large,
+             "a chunk-size line or trailer longer than " +
+                 std::to_string(read_buffer_limit(core_->options)) + " bytes");
     } else if (ec == bhttp::error::header_limit) {
       reject(frontend_condition::headers_too_large,
              "headers larger than " + std::to_string(core_->options.max_header_bytes) + " bytes");
@@ -496,6 +507,8 @@ private:
   socket_type socket_;
   timer_type read_timer_;
   timer_type write_timer_;
+  // Bounded: the parser charges a chunk-size line, its extensions and the trailer to no limit
+  // until the line is complete, so a line that never ends would grow the buffer unbounded.
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::function<void(uint64_t, std::string_view, error_code&)> chunk_callback_;

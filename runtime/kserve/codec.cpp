@@ -201,12 +201,12 @@ expected<std::string_view> get_string(dom::element e, std::string_view where) {
 }
 
 /// Rejects a key seen twice in one object: simdjson's DOM keeps both, and "last one wins"
-/// would let a second `inputs` silently replace the first.
-status check_unique_key(std::vector<std::string_view>& seen, std::string_view key,
+/// would let a second `inputs` silently replace the first. A set, not a list: an object of
+/// many (ignored) keys must not cost quadratic time on the I/O thread.
+status check_unique_key(std::unordered_set<std::string_view>& seen, std::string_view key,
                         std::string_view where) {
-  if (std::find(seen.begin(), seen.end(), key) != seen.end())
+  if (!seen.insert(key).second)
     return make_error(errc::invalid_argument, "{}: duplicate key '{}'", where, key);
-  seen.push_back(key);
   return {};
 }
 
@@ -429,6 +429,10 @@ status fill_from_binary(infer_input& in, std::string_view bytes, int64_t numel) 
         return make_error(errc::invalid_argument,
                           "input '{}': BYTES element {} claims {} bytes, {} are left", in.name,
                           in.strings.size(), len, bytes.size() - pos);
+      if (static_cast<int64_t>(in.strings.size()) == numel) // stop before building the rest
+        return make_error(errc::invalid_argument,
+                          "input '{}': shape {} needs {} elements, data has more", in.name,
+                          to_string(in.dims), numel);
       in.strings.emplace_back(bytes.substr(pos, len));
       pos += len;
     }
@@ -462,7 +466,7 @@ expected<pending_input> decode_input(dom::element e, size_t index, const decode_
   if (e.type() != dom::element_type::OBJECT)
     return wrong_type(where, "an object", e);
   pending_input p;
-  std::vector<std::string_view> seen;
+  std::unordered_set<std::string_view> seen;
   bool have_name = false, have_type = false, have_shape = false;
   for (auto field : as_object(e)) {
     TROUPE_TRY_STATUS(check_unique_key(seen, field.key, where));
@@ -539,7 +543,7 @@ status decode_outputs(dom::element e, infer_request& request) {
       return wrong_type(where, "an object", o);
     requested_output out;
     bool have_name = false;
-    std::vector<std::string_view> seen;
+    std::unordered_set<std::string_view> seen;
     for (auto field : as_object(o)) {
       TROUPE_TRY_STATUS(check_unique_key(seen, field.key, where));
       if (field.key == "name") {
@@ -658,7 +662,7 @@ expected<infer_request> decode_infer_request(std::string_view body,
 
   infer_request request;
   std::optional<dom::element> inputs;
-  std::vector<std::string_view> seen;
+  std::unordered_set<std::string_view> seen;
   for (auto field : as_object(root)) {
     TROUPE_TRY_STATUS(check_unique_key(seen, field.key, "request"));
     if (field.key == "id") {

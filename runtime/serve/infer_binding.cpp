@@ -23,7 +23,8 @@ expected<bound_request> bind_request(kserve::infer_request&& request, const mode
     if (in.type != want.type)
       return make_error(errc::invalid_argument, "input '{}' must be {}, got {}", want.name,
                         kserve_name(want.type), kserve_name(in.type));
-    bool ok = in.dims.size() == want.dims.size();
+    // No dims: the model file gives no rank (any shape goes, as in the batcher and session).
+    bool ok = want.dims.empty() || in.dims.size() == want.dims.size();
     for (size_t d = 0; ok && d < want.dims.size(); ++d)
       ok = (batched && d == 0) || want.dims[d] < 0 || want.dims[d] == in.dims[d];
     if (!ok)
@@ -34,6 +35,11 @@ expected<bound_request> bind_request(kserve::infer_request&& request, const mode
         return make_error(errc::invalid_argument,
                           "input '{}': dimension {} is {}, dimensions must be at least 1",
                           want.name, d, in.dims[d]);
+    if (batched && in.dims.empty())
+      return make_error(errc::invalid_argument,
+                        "input '{}' has shape [], model '{}' is batched (max_batch_size {}): "
+                        "its inputs need a batch dimension", want.name, model.name,
+                        model.max_batch_size);
     if (batched) {
       const int64_t rows = in.dims[0];
       if (rows > model.max_batch_size)

@@ -288,6 +288,24 @@ TEST_CASE("chunked bodies are read, and very many tiny chunks are refused with 4
   CHECK(res.body() == R"({"error":"chunked body has more than 16 chunks"})");
 }
 
+TEST_CASE("a chunk-size line that never ends is refused with 413, not buffered until the read "
+          "timeout") {
+  http::server_options o;
+  o.max_header_bytes = 512;
+  o.read_timeout = std::chrono::seconds(60); // the answer must not be this timeout's 408
+  auto s = start(o, echo_handler());
+  client c(s->port());
+  c.send("POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1;" +
+         std::string(200000, 'a'));
+  auto res = c.read();
+  CHECK(res.result_int() == 413);
+  CHECK(res.body().find("a chunk-size line or trailer longer than") != std::string::npos);
+  CHECK(c.closed_by_server());
+  client after(s->port()); // a request of normal size still goes through
+  after.send(get("/v2/health/live"));
+  CHECK(after.read().result_int() == 200);
+}
+
 TEST_CASE("Expect: 100-continue gets an interim answer before the body is sent") {
   auto s = start({}, echo_handler());
   client c(s->port());

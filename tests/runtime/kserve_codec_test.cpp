@@ -6,6 +6,8 @@
 #include <limits>
 #include <random>
 
+#include <fmt/format.h>
+
 #include "runtime/kserve/codec.hpp"
 #include "runtime/kserve/float16.hpp"
 #include "runtime/kserve/routes.hpp"
@@ -165,6 +167,41 @@ TEST_CASE("a binary request decodes JSON inputs and raw tensors in input order")
   REQUIRE(req->outputs.size() == 2);
   CHECK(!wants_binary(*req, "y"));
   CHECK(wants_binary(*req, "z"));
+}
+
+TEST_CASE("binary BYTES with more elements than the shape are refused before the rest are "
+          "built") {
+  const std::string json =
+      R"({"inputs":[{"name":"c","datatype":"BYTES","shape":[1],)"
+      R"("parameters":{"binary_data_size":12}}]})";
+  std::string body = json;
+  const uint32_t empty = 0;
+  for (int i = 0; i < 3; ++i)
+    body.append(reinterpret_cast<const char*>(&empty), 4);
+  auto req = decode_infer_request(body, std::to_string(json.size()));
+  REQUIRE_FALSE(req);
+  CHECK(req.error().code() == errc::invalid_argument);
+  CHECK(req.error().message().find("needs 1 elements, data has more") != std::string::npos);
+}
+
+TEST_CASE("an object with very many keys decodes (unknown keys ignored), and a duplicate among "
+          "them is still refused") {
+  std::string junk;
+  for (int i = 0; i < 100000; ++i)
+    junk += fmt::format(R"(,"k{}":0)", i);
+  const std::string request =
+      R"({"inputs":[{"name":"x","datatype":"INT32","shape":[1],"data":[7])" + junk + "}]" +
+      junk + "}";
+  auto req = decode_infer_request(request, {});
+  REQUIRE_MESSAGE(req, req.error().message());
+  REQUIRE(req->inputs.size() == 1);
+  CHECK(req->inputs[0].data.data<int32_t>()[0] == 7);
+  auto twice = decode_infer_request(
+      R"({"inputs":[{"name":"x","datatype":"INT32","shape":[1],"data":[7])" + junk + "}]" +
+          junk + R"(,"k99999":1})",
+      {});
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().message().find("duplicate key 'k99999'") != std::string::npos);
 }
 
 TEST_CASE("nested data and flat data give the same row-major tensor") {

@@ -123,6 +123,22 @@ TEST_CASE("bind_request names what is wrong with a request") {
              "input 'b' has 3 rows, another input has 2");
 }
 
+TEST_CASE("an input of unknown rank takes any shape, but a batched model's needs a batch "
+          "dimension") {
+  const model_signature m{"u", 1, {{"s", dtype::f32, {}}}, {{"y", dtype::f32, {}}}, 8};
+  kserve::infer_request scalar;
+  scalar.inputs.push_back(input("s", dtype::f32, {}));
+  auto refused = bind_request(std::move(scalar), m);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code() == errc::invalid_argument);
+  CHECK(refused.error().message().find("need a batch dimension") != std::string::npos);
+  kserve::infer_request rows;
+  rows.inputs.push_back(input("s", dtype::f32, {2, 3}));
+  auto bound = bind_request(std::move(rows), m);
+  REQUIRE_MESSAGE(bound, bound.error().message());
+  CHECK(bound->rows == 2);
+}
+
 TEST_CASE("error_response maps codes to statuses and adds Retry-After to 503") {
   auto busy = error_response(errc::resource_exhausted, "queue full");
   CHECK(busy.status == 503);
