@@ -75,6 +75,7 @@ struct http_frontend::core : std::enable_shared_from_this<http_frontend::core> {
   mutable std::shared_mutex table_mutex;
   std::map<std::string, std::map<int64_t, model_ptr>> table;
   std::map<std::string, std::string> unavailable; // model -> why it is not served (index)
+  std::set<std::string> reloading; // models whose versions are being replaced: 503, not 404
 
   // Requests admitted and not yet answered, by ticket; `answering` counts those taken out
   // whose answer is not yet handed to the HTTP server.
@@ -193,6 +194,12 @@ expected<model_ptr> http_frontend::core::find_model(const std::string& name,
                                                     std::optional<int64_t> version) const {
   std::shared_lock lock(table_mutex);
   auto it = table.find(name);
+  const bool reloaded = reloading.count(name) > 0;
+  // While a reload replaces the versions, a request finds none or not the one it names: it
+  // may retry (503 with Retry-After) instead of being told the model does not exist.
+  if (reloaded && (it == table.end() || it->second.empty() ||
+                   (version && !it->second.count(*version))))
+    return make_error(errc::unavailable, "model '{}' is being reloaded", name);
   if (it == table.end() || it->second.empty())
     return make_error(errc::not_found, "unknown model '{}'", name);
   if (!version)
@@ -596,6 +603,10 @@ status http_frontend::core::load_model(const std::string& name) {
   }
   // Versions no longer served, and versions to be replaced, are drained and unloaded; requests
   // reaching them meanwhile get 503 (unavailable) and may retry.
+  {
+    std::unique_lock lock(table_mutex);
+    reloading.insert(name);
+  }
   for (int64_t v : loaded) {
     (void)runtime->unload_model(name, v);
     std::unique_lock lock(table_mutex);
@@ -623,6 +634,7 @@ status http_frontend::core::load_model(const std::string& name) {
   }
   {
     std::unique_lock lock(table_mutex);
+    reloading.erase(name);
     if (table[name].empty()) {
       table.erase(name);
       unavailable[name] = outcome ? "not loaded" : outcome.message();

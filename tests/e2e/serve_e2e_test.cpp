@@ -2,9 +2,11 @@
 // every bad input of REFERENCE.md §3, limits, API key, repository control, overload and stop.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -473,6 +475,31 @@ TEST_CASE_FIXTURE(server_fixture, "unload drains, load brings the model back, a 
   CHECK(url.status == 400);
   CHECK(url.error().find("only from its repository folder") != std::string::npos);
   CHECK(live());
+}
+
+TEST_CASE_FIXTURE(server_fixture, "requests during a reload get their answer or 503 with "
+                                  "Retry-After, never 404") {
+  start();
+  const std::string key = "X-API-Key: s3cret-key\r\n";
+  const std::string body = infer_body(random_floats(16, 5), 1);
+  std::atomic<bool> reloaded{false};
+  std::map<int, int> statuses; // status -> count
+  std::thread client([&] {
+    while (!reloaded.load())
+      ++statuses[call("POST", "/v2/models/mlp/infer", body).status];
+  });
+  for (int i = 0; i < 3; ++i)
+    CHECK(call("POST", "/v2/repository/models/mlp/load", "", key).status == 200);
+  reloaded = true;
+  client.join();
+  CHECK(statuses.count(404) == 0);
+  int answered = 0;
+  for (auto [status, n] : statuses) {
+    CHECK_MESSAGE((status == 200 || status == 503), "status " << status);
+    answered += n;
+  }
+  CHECK(answered > 0);
+  CHECK(call("POST", "/v2/models/mlp/infer", body).status == 200);
 }
 
 TEST_CASE_FIXTURE(server_fixture, "queue full and timed-out requests get 503 with Retry-After") {
