@@ -409,7 +409,10 @@ private:
     if (index >= queue_.size() || queue_[index].ready)
       return;
     slot& s = queue_[index];
-    s.close = s.close || r.close || (core_->stopping && read_closed_);
+    // Stopping with reading closed: the connection ends after the last answer it owes, not
+    // after whichever is completed first (the answers behind that one would be lost).
+    const bool last_owed = core_->stopping && read_closed_ && index + 1 == queue_.size();
+    s.close = s.close || r.close || last_owed;
     s.head = serialize_head(r, r.body.size(), s.close, s.http10_keep_alive);
     if (!s.head_only)
       s.body = std::move(r.body);

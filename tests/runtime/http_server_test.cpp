@@ -395,6 +395,27 @@ TEST_CASE("begin_stop closes idle connections at once, and a stop with no time l
   CHECK(s->open_connections() == 0);
 }
 
+TEST_CASE("a stop answers every pipelined request already read on a connection, then closes "
+          "it") {
+  parked p;
+  auto s = start({}, p.handler());
+  client c(s->port());
+  c.send(get("/one") + get("/two")); // pipelined: both read before either is answered
+  p.wait_for(2);
+  s->begin_stop();
+  {
+    std::lock_guard lock(p.mutex);
+    p.replies[0].second.send(text("first"));
+    p.replies[1].second.send(text("second"));
+  }
+  CHECK(c.read().body() == "first");
+  auto last = c.read();
+  CHECK(last.body() == "second");
+  CHECK(!last.keep_alive());
+  CHECK(c.closed_by_server());
+  s->stop(std::chrono::seconds(10));
+}
+
 TEST_CASE("a responder that outlives its server is harmless") {
   parked p;
   auto s = start({}, p.handler());
