@@ -310,6 +310,7 @@ void http_frontend::core::handle_infer(const kserve::route& route, const http::r
       kserve::decode_infer_request(req.body(), req.header(kserve::header_length_field), options);
   if (!decoded)
     return fail(decoded.error());
+  reply.release_body(); // decoded into tensors of their own: the raw bytes need not wait too
   auto bound = serve::bind_request(std::move(*decoded), m.sig);
   if (!bound)
     return fail(bound.error());

@@ -55,6 +55,7 @@ public:
   void send(response r);
   bool client_gone() const;
   const request_data& request() const { return request_; }
+  void release_body() { std::string().swap(request_.message.body()); }
 
 private:
   std::shared_ptr<session> owner_;
@@ -559,6 +560,11 @@ void responder::send(response r) const {
 }
 
 bool responder::client_gone() const { return !state_ || state_->client_gone(); }
+
+void responder::release_body() const {
+  if (state_)
+    state_->release_body();
+}
 
 request_view responder::request() const {
   return request_view(state_ ? &state_->request() : nullptr);

@@ -79,6 +79,10 @@ public:
   bool client_gone() const;
   /// The request this responder answers; valid while this responder lives.
   request_view request() const;
+  /// Frees the request's body now (it was decoded and is not needed for the answer) rather
+  /// than when the answer goes: a request waiting in a queue holds only its decoded form.
+  /// On the thread that handles the request; its body reads empty afterwards.
+  void release_body() const;
 
 private:
   std::shared_ptr<detail::reply_state> state_;

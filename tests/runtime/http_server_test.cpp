@@ -416,6 +416,17 @@ TEST_CASE("a stop answers every pipelined request already read on a connection, 
   s->stop(std::chrono::seconds(10));
 }
 
+TEST_CASE("a released request body reads empty and the answer still goes out") {
+  auto s = start({}, [](const http::request_view& req, http::responder reply) {
+    const size_t before = req.body().size();
+    reply.release_body();
+    reply.send(text(std::to_string(before) + " then " + std::to_string(req.body().size())));
+  });
+  client c(s->port());
+  c.send("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+  CHECK(c.read().body() == "5 then 0");
+}
+
 TEST_CASE("a responder that outlives its server is harmless") {
   parked p;
   auto s = start({}, p.handler());
