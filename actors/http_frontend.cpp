@@ -53,6 +53,7 @@ struct pending_entry {
   serve::reply_plan plan;
   int64_t rows = 1;
   clock_type::time_point start;
+  uint64_t bytes = 0; // its decoded inputs, counted against max_pending_bytes
 };
 
 constexpr std::string_view server_version = "0.1.0";
@@ -82,6 +83,7 @@ struct http_frontend::core : std::enable_shared_from_this<http_frontend::core> {
   std::mutex pending_mutex;
   std::condition_variable pending_drained;
   std::unordered_map<uint64_t, pending_entry> pending;
+  uint64_t pending_bytes = 0; // the decoded inputs of `pending`
   size_t answering = 0;
   uint64_t next_ticket = 1;
 
@@ -315,6 +317,9 @@ void http_frontend::core::handle_infer(const kserve::route& route, const http::r
   if (!bound)
     return fail(bound.error());
 
+  uint64_t bytes = 0;
+  for (const auto& t : bound->inputs)
+    bytes += t.nbytes();
   uint64_t ticket = 0;
   {
     std::lock_guard lock(pending_mutex);
@@ -322,9 +327,15 @@ void http_frontend::core::handle_infer(const kserve::route& route, const http::r
       return fail(make_error(errc::resource_exhausted,
                              "the server has {} requests pending, the limit; retry later",
                              pending.size()));
+    if (pending_bytes + bytes > config.max_pending_bytes)
+      return fail(make_error(errc::resource_exhausted,
+                             "the server holds {} bytes of pending requests; this one's {} "
+                             "would pass max_pending_bytes {}; retry later",
+                             pending_bytes, bytes, config.max_pending_bytes));
     ticket = next_ticket++;
+    pending_bytes += bytes;
     pending.emplace(ticket, pending_entry{reply, *model, std::move(bound->reply), bound->rows,
-                                          start});
+                                          start, bytes});
   }
   m.metrics->pending->inc();
   infer_request request{std::move(bound->inputs), bound->priority, bound->timeout_us, 0};
@@ -341,6 +352,7 @@ bool http_frontend::core::drop_if_gone(uint64_t ticket) {
   if (it == pending.end() || !it->second.responder.client_gone())
     return false;
   auto entry = std::move(it->second);
+  pending_bytes -= entry.bytes;
   pending.erase(it);
   if (all_answered())
     pending_drained.notify_all();
@@ -358,6 +370,7 @@ void http_frontend::core::complete(uint64_t ticket, caf::expected<infer_response
     if (it == pending.end())
       return;
     p = std::move(it->second);
+    pending_bytes -= p.bytes;
     pending.erase(it);
     ++answering;
   }
@@ -425,6 +438,7 @@ void http_frontend::core::answer_remaining() {
     for (auto& [ticket, entry] : pending)
       left.push_back(std::move(entry));
     pending.clear();
+    pending_bytes = 0;
   }
   for (auto& p : left) {
     const served_model& m = *p.model;

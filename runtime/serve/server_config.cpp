@@ -88,7 +88,8 @@ expected<server_config> parse_server_config(const std::string& yaml_text, const 
     const YAML::Node root = YAML::Load(yaml_text);
     r.each(root, "",
            {"model_repository", "http", "cpu_devices", "exit_timeout_s", "api_key_file",
-            "max_json_depth", "max_pending_requests", "max_outstanding_per_bridge", "bridges"},
+            "max_json_depth", "max_pending_requests", "max_pending_bytes",
+            "max_outstanding_per_bridge", "bridges"},
            [&](const std::string& name, const YAML::Node& v, const std::string& key) {
              if (name == "model_repository")
                c.model_repository = r.text(v, key);
@@ -102,6 +103,8 @@ expected<server_config> parse_server_config(const std::string& yaml_text, const 
                c.max_json_depth = r.count(v, key, 4, 1024);
              else if (name == "max_pending_requests")
                c.max_pending_requests = r.count(v, key, 1, max_u32);
+             else if (name == "max_pending_bytes")
+               c.max_pending_bytes = r.count(v, key, 1, uint64_t{1} << 40);
              else if (name == "max_outstanding_per_bridge")
                c.max_outstanding_per_bridge = r.count(v, key, 1, 1 << 20);
              else if (name == "bridges")

@@ -23,6 +23,9 @@ struct server_config {
   /// Requests admitted by the frontend and not yet answered; more get 503 at once, so a
   /// flood cannot grow memory without bound while batchers are full.
   size_t max_pending_requests = 4096;
+  /// Bytes of decoded input tensors those requests may hold together; a request that would
+  /// pass it gets 503 at once (large requests fill memory long before the count does).
+  uint64_t max_pending_bytes = uint64_t{2} << 30;
   /// Requests one bridge actor keeps outstanding at the batchers (REFERENCE.md §4); the rest
   /// wait in the bridge's own queue.
   size_t max_outstanding_per_bridge = 256;

@@ -521,6 +521,30 @@ TEST_CASE_FIXTURE(server_fixture, "queue full and timed-out requests get 503 wit
   CHECK(live());
 }
 
+TEST_CASE_FIXTURE(server_fixture, "a request that would pass max_pending_bytes gets 503 with "
+                                  "Retry-After; once the held request is answered, it goes in") {
+  config.max_pending_bytes = 100; // one request of 16 floats (64 bytes) fits, two do not
+  start();
+  const std::string body = infer_body(random_floats(16, 6), 1);
+  connection held(frontend->port()); // waits for a batch of 8 until its 2 s timeout
+  held.send(request_text(
+      "POST", "/v2/models/slow/infer",
+      infer_body(random_floats(16, 6), 1, R"(,"parameters":{"timeout":2000000,"priority":1})")));
+  auto pending = [&] {
+    return metric_value(call("GET", "/metrics").body,
+                        R"(nv_inference_pending_request_count{model="slow",version="1"})");
+  };
+  REQUIRE(eventually([&] { return pending() == 1; }));
+  auto refused = call("POST", "/v2/models/mlp/infer", body);
+  CHECK(refused.status == 503);
+  CHECK(refused.headers["Retry-After"] == "1");
+  CHECK(refused.error().find("would pass max_pending_bytes 100") != std::string::npos);
+  auto timed_out = held.read(); // answered at its deadline, which frees its bytes
+  CHECK(timed_out.status == 503);
+  CHECK(timed_out.error().find("timed out") != std::string::npos);
+  CHECK(call("POST", "/v2/models/mlp/infer", body).status == 200);
+}
+
 TEST_CASE_FIXTURE(server_fixture, "a request timeout is answered at its deadline with 503") {
   start();
   auto r = call("POST", "/v2/models/slow/infer",

@@ -34,6 +34,7 @@ TEST_CASE("server.yaml sets limits and names the key of a bad value") {
   auto c = parse_server_config(R"(model_repository: /m
 cpu_devices: 2
 exit_timeout_s: 5
+max_pending_bytes: 1048576
 http:
   port: 0
   threads: 3
@@ -44,6 +45,8 @@ http:
   CHECK(c->model_repository == "/m");
   CHECK(c->cpu_devices == 2);
   CHECK(c->exit_timeout == std::chrono::seconds(5));
+  CHECK(c->max_pending_bytes == 1048576);
+  CHECK(server_config{}.max_pending_bytes == uint64_t{2} << 30);
   CHECK(c->http.port == 0);
   CHECK(c->http.io_threads == 3);
   CHECK(c->http.max_body_bytes == 2048);
