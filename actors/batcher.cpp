@@ -417,6 +417,7 @@ model_status snapshot(const batcher_state& st) {
   s.queued = st.queue->size();
   s.batches_in_flight = st.in_flight.size();
   s.replicas = live_replicas(st);
+  s.unavailable = no_replica_left(st);
   return s;
 }
 

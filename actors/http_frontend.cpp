@@ -267,8 +267,22 @@ void http_frontend::core::handle(const http::request_view& req, http::responder 
         return reply.send(serve::error_response(model.error().code(), model.error().message()));
       if (route->endpoint == endpoint::model_metadata)
         return reply.send(serve::json_response((*model)->metadata_json));
-      return reply.send(serve::json_response(kserve::encode_model_ready(
-          route->model, std::to_string((*model)->sig.version), !stopping.load())));
+      const auto version = std::to_string((*model)->sig.version);
+      if (stopping.load())
+        return reply.send(serve::json_response(
+            kserve::encode_model_ready(route->model, version, false)));
+      // Ready while some replica can serve: the batcher knows (every one's restart may have
+      // given up). Asked from an actor of its own, so this I/O thread does not wait.
+      auto batcher = caf::actor_cast<batcher_actor>((*model)->batcher);
+      sys.spawn([batcher, reply, name = route->model, version](caf::event_based_actor* self) {
+        auto answer = [reply, name, version](bool ready) {
+          reply.send(serve::json_response(kserve::encode_model_ready(name, version, ready)));
+        };
+        self->request(batcher, std::chrono::seconds(5), atom::status_v)
+            .then([answer](model_status& s) { answer(s.unavailable.empty()); },
+                  [answer](caf::error&) { answer(false); });
+      });
+      return;
     }
     case endpoint::model_infer:
       return handle_infer(*route, req, std::move(reply));

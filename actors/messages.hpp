@@ -312,13 +312,14 @@ struct model_status {
   uint64_t cancelled = 0;
   uint64_t batches = 0;
   uint32_t replicas = 0;
+  std::string unavailable = {}; // why no replica can serve any more (their restarts gave up)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_status& x) {
   return f(caf::meta::type_name("model_status"), x.model, x.version, x.queued,
            x.batches_in_flight, x.accepted, x.rejected, x.completed, x.timed_out, x.failed,
-           x.cancelled, x.batches, x.replicas);
+           x.cancelled, x.batches, x.replicas, x.unavailable);
 }
 
 struct runtime_status {

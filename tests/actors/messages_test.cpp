@@ -134,9 +134,11 @@ TEST_CASE("placement and status messages round-trip") {
   ms.model = "m";
   ms.completed = 11;
   ms.timed_out = 2;
+  ms.unavailable = "no replica left";
   auto mr = round_trip(t.sys, ms);
   CHECK(mr.completed == 11);
   CHECK(mr.timed_out == 2);
+  CHECK(mr.unavailable == "no replica left");
 }
 
 TEST_CASE("tensor-parallel fields and group tickets round-trip: ids and bytes, no pointers") {

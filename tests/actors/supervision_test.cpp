@@ -96,6 +96,7 @@ TEST_CASE("a restart refused its groups twice is tried again after the backoff a
     REQUIRE(ms);
     CHECK(ms->failed == 3);
     CHECK(ms->completed == 2);
+    CHECK(ms->unavailable.empty());
   }
 }
 
@@ -130,6 +131,8 @@ TEST_CASE("a restart refused past its retries reports the replica down; its batc
     CHECK(ms->timed_out == 0);
     CHECK(ms->failed + ms->rejected == 3 + 2);
     CHECK(ms->replicas == 0);
+    // What the HTTP frontend reports as the model's readiness (ready while this is empty).
+    CHECK(ms->unavailable.find("model mlp has no replica left: replica 0") != std::string::npos);
   }
 }
 
