@@ -379,6 +379,29 @@ void mark_replica_down(batcher_pointer self, size_t index, const std::string& wh
                                                        entry.route.slot, st.options.model, why)));
 }
 
+/// Takes every live replica of supervisor slot `slot` out of service (see mark_replica_down).
+void mark_slot_down(batcher_pointer self, uint32_t slot, const std::string& why) {
+  auto& st = self->state;
+  for (size_t i = 0; i < st.replicas.size(); ++i)
+    if (st.replicas[i].alive && st.replicas[i].route.slot == slot)
+      mark_replica_down(self, i, why);
+}
+
+/// Answers every queued request with `err` (in serving order), counting each in `counter`.
+void answer_all_queued(batcher_pointer self, uint64_t& counter, const caf::error& err) {
+  auto& st = self->state;
+  std::vector<uint64_t> queued;
+  st.queue->for_each_in_order([&](const pending_request& r) {
+    queued.push_back(r.id);
+    return true;
+  });
+  for (uint64_t id : queued) {
+    st.queue->remove(id);
+    ++counter;
+    answer_queued(self, id, err);
+  }
+}
+
 void add_replica(batcher_pointer self, replica_route route) {
   auto& st = self->state;
   if (route.stages.empty() || !route.merger)
@@ -489,40 +512,23 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
       pump(self);
     },
     [self](atom::lost, uint32_t slot, std::string& why) {
-      auto& st = self->state;
-      for (size_t i = 0; i < st.replicas.size(); ++i)
-        if (st.replicas[i].alive && st.replicas[i].route.slot == slot)
-          mark_replica_down(self, i, why);
+      mark_slot_down(self, slot, why);
       pump(self);
     },
     [self](atom::restarted, replica_route& route) {
-      auto& st = self->state;
-      for (size_t i = 0; i < st.replicas.size(); ++i)
-        if (st.replicas[i].alive && st.replicas[i].route.slot == route.slot)
-          mark_replica_down(self, i, "restarted by its supervisor");
+      mark_slot_down(self, route.slot, "restarted by its supervisor");
       add_replica(self, std::move(route));
       pump(self);
     },
     [self](atom::gone, uint32_t slot, std::string& why) {
       auto& st = self->state;
+      mark_slot_down(self, slot, why);
       st.gone.emplace(slot, std::move(why));
-      for (size_t i = 0; i < st.replicas.size(); ++i)
-        if (st.replicas[i].alive && st.replicas[i].route.slot == slot)
-          mark_replica_down(self, i, st.gone.at(slot));
       const auto none_left = no_replica_left(st);
       if (none_left.empty())
         return pump(self);
-      // Nothing will serve what waits: answer it now (in serving order), not at its deadline.
-      std::vector<uint64_t> queued;
-      st.queue->for_each_in_order([&](const pending_request& r) {
-        queued.push_back(r.id);
-        return true;
-      });
-      for (uint64_t id : queued) {
-        st.queue->remove(id);
-        ++st.counters.failed;
-        answer_queued(self, id, to_error(errc::unavailable, none_left));
-      }
+      // Nothing will serve what waits: answer it now, not at its deadline.
+      answer_all_queued(self, st.counters.failed, to_error(errc::unavailable, none_left));
       check_drained(self);
     },
     [self](atom::tick, uint64_t generation) {
@@ -548,16 +554,7 @@ batcher_actor::behavior_type batcher(batcher_pointer self, batcher_options optio
                                                        st.options.model));
       };
       // Queued requests first (in serving order), then those in running batches.
-      std::vector<uint64_t> queued;
-      st.queue->for_each_in_order([&](const pending_request& r) {
-        queued.push_back(r.id);
-        return true;
-      });
-      for (uint64_t id : queued) {
-        st.queue->remove(id);
-        ++st.counters.cancelled;
-        answer_queued(self, id, unavailable());
-      }
+      answer_all_queued(self, st.counters.cancelled, unavailable());
       std::vector<uint64_t> batches;
       for (const auto& [batch_id, flight] : st.in_flight)
         batches.push_back(batch_id);

@@ -38,14 +38,7 @@ struct replica_record {
   std::vector<uint64_t> groups;    // the group of each stage (tensor parallelism only)
   std::vector<uint64_t> links;     // the link after each stage but the last (exchange links)
   uint64_t restarts = 0;
-  /// A restart that needs groups, per stage (tensor parallelism) or [0] (a linked replica,
-  /// restarted whole): its epoch, new for each restart so a late reply or retry is dropped,
-  /// and how many of its group requests in a row were refused.
-  struct rejoin {
-    uint64_t epoch = 0;
-    uint32_t failures = 0;
-  };
-  std::vector<rejoin> rejoins;
+  serve::replica_rejoins rejoins; // its restarts that need groups, per stage or whole (0)
   std::string down; // why the replica is down for good (its restart gave up); empty: it is not
 };
 
@@ -181,6 +174,22 @@ void spawn_replica_merger(rm_pointer self, const std::pair<std::string, int64_t>
 
 replica_route route_of(const model_record& m, const replica_record& r) {
   return replica_route{r.slot, r.stages, r.merger, r.devices, static_cast<uint32_t>(m.ranks())};
+}
+
+/// Tells the model's batcher (the placement's owner), if it has one.
+template <class... Ts>
+void tell_batcher(rm_pointer self, const model_record& m, Ts&&... xs) {
+  if (m.request.owner)
+    self->send(caf::actor_cast<batcher_actor>(m.request.owner), std::forward<Ts>(xs)...);
+}
+
+/// Starts executor `i` of a replica again from its spec, without an injected fault.
+void respawn_executor(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                      replica_record& rep, size_t i) {
+  auto& spec = rep.specs.at(i);
+  spec.fault_after_batches = -1;
+  rep.stages.at(i) = spawn_stage(self, spec);
+  self->state.owners[rep.stages[i].address()] = {key, rep.slot, i};
 }
 
 /// Aborts a stage's group (its ranks may wait in a collective for a rank that is gone, and
@@ -441,56 +450,51 @@ caf::result<placement> place_on_gpus(rm_pointer self, placement_request& req) {
   return start_model(self, key);
 }
 
-/// The restart in progress of `unit` (a tensor-parallel stage, or 0 for a linked replica),
-/// if `epoch` is still its current one: a late reply or retry for an older restart, a
-/// retired model or a stopping manager finds none.
-replica_record::rejoin* current_rejoin(rm_pointer self, const std::pair<std::string, int64_t>& key,
-                                       uint32_t slot, size_t unit, uint64_t epoch) {
+/// The replica whose restart of `unit` (a tensor-parallel stage, or 0 for a linked replica)
+/// is still `epoch`: none for a late reply or retry of an older restart, a retired model
+/// (perhaps loaded again with fewer replicas) or a stopping manager.
+replica_record* rejoining(rm_pointer self, const std::pair<std::string, int64_t>& key,
+                          uint32_t slot, size_t unit, uint64_t epoch) {
   auto& st = self->state;
   auto it = st.models.find(key);
-  // A retry may outlive its model, which may be loaded again with fewer replicas.
   if (st.stopping || it == st.models.end() || slot >= it->second.replicas.size())
     return nullptr;
   auto& replica = it->second.replicas[slot];
-  if (unit >= replica.rejoins.size() || replica.rejoins[unit].epoch != epoch)
-    return nullptr;
-  return &replica.rejoins[unit];
+  return replica.rejoins.current(unit, epoch) ? &replica : nullptr;
 }
 
-/// Starts a restart of `unit` of a replica: a new epoch, so replies to an earlier one are
-/// dropped, and no failures yet. Epochs are unique in the manager, so a retry still pending
-/// for a model retired and loaded again never matches a restart of the new one.
-uint64_t begin_rejoin(rm_pointer self, model_record& model, replica_record& replica,
-                      size_t unit) {
-  replica.rejoins.resize(std::max(replica.rejoins.size(), model.stages()));
-  auto& r = replica.rejoins.at(unit);
-  r.failures = 0;
-  r.epoch = ++self->state.last_epoch;
+/// Starts a restart of `unit` of a replica under an epoch unique in the manager, so a retry
+/// still pending for a model retired and loaded again never matches a restart of the new one.
+uint64_t begin_rejoin(rm_pointer self, replica_record& replica, size_t unit) {
+  const uint64_t epoch = ++self->state.last_epoch;
+  replica.rejoins.begin(unit, epoch);
   ++replica.restarts;
-  return r.epoch;
+  return epoch;
+}
+
+/// Once no executor of the replica waits for its restart, its batcher gets its route.
+void send_route_when_whole(rm_pointer self, const model_record& model,
+                           const replica_record& replica) {
+  if (!restarting(replica) && replica.down.empty())
+    tell_batcher(self, model, atom::restarted_v, route_of(model, replica));
 }
 
 /// A restart's groups were refused: try again after the backoff's wait, or give up and
 /// report the replica down, to its status and to its batcher (which stops waiting for it).
 void on_rejoin_refused(rm_pointer self, const std::pair<std::string, int64_t>& key,
                        uint32_t slot, size_t unit, uint64_t epoch, const caf::error& why) {
-  auto* r = current_rejoin(self, key, slot, unit, epoch);
-  if (!r)
+  auto* replica = rejoining(self, key, slot, unit, epoch);
+  if (!replica)
     return;
   auto& st = self->state;
-  ++r->failures;
-  if (auto wait = st.backoff.wait_after(r->failures)) {
+  if (auto wait = replica->rejoins.refused(unit, st.backoff)) {
     self->delayed_send(self, *wait, atom::restart_v, key.first, key.second, slot,
                        static_cast<uint32_t>(unit), epoch);
     return;
   }
-  auto& model = st.models.at(key);
-  auto& replica = model.replicas.at(slot);
-  replica.down = fmt::format("its restart could not get its groups in {} tries: {}",
-                             r->failures, self->system().render(why));
-  if (model.request.owner)
-    self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::gone_v, slot,
-               replica.down);
+  replica->down = fmt::format("its restart could not get its groups in {} tries: {}",
+                              replica->rejoins.failures(unit), self->system().render(why));
+  tell_batcher(self, st.models.at(key), atom::gone_v, slot, replica->down);
 }
 
 /// The groups a restart asks for are refused, as the exchange would, while the test-only
@@ -518,30 +522,20 @@ void rejoin_stage_group(rm_pointer self, const std::pair<std::string, int64_t>& 
   self->request(st.exchange, caf::infinite, atom::group_v, req)
       .then(
           [self, key, slot, stage, epoch](group_tickets& t) {
-            auto& st = self->state;
-            auto* r = current_rejoin(self, key, slot, stage, epoch);
-            if (!r) {
+            auto* replica = rejoining(self, key, slot, stage, epoch);
+            if (!replica) {
               if (!t.tickets.empty())
-                self->send(st.exchange, atom::release_v, t.tickets.front().group);
+                self->send(self->state.exchange, atom::release_v, t.tickets.front().group);
               return;
             }
-            r->failures = 0;
-            auto& model = st.models.at(key);
-            auto& replica = model.replicas.at(slot);
+            const auto& model = self->state.models.at(key);
             const size_t ranks = model.ranks();
-            replica.groups[stage] = t.tickets.at(0).group;
+            replica->groups[stage] = t.tickets.at(0).group;
             for (size_t q = 0; q < ranks; ++q) {
-              auto& spec = replica.specs.at(stage * ranks + q);
-              spec.fault_after_batches = -1;
-              spec.group = t.tickets.at(q);
-              replica.stages[stage * ranks + q] = spawn_stage(self, spec);
-              st.owners[replica.stages[stage * ranks + q].address()] = {key, slot,
-                                                                        stage * ranks + q};
+              replica->specs.at(stage * ranks + q).group = t.tickets.at(q);
+              respawn_executor(self, key, *replica, stage * ranks + q);
             }
-            // The batcher takes the route once no stage of the replica is still restarting.
-            if (model.request.owner && !restarting(replica))
-              self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
-                         route_of(model, replica));
+            send_route_when_whole(self, model, *replica); // other stages may still restart
           },
           [self, key, slot, stage, epoch](caf::error& err) {
             on_rejoin_refused(self, key, slot, stage, epoch, err);
@@ -563,7 +557,7 @@ void restart_stage_group(rm_pointer self, const std::pair<std::string, int64_t>&
     replica.stages.at(stage * ranks + r) = caf::actor{};
   }
   replica.groups[stage] = 0;
-  rejoin_stage_group(self, key, slot, stage, begin_rejoin(self, model, replica, stage));
+  rejoin_stage_group(self, key, slot, stage, begin_rejoin(self, replica, stage));
 }
 
 /// Asks for the fresh stage groups and links of a linked replica whose executors were all
@@ -574,24 +568,16 @@ void rejoin_linked_replica(rm_pointer self, const std::pair<std::string, int64_t
     return;
   auto& model = self->state.models.at(key);
   request_groups(self, model, 1, [self, key, slot, epoch](caf::expected<replica_tickets> t) {
-    auto& st = self->state;
     if (!t)
       return on_rejoin_refused(self, key, slot, 0, epoch, t.error());
-    auto* r = current_rejoin(self, key, slot, 0, epoch);
-    if (!r)
+    auto* replica = rejoining(self, key, slot, 0, epoch);
+    if (!replica)
       return release_tickets(self, *t);
-    r->failures = 0;
-    auto& model = st.models.at(key);
-    auto& replica = model.replicas.at(slot);
-    assign_tickets(model, replica, *t, 0);
-    for (size_t i = 0; i < replica.specs.size(); ++i) {
-      replica.specs[i].fault_after_batches = -1;
-      replica.stages[i] = spawn_stage(self, replica.specs[i]);
-      st.owners[replica.stages[i].address()] = {key, slot, i};
-    }
-    if (model.request.owner)
-      self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
-                 route_of(model, replica));
+    const auto& model = self->state.models.at(key);
+    assign_tickets(model, *replica, *t, 0);
+    for (size_t i = 0; i < replica->specs.size(); ++i)
+      respawn_executor(self, key, *replica, i);
+    send_route_when_whole(self, model, *replica);
   });
 }
 
@@ -615,7 +601,7 @@ void restart_linked_replica(rm_pointer self, const std::pair<std::string, int64_
       stop_executor(self, replica.stages[i]);
     replica.stages[i] = caf::actor{};
   }
-  rejoin_linked_replica(self, key, slot, begin_rejoin(self, model, replica, 0));
+  rejoin_linked_replica(self, key, slot, begin_rejoin(self, replica, 0));
 }
 
 resource_manager_actor::behavior_type resource_manager(rm_pointer self,
@@ -647,34 +633,23 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
     auto& replica = model.replicas.at(slot);
     if (stage == merger_index) {
       // The merger held only batches in flight (the batcher fails them on its own DOWN): a
-      // new one serves the same executors.
-      if (model.request.owner)
-        self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::lost_v, slot,
+      // new one serves the same executors. A replica whose executors are still restarting
+      // gets its route when they are back; one that is down for good gets none.
+      tell_batcher(self, model, atom::lost_v, slot,
                    fmt::format("merger stopped: {}", self->system().render(msg.reason)));
       spawn_replica_merger(self, key, replica);
       ++replica.restarts;
-      // A replica whose executors are still restarting gets its route when they are back;
-      // one that is down for good gets none.
-      if (model.request.owner && !restarting(replica) && replica.down.empty())
-        self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
-                   route_of(model, replica));
-      return;
+      return send_route_when_whole(self, model, replica);
     }
-    if (model.request.owner)
-      self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::lost_v, slot,
+    tell_batcher(self, model, atom::lost_v, slot,
                  fmt::format("executor {} stopped: {}", stage, self->system().render(msg.reason)));
     if (model.linked())
       return restart_linked_replica(self, key, slot, stage, self->system().render(msg.reason));
     if (model.ranks() > 1)
       return restart_stage_group(self, key, slot, stage, self->system().render(msg.reason));
-    auto& spec = replica.specs.at(stage);
-    spec.fault_after_batches = -1;
-    replica.stages[stage] = spawn_stage(self, spec);
-    st.owners[replica.stages[stage].address()] = {key, slot, stage};
+    respawn_executor(self, key, replica, stage);
     ++replica.restarts;
-    if (model.request.owner)
-      self->send(caf::actor_cast<batcher_actor>(model.request.owner), atom::restarted_v,
-                 route_of(model, replica));
+    send_route_when_whole(self, model, replica);
   });
   return {
     [self](atom::place, placement_request& req) -> caf::result<placement> {
@@ -739,7 +714,7 @@ resource_manager_actor::behavior_type resource_manager(rm_pointer self,
     [self](atom::restart, std::string& model, int64_t version, uint32_t slot, uint32_t unit,
            uint64_t epoch) {
       const auto key = std::make_pair(std::move(model), version);
-      if (!current_rejoin(self, key, slot, unit, epoch))
+      if (!rejoining(self, key, slot, unit, epoch))
         return;
       if (self->state.models.at(key).linked())
         return rejoin_linked_replica(self, key, slot, epoch);

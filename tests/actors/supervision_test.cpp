@@ -63,6 +63,27 @@ model_handle load_and_fail_once(caf::actor_system& sys, embedded_runtime& rt,
   return std::move(*h);
 }
 
+/// Places the MLP (as stages x ranks executors, cut after "h" into two stages) with the
+/// resource manager directly, `self` standing in for the batcher: it gets lost and restarted.
+placement place_for(caf::scoped_actor& self, embedded_runtime& rt,
+                    const std::filesystem::path& onnx, size_t stages, int32_t ranks) {
+  placement_request req;
+  req.model = "mlp";
+  req.onnx_path = onnx.string();
+  if (stages == 2)
+    req.boundaries = {{"h"}};
+  req.stage_bytes.assign(stages, 1024);
+  req.tensor_parallel = ranks;
+  req.max_batch_size = 4;
+  req.owner = caf::actor{self};
+  placement placed;
+  self->request(rt.resource_manager(), caf::infinite, atom::place_v, req)
+      .receive([&](placement& p) { placed = std::move(p); },
+               [&](caf::error& e) { FAIL(self->system().render(e)); });
+  REQUIRE(placed.replicas.size() == 1);
+  return placed;
+}
+
 /// Requests that give up after 60 s in the queue, so a replica that never comes back fails
 /// the test instead of hanging it.
 std::vector<infer_request> bounded(std::vector<infer_request> reqs) {
@@ -146,20 +167,7 @@ TEST_CASE("two tensor-parallel stages of one replica that lose a rank together b
   // progress at once: one must not drop the other's retry.
   auto rt = start_refusing(t.sys, 2, 8, 50ms);
   caf::scoped_actor self{t.sys};
-  placement_request req;
-  req.model = "mlp";
-  req.onnx_path = onnx.string();
-  req.boundaries = {{"h"}};
-  req.stage_bytes = {1024, 1024};
-  req.tensor_parallel = 2;
-  req.max_batch_size = 4;
-  req.owner = caf::actor{self}; // stands in for the batcher: gets lost and restarted
-  placement placed;
-  self->request(rt->resource_manager(), caf::infinite, atom::place_v, req)
-      .receive([&](placement& p) { placed = std::move(p); },
-               [&](caf::error& e) { FAIL(t.sys.render(e)); });
-  REQUIRE(placed.replicas.size() == 1);
-  const auto before = placed.replicas[0].stages; // [stage * 2 + rank]
+  const auto before = place_for(self, *rt, onnx, 2, 2).replicas[0].stages; // [stage * 2 + rank]
   REQUIRE(before.size() == 4);
   self->send_exit(before[0], caf::exit_reason::user_shutdown); // stage 0, rank 0
   self->send_exit(before[2], caf::exit_reason::user_shutdown); // stage 1, rank 0
@@ -216,18 +224,7 @@ TEST_CASE("a replica whose merger stops gets a new merger for the same executors
   test::threaded_system t;
   auto rt = start_refusing(t.sys, 0, 8);
   caf::scoped_actor self{t.sys};
-  placement_request req;
-  req.model = "mlp";
-  req.onnx_path = onnx.string();
-  req.stage_bytes = {1024};
-  req.max_batch_size = 4;
-  req.owner = caf::actor{self}; // stands in for the batcher: gets lost and restarted
-  placement placed;
-  self->request(rt->resource_manager(), caf::infinite, atom::place_v, req)
-      .receive([&](placement& p) { placed = std::move(p); },
-               [&](caf::error& e) { FAIL(t.sys.render(e)); });
-  REQUIRE(placed.replicas.size() == 1);
-  const auto before = placed.replicas[0];
+  const auto before = place_for(self, *rt, onnx, 1, 1).replicas[0];
   self->send_exit(before.merger, caf::exit_reason::user_shutdown);
   std::string why;
   replica_route after;

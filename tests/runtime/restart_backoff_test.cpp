@@ -1,5 +1,5 @@
 // restart_backoff_test: the waits between a failing restart's tries double up to the cap, and
-// the tries end after the configured number.
+// the tries end after the configured number; a replica's restarts are told apart by epoch.
 #include <doctest/doctest.h>
 
 #include "runtime/serve/restart_backoff.hpp"
@@ -40,4 +40,27 @@ TEST_CASE("with no retries a failed restart gives up at once; a huge failure cou
   serve::restart_backoff many;
   many.retries = 1000;
   CHECK(many.wait_after(1000) == many.cap);
+}
+
+TEST_CASE("a replica's restarts: only the current epoch of each unit matches, and each counts "
+          "its own refusals") {
+  serve::restart_backoff b;
+  b.first = milliseconds{10};
+  b.retries = 2;
+  serve::replica_rejoins r;
+  CHECK_FALSE(r.current(0, 0)); // nothing begun, and epoch 0 is never a restart
+  r.begin(1, 7);                // stage 1 restarts first
+  r.begin(0, 8);                // then stage 0: stage 1's restart stays current
+  CHECK(r.current(1, 7));
+  CHECK(r.current(0, 8));
+  CHECK_FALSE(r.current(0, 7));
+  CHECK_FALSE(r.current(2, 7));
+  CHECK(r.refused(0, b) == milliseconds{10});
+  CHECK(r.refused(0, b) == milliseconds{20});
+  CHECK_FALSE(r.refused(0, b)); // the second retry was refused too: give up
+  CHECK(r.failures(0) == 3);
+  CHECK(r.failures(1) == 0);
+  r.begin(0, 9); // a new restart of stage 0 starts over
+  CHECK_FALSE(r.current(0, 8));
+  CHECK(r.failures(0) == 0);
 }
